@@ -79,4 +79,4 @@ START_PATH = "/mfa-client/transaction/start/v2"
 CANCEL_PATH = "/mfa-client/transaction/cancel"
 AVAILABILITY_PATH = "/mfa-client/availability-check"
 #: Relative to the issuer.
-TOKEN_ENDPOINT_PATH = "/protocol/openid-connect/token"
+TOKEN_ENDPOINT_PATH = "/protocol/openid-connect/token"  # noqa: S105 - a path

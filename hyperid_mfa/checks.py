@@ -1,0 +1,244 @@
+"""System checks for the ``HYPERID_MFA`` setting (``python manage.py check``).
+
+Registered from ``HyperIDMFAConfig.ready()``. Each problem has an id
+(``hyperid_mfa.E001``...) and a hint saying how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, SETTING_NAME, parse_rate
+from .exceptions import HyperIDConfigurationError
+
+# id -> meaning, for the documentation and the tests.
+E001 = "hyperid_mfa.E001"  # not a dict / unknown keys
+E002 = "hyperid_mfa.E002"  # a value of the wrong type or range
+E003 = "hyperid_mfa.E003"  # a URL that is not an absolute http(s) URL
+E004 = "hyperid_mfa.E004"  # plain http:// to a non-loopback host outside DEBUG
+E005 = "hyperid_mfa.E005"  # TOKEN_PROVIDER missing, unimportable or incomplete
+E006 = "hyperid_mfa.E006"  # TOKEN_ENCRYPTION_KEYS not valid Fernet keys
+W007 = "hyperid_mfa.W007"  # encryption keys derived from SECRET_KEY
+E008 = "hyperid_mfa.E008"  # START_RATE_LIMIT unreadable
+W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
+E011 = "hyperid_mfa.E011"  # no key at all to encrypt tokens
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(value: Any) -> bool:
+    return _is_number(value) and value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _timeout(value: Any) -> bool:
+    if _positive(value):
+        return True
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(_positive(v) for v in value)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _keys(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, (list, tuple)) and all(isinstance(k, (str, bytes)) for k in value)
+
+
+# key -> (test, what it must be)
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "API_BASE_URL": (lambda v: isinstance(v, str), "a URL string"),
+    "TIMEOUT": (_timeout, "a positive number or a (connect, read) pair of positive numbers"),
+    "MAX_RETRIES": (lambda v: type(v) is int and 0 <= v <= 10, "an integer from 0 to 10"),
+    "TOKEN_PROVIDER": (
+        lambda v: isinstance(v, (str, type)),
+        "an import string of a token provider class",
+    ),
+    "ISSUER": (lambda v: isinstance(v, str), "the issuer URL string"),
+    "CLIENT_ID": (_optional_str, "a string or None"),
+    "CLIENT_SECRET": (_optional_str, "a string or None"),
+    "TOKEN_ENCRYPTION_KEYS": (_keys, "a list of Fernet keys (strings), newest first"),
+    "REQUEST_TTL": (_positive, "a positive number of seconds"),
+    "APPROVAL_MAX_AGE": (_positive, "a positive number of seconds"),
+    "MIN_REFRESH_INTERVAL": (_non_negative, "a number of seconds, 0 or more"),
+    "START_RATE_LIMIT": (_optional_str, "a rate such as '5/10m', or None"),
+    "DENIAL_COOLDOWN": (_non_negative, "a number of seconds, 0 or more"),
+    "TEMPLATE_ID": (lambda v: type(v) is int and v > 0, "a positive integer"),
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(key: str, value: str) -> list[CheckMessage]:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            Error(
+                f"{SETTING_NAME}[{key!r}] is not an absolute http(s) URL: {value!r}.",
+                hint="Write it like 'https://api.hypersecureid.com'.",
+                id=E003,
+            )
+        ]
+    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not settings.DEBUG:
+        return [
+            Error(
+                f"{SETTING_NAME}[{key!r}] uses plain http:// to {parts.hostname}: access tokens "
+                "would cross the network unencrypted.",
+                hint="Use https://. Plain http:// is accepted only for loopback hosts "
+                "(a local simulator) or with DEBUG on.",
+                id=E004,
+            )
+        ]
+    return []
+
+
+def _check_provider(value: Any) -> list[CheckMessage]:
+    try:
+        provider = import_string(value) if isinstance(value, str) else value
+    except ImportError as err:
+        return [
+            Error(
+                f"{SETTING_NAME}['TOKEN_PROVIDER'] = {value!r} cannot be imported: {err}.",
+                hint="Give the dotted path of a class, "
+                "e.g. 'hyperid_mfa.tokens.StoredTokenProvider'.",
+                id=E005,
+            )
+        ]
+    missing = [
+        name
+        for name in ("get_access_token", "refresh_access_token")
+        if not callable(getattr(provider, name, None))
+    ]
+    if missing:
+        return [
+            Error(
+                f"{SETTING_NAME}['TOKEN_PROVIDER'] {value!r} lacks {', '.join(missing)}.",
+                hint="A token provider has get_access_token(user) and "
+                "refresh_access_token(user); see hyperid_mfa.tokens.TokenProvider.",
+                id=E005,
+            )
+        ]
+    return []
+
+
+def _check_keys(value: Any) -> list[CheckMessage]:
+    if not value:
+        secret = getattr(settings, "SECRET_KEY", "")
+        if not secret:
+            return [
+                Error(
+                    "There is no key to encrypt HyperID tokens.",
+                    hint=f"Set {SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'] (or SECRET_KEY).",
+                    id=E011,
+                )
+            ]
+        return [
+            Warning(
+                "HyperID tokens are encrypted with a key derived from SECRET_KEY.",
+                hint=f"Set {SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'] to a list of keys made "
+                "with cryptography.fernet.Fernet.generate_key(), so that rotating "
+                "SECRET_KEY does not make stored tokens unreadable.",
+                id=W007,
+            )
+        ]
+    keys = [value] if isinstance(value, (str, bytes)) else list(value)
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            return [
+                Error(
+                    f"{SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'][{index}] is not a Fernet key.",
+                    hint="Make one with cryptography.fernet.Fernet.generate_key().",
+                    id=E006,
+                )
+            ]
+    return []
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                hint=f"Write {SETTING_NAME} = {{'CLIENT_ID': ..., ...}}.",
+                id=E001,
+            )
+        ]
+    messages: list[CheckMessage] = []
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        messages.append(
+            Error(
+                f"{SETTING_NAME} has unknown key(s): {', '.join(map(repr, unknown))}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id=E001,
+            )
+        )
+    values = {**DEFAULTS, **{k: v for k, v in raw.items() if k in DEFAULTS}}
+    valid = {}
+    for key, (test, expected) in _TYPES.items():
+        if test(values[key]):
+            valid[key] = values[key]
+        else:
+            messages.append(
+                Error(
+                    f"{SETTING_NAME}[{key!r}] must be {expected}, not {values[key]!r}.",
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id=E002,
+                )
+            )
+    for key in ("API_BASE_URL", "ISSUER"):
+        if key in valid:
+            messages += _check_url(key, valid[key])
+    if "TOKEN_PROVIDER" in valid:
+        messages += _check_provider(valid["TOKEN_PROVIDER"])
+    if "TOKEN_ENCRYPTION_KEYS" in valid:
+        messages += _check_keys(valid["TOKEN_ENCRYPTION_KEYS"])
+    if "START_RATE_LIMIT" in valid:
+        try:
+            parse_rate(valid["START_RATE_LIMIT"])
+        except HyperIDConfigurationError as err:
+            messages.append(Error(str(err), hint="For example '5/10m'.", id=E008))
+    provider = values["TOKEN_PROVIDER"]
+    uses_stored = provider == DEFAULTS["TOKEN_PROVIDER"]
+    if uses_stored and not (values["CLIENT_ID"] and values["CLIENT_SECRET"]):
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['CLIENT_ID'] and ['CLIENT_SECRET'] are not both set: expired "
+                "HyperID access tokens cannot be refreshed, and users will be asked to sign "
+                "in again.",
+                hint="Set them to your HyperID client's credentials.",
+                id=W010,
+            )
+        )
+    return messages
+
+
+def register_checks() -> None:
+    register(check_settings, Tags.security, deploy=False)

@@ -1,0 +1,311 @@
+"""MFARequest: one HyperID push and its outcome. HyperIDToken: a user's tokens, encrypted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .conf import mfa_settings
+from .constants import CompleteResult, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class RequestStatus(models.IntegerChoices):
+    """The ``status`` column: HyperID's statuses, plus FAILED, which only we record.
+
+    FAILED means HyperID no longer knows the transaction (status-get answered -6).
+    """
+
+    PENDING = Status.PENDING, _("Pending")
+    COMPLETED = Status.COMPLETED, _("Completed")
+    EXPIRED = Status.EXPIRED, _("Expired")
+    CANCELED = Status.CANCELED, _("Canceled")
+    FAILED = 99, _("Failed (unknown to HyperID)")
+
+
+class CompleteResultChoices(models.IntegerChoices):
+    APPROVED = CompleteResult.APPROVED, _("Approved")
+    DENIED = CompleteResult.DENIED, _("Denied")
+
+
+class State(models.TextChoices):
+    """The one word that says where a request stands (derived, never stored)."""
+
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    DENIED = "denied", _("Denied")
+    EXPIRED = "expired", _("Expired")
+    CANCELED = "canceled", _("Canceled")
+    FAILED = "failed", _("Failed")
+    CONSUMED = "consumed", _("Consumed")
+
+
+_APPROVED = Q(status=RequestStatus.COMPLETED, complete_result=CompleteResultChoices.APPROVED)
+
+#: How each state reads as a filter on the table.
+STATE_FILTERS: dict[str, Q] = {
+    State.PENDING: Q(status=RequestStatus.PENDING),
+    State.APPROVED: _APPROVED & Q(consumed_at__isnull=True),
+    State.DENIED: Q(status=RequestStatus.COMPLETED, complete_result=CompleteResultChoices.DENIED),
+    State.EXPIRED: Q(status=RequestStatus.EXPIRED),
+    State.CANCELED: Q(status=RequestStatus.CANCELED),
+    State.FAILED: Q(status=RequestStatus.FAILED),
+    State.CONSUMED: Q(consumed_at__isnull=False),
+}
+
+
+class MFARequestQuerySet(models.QuerySet["MFARequest"]):
+    def for_user(self, user: AbstractBaseUser) -> MFARequestQuerySet:
+        return self.filter(user=user)
+
+    def bound_to(
+        self, user: AbstractBaseUser, action: str, fingerprint: str = ""
+    ) -> MFARequestQuerySet:
+        return self.filter(user=user, action=action, fingerprint=fingerprint)
+
+    def pending(self) -> MFARequestQuerySet:
+        return self.filter(status=RequestStatus.PENDING)
+
+    def finished(self) -> MFARequestQuerySet:
+        return self.exclude(status=RequestStatus.PENDING)
+
+    def in_state(self, state: str) -> MFARequestQuerySet:
+        try:
+            return self.filter(STATE_FILTERS[state])
+        except KeyError:
+            raise ValueError(f"unknown state {state!r}") from None
+
+    def consumable(
+        self, *, max_age: float | None = None, now: datetime | None = None
+    ) -> MFARequestQuerySet:
+        """Approved, not consumed, approved no longer than ``max_age`` seconds ago."""
+        now = now or timezone.now()
+        age = mfa_settings.APPROVAL_MAX_AGE if max_age is None else max_age
+        return self.filter(
+            _APPROVED, consumed_at__isnull=True, completed_at__gte=now - timedelta(seconds=age)
+        )
+
+    def due_for_refresh(
+        self, *, interval: float | None = None, now: datetime | None = None
+    ) -> MFARequestQuerySet:
+        """Pending requests nobody has asked HyperID about for ``interval`` seconds."""
+        now = now or timezone.now()
+        gap = mfa_settings.MIN_REFRESH_INTERVAL if interval is None else interval
+        return self.pending().filter(
+            Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=now - timedelta(seconds=gap))
+        )
+
+
+class MFARequest(models.Model):
+    """One push sent to a user's HyperID Authenticator, and what became of it."""
+
+    Status = RequestStatus
+    State = State
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="mfa_requests",
+        help_text=_("The user who must approve."),
+    )
+    transaction_id = models.BigIntegerField(
+        unique=True, help_text=_("HyperID's transaction_id for this push.")
+    )
+    action = models.CharField(
+        max_length=200, help_text=_("What is being approved, e.g. 'payments.withdraw'.")
+    )
+    question = models.CharField(max_length=500, help_text=_("The text shown on the user's phone."))
+    code = models.CharField(
+        max_length=2,
+        validators=[RegexValidator(r"^[0-9]{2}$", _("Two digits."))],
+        help_text=_("The two-digit number the user matches in the app."),
+    )
+    fingerprint = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        help_text=_("HMAC of the bound request; an approval is valid only for it."),
+    )
+    status = models.SmallIntegerField(
+        choices=RequestStatus.choices,
+        default=RequestStatus.PENDING,
+        help_text=_("HyperID's transaction status as last seen, or failed."),
+    )
+    complete_result = models.SmallIntegerField(
+        choices=CompleteResultChoices.choices,
+        null=True,
+        blank=True,
+        help_text=_("Approved or denied; set only when the status is completed."),
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(
+        help_text=_("After this the request is expired locally, whatever HyperID says.")
+    )
+    completed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the outcome was learnt.")
+    )
+    consumed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the approval was used; it cannot be used twice.")
+    )
+    last_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When HyperID was last asked about this request.")
+    )
+    check_count = models.PositiveIntegerField(
+        default=0, help_text=_("How many times HyperID was asked.")
+    )
+    last_result = models.SmallIntegerField(
+        null=True, blank=True, help_text=_("HyperID's result code of the last call.")
+    )
+    last_error = models.TextField(
+        blank=True, default="", help_text=_("The last failure talking to HyperID, if any.")
+    )
+
+    objects = MFARequestQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("MFA request")
+        verbose_name_plural = _("MFA requests")
+        ordering = ["-created_at"]
+        indexes = [
+            # The gate: an approval or a pending request for (user, action, fingerprint).
+            models.Index(
+                fields=["user", "action", "fingerprint", "status"], name="hyperid_mfa_binding_idx"
+            ),
+            # The user's list, newest first.
+            models.Index(fields=["user", "-created_at"], name="hyperid_mfa_user_created_idx"),
+            # The poller: pending requests by last check.
+            models.Index(
+                fields=["last_checked_at"],
+                name="hyperid_mfa_pending_idx",
+                condition=Q(status=0),
+            ),
+            # Retention.
+            models.Index(fields=["created_at"], name="hyperid_mfa_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(status=RequestStatus.COMPLETED) & Q(complete_result__isnull=False))
+                | (~Q(status=RequestStatus.COMPLETED) & Q(complete_result__isnull=True)),
+                name="hyperid_mfa_complete_result_iff_completed",
+            ),
+            models.CheckConstraint(
+                condition=Q(consumed_at__isnull=True) | _APPROVED,
+                name="hyperid_mfa_only_approvals_consumed",
+            ),
+            models.CheckConstraint(
+                condition=Q(transaction_id__gt=0), name="hyperid_mfa_transaction_id_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.transaction_id} ({self.state})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING
+
+    @property
+    def is_terminal(self) -> bool:
+        return not self.is_pending
+
+    @property
+    def is_approved(self) -> bool:
+        return (
+            self.status == RequestStatus.COMPLETED
+            and self.complete_result == CompleteResult.APPROVED
+        )
+
+    @property
+    def is_denied(self) -> bool:
+        return (
+            self.status == RequestStatus.COMPLETED and self.complete_result == CompleteResult.DENIED
+        )
+
+    @property
+    def is_consumed(self) -> bool:
+        return self.consumed_at is not None
+
+    @property
+    def is_consumable(self) -> bool:
+        if not self.is_approved or self.consumed_at is not None or self.completed_at is None:
+            return False
+        max_age = timedelta(seconds=mfa_settings.APPROVAL_MAX_AGE)
+        return timezone.now() - self.completed_at <= max_age
+
+    @property
+    def is_past_expiry(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    @property
+    def state(self) -> str:
+        if self.consumed_at is not None:
+            return State.CONSUMED
+        if self.status == RequestStatus.COMPLETED:
+            return State.APPROVED if self.is_approved else State.DENIED
+        return {
+            RequestStatus.PENDING: State.PENDING,
+            RequestStatus.EXPIRED: State.EXPIRED,
+            RequestStatus.CANCELED: State.CANCELED,
+            RequestStatus.FAILED: State.FAILED,
+        }.get(self.status, State.FAILED)
+
+
+class HyperIDToken(models.Model):
+    """A user's HyperID tokens, Fernet-encrypted at rest (see ``hyperid_mfa.tokens``).
+
+    Read and write them through ``hyperid_mfa.tokens``; the columns hold ciphertext.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="hyperid_token",
+        help_text=_("Whose tokens these are."),
+    )
+    access_token_encrypted = models.TextField(
+        editable=False, help_text=_("The access token, encrypted.")
+    )
+    refresh_token_encrypted = models.TextField(
+        blank=True, default="", editable=False, help_text=_("The refresh token, encrypted.")
+    )
+    access_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the access token expires, if known.")
+    )
+    refresh_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the refresh token expires, if known.")
+    )
+    refreshed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the app last refreshed the access token.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("HyperID token")
+        verbose_name_plural = _("HyperID tokens")
+
+    def __str__(self) -> str:
+        return f"HyperID tokens of user {self.user_id}"
+
+    def __repr__(self) -> str:
+        return f"<HyperIDToken user_id={self.user_id} access_expires_at={self.access_expires_at}>"
+
+    @property
+    def has_refresh_token(self) -> bool:
+        return bool(self.refresh_token_encrypted)
+
+    def access_token_expired(self, *, leeway: float = 0, now: datetime | None = None) -> bool:
+        if self.access_expires_at is None:
+            return False
+        return (now or timezone.now()) + timedelta(seconds=leeway) >= self.access_expires_at

@@ -1,0 +1,495 @@
+"""The MFA request lifecycle: the only module that combines client, tokens, models and signals.
+
+Views, the decorator, the admin, commands and tasks call these functions. Every
+state change is one conditional UPDATE, so it happens once however many threads or
+processes race for it, and its signals are sent once, by the winner.
+
+Fail closed: only a validated HyperID answer of completed + approved turns a request
+into an approval; every error leaves a pending request pending, with the error
+recorded in ``last_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from . import ratelimit, signals
+from .client import HyperIDClient, get_client
+from .conf import mfa_settings
+from .constants import CompleteResult, Result, Status
+from .exceptions import (
+    HyperIDError,
+    ProtocolError,
+    RateLimited,
+    TokenExpired,
+    TokenInvalid,
+    TokenUnavailable,
+    TransactionAlreadyCompleted,
+    TransactionNotFound,
+)
+from .models import MFARequest, RequestStatus, State
+from .tokens import get_token_provider
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger("hyperid_mfa")
+
+T = TypeVar("T")
+
+MAX_QUESTION_LENGTH = MFARequest._meta.get_field("question").max_length or 500
+MAX_ACTION_LENGTH = MFARequest._meta.get_field("action").max_length or 200
+#: Rows claimed per transaction by the poller.
+POLL_BATCH_SIZE = 200
+#: Best-effort cancels (after local expiry or a user's cancel) are tried once.
+_best_effort_client = HyperIDClient(max_retries=0)
+
+
+def new_code() -> str:
+    """The two-digit number the user matches on the phone: uniform over 00..99."""
+    return f"{secrets.randbelow(100):02d}"
+
+
+def default_question(action: str) -> str:
+    return gettext("Approve: %(action)s?") % {"action": action}
+
+
+def _with_token(user: AbstractBaseUser, call: Callable[[str], T]) -> T:
+    """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry."""
+    provider = get_token_provider()
+    try:
+        return call(provider.get_access_token(user))
+    except (TokenExpired, TokenInvalid):
+        pass
+    token = provider.refresh_access_token(user)
+    try:
+        return call(token)
+    except (TokenExpired, TokenInvalid) as err:
+        raise TokenUnavailable(
+            "HyperID refused the refreshed access token too",
+            result=err.result,
+            call=err.call,
+            transaction_id=err.transaction_id,
+        ) from None
+
+
+# --- starting -------------------------------------------------------------------------
+
+
+def check_start_allowed(user: AbstractBaseUser) -> None:
+    """Raise :class:`RateLimited` if the user may not be sent a new push now."""
+    cooldown = mfa_settings.DENIAL_COOLDOWN
+    if cooldown:
+        since = timezone.now() - timedelta(seconds=cooldown)
+        last_denial = (
+            MFARequest.objects.filter(
+                user=user,
+                status=RequestStatus.COMPLETED,
+                complete_result=CompleteResult.DENIED,
+                completed_at__gt=since,
+            )
+            .order_by("-completed_at")
+            .values_list("completed_at", flat=True)
+            .first()
+        )
+        if last_denial is not None:
+            wait = (last_denial - since).total_seconds()
+            _audit("refused: cooldown after a denial", user=user)
+            raise RateLimited(
+                "A push was just denied; wait before asking again",
+                retry_after=max(1, int(wait) + 1),
+            )
+    decision = ratelimit.check(user.pk)
+    if not decision.allowed:
+        _audit("refused: push rate limit", user=user)
+        raise RateLimited(retry_after=decision.retry_after)
+
+
+def start_request(
+    user: AbstractBaseUser,
+    action: str,
+    *,
+    question: str | None = None,
+    fingerprint: str = "",
+) -> MFARequest:
+    """Send a push to the user's HyperID Authenticator and record it, pending.
+
+    Raises :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
+    :class:`HyperIDError` of a failed start (nothing recorded: there is no transaction).
+    """
+    if not isinstance(action, str) or not action.strip() or len(action) > MAX_ACTION_LENGTH:
+        raise ValueError(
+            f"action must be a non-empty string of at most {MAX_ACTION_LENGTH} characters"
+        )
+    text = (question if question is not None else default_question(action)).strip()
+    if not text:
+        raise ValueError("question must not be empty")
+    if len(text) > MAX_QUESTION_LENGTH:
+        text = text[: MAX_QUESTION_LENGTH - 1] + "…"
+    check_start_allowed(user)
+    code = new_code()
+    client = get_client()
+    transaction_id = _with_token(
+        user, lambda token: client.start_transaction(token, question=text, code=code)
+    )
+    ratelimit.record(user.pk)
+    now = timezone.now()
+    try:
+        with transaction.atomic(using=router.db_for_write(MFARequest)):
+            mfa_request = MFARequest.objects.create(
+                user=user,
+                transaction_id=transaction_id,
+                action=action,
+                question=text,
+                code=code,
+                fingerprint=fingerprint,
+                created_at=now,
+                expires_at=now + timedelta(seconds=mfa_settings.REQUEST_TTL),
+                last_result=Result.SUCCESS,
+            )
+    except IntegrityError:
+        # HyperID handed out a transaction_id we already hold: trust neither.
+        raise ProtocolError(
+            "HyperID returned a transaction_id that is already in use",
+            call="start",
+            transaction_id=transaction_id,
+        ) from None
+    _audit("started", mfa_request)
+    signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
+    return mfa_request
+
+
+# --- following a request ----------------------------------------------------------------
+
+
+def refresh_request(mfa_request: MFARequest, *, force: bool = False) -> MFARequest:
+    """Bring a pending request up to date with HyperID and return it.
+
+    No HTTP for a finished request. At most one status-get per request per
+    ``MIN_REFRESH_INTERVAL`` whoever calls (``force`` skips the interval, not the
+    claim): the caller that wins a conditional UPDATE of ``last_checked_at`` asks
+    HyperID, the others read the row as it stands. Past ``expires_at`` the request
+    expires locally and the push is withdrawn (best effort).
+
+    Raises the :class:`HyperIDError` of a failed check after recording it; the
+    request stays pending.
+    """
+    if mfa_request.is_terminal:
+        return mfa_request
+    now = timezone.now()
+    if now >= mfa_request.expires_at:
+        _expire_locally(mfa_request)
+        return mfa_request
+    if not _claim(mfa_request, now, force=force):
+        mfa_request.refresh_from_db()
+        return mfa_request
+    return _ask_hyperid(mfa_request)
+
+
+def _claim(mfa_request: MFARequest, now: datetime, *, force: bool) -> bool:
+    rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
+    if not force:
+        gap = timedelta(seconds=mfa_settings.MIN_REFRESH_INTERVAL)
+        rows = rows.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=now - gap))
+    if rows.update(last_checked_at=now, check_count=F("check_count") + 1) != 1:
+        return False
+    mfa_request.last_checked_at = now
+    mfa_request.check_count += 1
+    return True
+
+
+def _ask_hyperid(mfa_request: MFARequest) -> MFARequest:
+    """The status-get of a claimed request, and the transition it implies."""
+    client = get_client()
+    try:
+        answer = _with_token(
+            mfa_request.user,
+            lambda token: client.get_transaction_status(token, mfa_request.transaction_id),
+        )
+    except TransactionNotFound as err:
+        _transition(mfa_request, RequestStatus.FAILED, result=err.result, error=str(err))
+        return mfa_request
+    except HyperIDError as err:
+        _record_error(mfa_request, err)
+        raise
+    if answer.is_pending:
+        if mfa_request.last_result != Result.SUCCESS or mfa_request.last_error:
+            _record(mfa_request, result=Result.SUCCESS, error="")
+        return mfa_request
+    if answer.transaction_status == Status.COMPLETED:
+        _transition(
+            mfa_request,
+            RequestStatus.COMPLETED,
+            complete_result=answer.transaction_complete_result,
+            result=Result.SUCCESS,
+        )
+    elif answer.transaction_status == Status.EXPIRED:
+        _transition(mfa_request, RequestStatus.EXPIRED, result=Result.SUCCESS)
+    else:
+        _transition(mfa_request, RequestStatus.CANCELED, result=Result.SUCCESS)
+    return mfa_request
+
+
+def _record(mfa_request: MFARequest, *, result: int | None, error: str) -> None:
+    MFARequest.objects.filter(pk=mfa_request.pk).update(last_result=result, last_error=error)
+    mfa_request.last_result = result
+    mfa_request.last_error = error
+
+
+def _record_error(mfa_request: MFARequest, err: HyperIDError) -> None:
+    _record(mfa_request, result=err.result, error=f"{type(err).__name__}: {err}"[:1000])
+    logger.warning(
+        "HyperID check failed: request=%s transaction=%s error=%s",
+        mfa_request.pk,
+        mfa_request.transaction_id,
+        err,
+    )
+
+
+def _transition(
+    mfa_request: MFARequest,
+    status: int,
+    *,
+    complete_result: int | None = None,
+    result: int | None = None,
+    error: str = "",
+) -> bool:
+    """Move a pending request to a final status, once; send its signals if we did it."""
+    old_state = mfa_request.state
+    now = timezone.now()
+    values = {
+        "status": status,
+        "complete_result": complete_result,
+        "completed_at": now,
+        "last_result": result,
+        "last_error": error,
+    }
+    won = (
+        MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING).update(**values)
+        == 1
+    )
+    if not won:
+        mfa_request.refresh_from_db()
+        return False
+    for name, value in values.items():
+        setattr(mfa_request, name, value)
+    new_state = mfa_request.state
+    _audit(f"{old_state} -> {new_state}", mfa_request)
+    signals.mfa_request_status_changed.send(
+        sender=MFARequest, mfa_request=mfa_request, old_state=old_state, new_state=new_state
+    )
+    if new_state == State.APPROVED:
+        signals.mfa_request_approved.send(sender=MFARequest, mfa_request=mfa_request)
+    elif new_state == State.DENIED:
+        signals.mfa_request_denied.send(sender=MFARequest, mfa_request=mfa_request)
+    return True
+
+
+def _expire_locally(mfa_request: MFARequest) -> None:
+    if _transition(
+        mfa_request,
+        RequestStatus.EXPIRED,
+        error=gettext("Expired locally: not approved within REQUEST_TTL."),
+    ):
+        _withdraw_push(mfa_request)
+
+
+def _withdraw_push(mfa_request: MFARequest) -> None:
+    """Cancel the push upstream, once and best effort: the request is already final."""
+    try:
+        _with_token(
+            mfa_request.user,
+            lambda token: _best_effort_client.cancel_transaction(token, mfa_request.transaction_id),
+        )
+    except TransactionAlreadyCompleted:
+        pass  # the user answered just now; locally the request stays final
+    except HyperIDError as err:
+        logger.info("Could not withdraw the push of request %s upstream: %s", mfa_request.pk, err)
+
+
+def cancel_request(mfa_request: MFARequest) -> MFARequest:
+    """Cancel a pending request here, then withdraw its push at HyperID (best effort).
+
+    The local cancel comes first so that an approval arriving meanwhile is ignored.
+    A finished request is returned unchanged.
+    """
+    if mfa_request.is_pending and _transition(mfa_request, RequestStatus.CANCELED):
+        _withdraw_push(mfa_request)
+    return mfa_request
+
+
+# --- using an approval --------------------------------------------------------------------
+
+
+def consume_approval(
+    user: AbstractBaseUser,
+    action: str,
+    fingerprint: str = "",
+    max_age: float | None = None,
+) -> MFARequest | None:
+    """Use the user's approval of (action, fingerprint), once; None if there is none.
+
+    An approval is usable for ``max_age`` seconds (default ``APPROVAL_MAX_AGE``)
+    after it was learnt. One conditional UPDATE marks it consumed: of N concurrent
+    callers exactly one gets it.
+    """
+    now = timezone.now()
+    candidates = list(
+        MFARequest.objects.bound_to(user, action, fingerprint)
+        .consumable(max_age=max_age, now=now)
+        .order_by("-completed_at")[:3]
+    )
+    for candidate in candidates:
+        won = MFARequest.objects.filter(
+            pk=candidate.pk,
+            consumed_at__isnull=True,
+            status=RequestStatus.COMPLETED,
+            complete_result=CompleteResult.APPROVED,
+        ).update(consumed_at=now)
+        if won:
+            candidate.consumed_at = now
+            _audit("consumed", candidate)
+            signals.mfa_request_consumed.send(sender=MFARequest, mfa_request=candidate)
+            return candidate
+    return None
+
+
+def pending_request(
+    user: AbstractBaseUser, action: str, fingerprint: str = ""
+) -> MFARequest | None:
+    """The newest pending request for (user, action, fingerprint), if any."""
+    return (
+        MFARequest.objects.bound_to(user, action, fingerprint)
+        .pending()
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# --- the poller ------------------------------------------------------------------------------
+
+
+def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
+    """Refresh the pending requests that are due; returns how many were refreshed.
+
+    Safe to run in many processes at once: each batch is claimed in a short
+    transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it,
+    then a conditional UPDATE of ``last_checked_at``), so no request is asked about
+    twice within ``MIN_REFRESH_INTERVAL``. HyperID is called outside any
+    transaction, from ``concurrency`` threads. Failures are recorded on the request
+    and do not stop the round.
+    """
+    done = 0
+    while limit is None or done < limit:
+        size = POLL_BATCH_SIZE if limit is None else min(POLL_BATCH_SIZE, limit - done)
+        batch = _claim_batch(size)
+        if not batch:
+            break
+        _refresh_claimed(batch, concurrency)
+        done += len(batch)
+    return done
+
+
+def _claim_batch(size: int) -> list[MFARequest]:
+    using = router.db_for_write(MFARequest)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        due = MFARequest.objects.using(using).due_for_refresh(now=now)
+        if connections[using].features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(
+            due.order_by(F("last_checked_at").asc(nulls_first=True)).values_list("pk", flat=True)[
+                :size
+            ]
+        )
+        if not ids:
+            return []
+        MFARequest.objects.using(using).filter(pk__in=ids, status=RequestStatus.PENDING).update(
+            last_checked_at=now, check_count=F("check_count") + 1
+        )
+    return list(MFARequest.objects.using(using).filter(pk__in=ids).select_related("user"))
+
+
+def _refresh_one(mfa_request: MFARequest) -> None:
+    try:
+        if timezone.now() >= mfa_request.expires_at:
+            _expire_locally(mfa_request)
+        else:
+            _ask_hyperid(mfa_request)
+    except HyperIDError:
+        pass  # recorded on the request by _ask_hyperid; the next round retries
+    except Exception:
+        logger.exception("Unexpected error refreshing MFA request %s", mfa_request.pk)
+
+
+def _refresh_claimed(batch: Iterable[MFARequest], concurrency: int) -> None:
+    items = list(batch)
+    if concurrency <= 1 or len(items) <= 1:
+        for item in items:
+            _refresh_one(item)
+        return
+    work: queue.SimpleQueue[MFARequest] = queue.SimpleQueue()
+    for item in items:
+        work.put(item)
+
+    def worker() -> None:
+        try:
+            while True:
+                try:
+                    item = work.get_nowait()
+                except queue.Empty:
+                    return
+                _refresh_one(item)
+        finally:
+            # Each thread opened its own connections; close them with the thread.
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=worker, name=f"hyperid-mfa-poll-{n}", daemon=True)
+        for n in range(min(concurrency, len(items)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def _audit(
+    event: str, mfa_request: MFARequest | None = None, *, user: AbstractBaseUser | None = None
+) -> None:
+    """One line per event on the ``hyperid_mfa`` logger. Never a token."""
+    if mfa_request is not None:
+        logger.info(
+            "MFA request %s: user=%s request=%s transaction=%s action=%s",
+            event,
+            mfa_request.user_id,
+            mfa_request.pk,
+            mfa_request.transaction_id,
+            mfa_request.action,
+            extra={
+                "mfa_event": event,
+                "user_id": mfa_request.user_id,
+                "mfa_request_id": str(mfa_request.pk),
+                "transaction_id": mfa_request.transaction_id,
+                "action": mfa_request.action,
+            },
+        )
+    else:
+        user_id = getattr(user, "pk", None)
+        logger.info(
+            "MFA %s: user=%s", event, user_id, extra={"mfa_event": event, "user_id": user_id}
+        )

@@ -1,0 +1,95 @@
+"""Settings for the test suite.
+
+SQLite by default. ``HYPERID_MFA_TEST_DATABASE=postgresql://user@host:port/name``
+runs the suite on PostgreSQL instead (the concurrency tests need it). Redis, when
+``HYPERID_MFA_TEST_REDIS`` names it (default redis://127.0.0.1:6379/15), is used
+only by the tests marked ``redis``.
+"""
+
+import os
+from urllib.parse import unquote, urlsplit
+
+SECRET_KEY = "tests-only-not-secret"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+
+def _database(url: str | None) -> dict:
+    if not url:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"HYPERID_MFA_TEST_DATABASE: unsupported scheme {parts.scheme!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "TEST": {"NAME": "test_hyperid_mfa"},
+    }
+
+
+DATABASES = {"default": _database(os.environ.get("HYPERID_MFA_TEST_DATABASE"))}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "hyperid_mfa",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STATIC_URL = "/static/"
+LOGIN_URL = "/accounts/login/"
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+HYPERID_MFA = {
+    # The FakeHyperID fixtures override the URLs; these keep checks quiet.
+    "API_BASE_URL": "https://api.hypersecureid.test",
+    "ISSUER": "https://login.hypersecureid.test/auth/realms/HyperID",
+    "CLIENT_ID": "tests",
+    "CLIENT_SECRET": "tests-secret",
+    "TOKEN_ENCRYPTION_KEYS": ["u7wGgNsWdkdEJA0nHGz4oYhZyqlVDOL6kD0XjrHnyKs="],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"hyperid_mfa": {"handlers": ["null"], "level": "DEBUG", "propagate": True}},
+}
