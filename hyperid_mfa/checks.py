@@ -29,7 +29,6 @@ E006 = "hyperid_mfa.E006"  # TOKEN_ENCRYPTION_KEYS not valid Fernet keys
 W007 = "hyperid_mfa.W007"  # encryption keys derived from SECRET_KEY
 E008 = "hyperid_mfa.E008"  # START_RATE_LIMIT unreadable
 W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
-E011 = "hyperid_mfa.E011"  # no key at all to encrypt tokens
 
 
 def _is_number(value: Any) -> bool:
@@ -145,15 +144,7 @@ def _check_provider(value: Any) -> list[CheckMessage]:
 
 def _check_keys(value: Any) -> list[CheckMessage]:
     if not value:
-        secret = getattr(settings, "SECRET_KEY", "")
-        if not secret:
-            return [
-                Error(
-                    "There is no key to encrypt HyperID tokens.",
-                    hint=f"Set {SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'] (or SECRET_KEY).",
-                    id=E011,
-                )
-            ]
+        # Django itself refuses an empty SECRET_KEY, so a derived key always exists.
         return [
             Warning(
                 "HyperID tokens are encrypted with a key derived from SECRET_KEY.",

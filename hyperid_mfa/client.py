@@ -444,14 +444,15 @@ class HyperIDClient:
             )
             elapsed_ms = (time.monotonic() - started) * 1000
             if outcome.body is not None:
+                result = outcome.body["result"]
                 logger.debug(
-                    "HyperID %s ok in %.1f ms (attempt %d, transaction_id=%s)",
+                    "HyperID %s answered result=%s in %.1f ms (attempt %d, transaction_id=%s)",
                     call,
+                    result,
                     elapsed_ms,
                     attempt + 1,
                     transaction_id,
                 )
-                result = outcome.body["result"]
                 if result == Result.SUCCESS:
                     return outcome.body
                 outcome.error = _error_for_result(

@@ -1,0 +1,92 @@
+"""Shared fixtures: users, a FakeHyperID wired into the settings, service availability."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from django.core.cache import cache
+
+from hyperid_mfa.client import HyperIDClient
+
+REQUIRE_SERVICES = os.environ.get("HYPERID_MFA_REQUIRE_SERVICES") == "1"
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Skip a test whose service is absent; fail instead where CI requires the service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (HYPERID_MFA_REQUIRE_SERVICES=1 requires it)")
+    pytest.skip(reason)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from django.db import connection
+
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _skip_or_fail(
+            "needs PostgreSQL: set HYPERID_MFA_TEST_DATABASE=postgresql://user@host:port/db"
+        )
+    if item.get_closest_marker("redis") and not _reachable("127.0.0.1", 6379):
+        _skip_or_fail("needs Redis on 127.0.0.1:6379")
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits(monkeypatch):
+    """Retries back off instantly in tests; the waits asked for are recorded."""
+    waits: list[float] = []
+    monkeypatch.setattr(HyperIDClient, "sleep", lambda self, seconds: waits.append(seconds))
+    return waits
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "pw")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.com", "pw")
+
+
+@pytest.fixture
+def fake_hyperid(settings):
+    """A FakeHyperID that answers every call of the app's HTTP client (via responses)."""
+    from hyperid_mfa.testing import FakeHyperID
+
+    fake = FakeHyperID(base_url="https://api.hyperid.test")
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, **fake.settings()}
+    with fake.mock():
+        yield fake
+
+
+def link(fake, user, **kwargs):
+    """Give ``user`` a HyperID account in ``fake`` and store its tokens, as sign-in would."""
+    from hyperid_mfa.tokens import store_tokens
+
+    subject = fake.add_user(f"subject-{user.pk}", has_device=kwargs.pop("has_device", True))
+    pair = fake.issue_tokens(subject, **kwargs)
+    store_tokens(user, pair.access_token, pair.refresh_token, expires_in=int(pair.expires_in))
+    return subject
+
+
+@pytest.fixture
+def hyperid_user(fake_hyperid, user):
+    """``user``, signed in to HyperID: tokens stored, authenticator device present."""
+    user.hyperid_subject = link(fake_hyperid, user)
+    return user

@@ -1,0 +1,107 @@
+"""System checks: a wrong HYPERID_MFA setting is reported by `manage.py check`."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from hyperid_mfa.checks import check_settings
+
+GOOD = {
+    "API_BASE_URL": "https://api.hypersecureid.com",
+    "CLIENT_ID": "id",
+    "CLIENT_SECRET": "secret",
+    "TOKEN_ENCRYPTION_KEYS": ["u7wGgNsWdkdEJA0nHGz4oYhZyqlVDOL6kD0XjrHnyKs="],
+}
+
+
+def ids(**changes):
+    config = {**GOOD, **changes}
+    config = {k: v for k, v in config.items() if v is not ...}
+    with override_settings(HYPERID_MFA=config):
+        return sorted(m.id for m in check_settings())
+
+
+def test_a_good_configuration_passes():
+    assert ids() == []
+
+
+def test_not_a_dict_is_e001():
+    with override_settings(HYPERID_MFA="https://api"):
+        assert [m.id for m in check_settings()] == ["hyperid_mfa.E001"]
+
+
+def test_unknown_key_is_e001():
+    assert ids(CLIENTID="x") == ["hyperid_mfa.E001"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("TIMEOUT", "10"),
+        ("TIMEOUT", (1, 2, 3)),
+        ("TIMEOUT", (0, 5)),
+        ("TIMEOUT", -1),
+        ("MAX_RETRIES", -1),
+        ("MAX_RETRIES", True),
+        ("MAX_RETRIES", 1.5),
+        ("REQUEST_TTL", 0),
+        ("APPROVAL_MAX_AGE", "300"),
+        ("MIN_REFRESH_INTERVAL", -2),
+        ("TEMPLATE_ID", "4"),
+        ("CLIENT_ID", 123),
+        ("API_BASE_URL", None),
+        ("TOKEN_ENCRYPTION_KEYS", [1, 2]),
+        ("START_RATE_LIMIT", 5),
+    ],
+)
+def test_wrong_types_and_ranges_are_e002(key, value):
+    assert "hyperid_mfa.E002" in ids(**{key: value})
+
+
+@pytest.mark.parametrize("url", ["api.hypersecureid.com", "ftp://x.example", "https://"])
+def test_malformed_url_is_e003(url):
+    assert ids(API_BASE_URL=url) == ["hyperid_mfa.E003"]
+
+
+def test_plain_http_to_a_remote_host_is_e004_outside_debug():
+    assert ids(API_BASE_URL="http://api.hypersecureid.com") == ["hyperid_mfa.E004"]
+    assert ids(ISSUER="http://login.example/realm") == ["hyperid_mfa.E004"]
+    with override_settings(DEBUG=True):
+        assert ids(API_BASE_URL="http://api.hypersecureid.com") == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8100", "http://localhost:8100", "http://[::1]:8100"]
+)
+def test_plain_http_to_loopback_is_fine(url):
+    assert ids(API_BASE_URL=url) == []
+
+
+def test_unimportable_or_incomplete_provider_is_e005():
+    assert ids(TOKEN_PROVIDER="nowhere.Provider") == ["hyperid_mfa.E005"]
+    assert ids(TOKEN_PROVIDER="hyperid_mfa.models.MFARequest") == ["hyperid_mfa.E005"]
+
+
+def test_bad_fernet_key_is_e006():
+    assert ids(TOKEN_ENCRYPTION_KEYS=["not-a-key"]) == ["hyperid_mfa.E006"]
+
+
+def test_keys_derived_from_secret_key_warn_w007():
+    assert ids(TOKEN_ENCRYPTION_KEYS=...) == ["hyperid_mfa.W007"]
+
+
+def test_unreadable_rate_is_e008():
+    assert ids(START_RATE_LIMIT="5 per minute") == ["hyperid_mfa.E008"]
+
+
+def test_missing_client_credentials_warn_w010():
+    assert ids(CLIENT_SECRET=...) == ["hyperid_mfa.W010"]
+
+
+def test_manage_py_check_reports_errors():
+    with override_settings(HYPERID_MFA={**GOOD, "REQUEST_TTL": "soon"}):
+        with pytest.raises(SystemCheckError, match="hyperid_mfa.E002"):
+            call_command("check")
