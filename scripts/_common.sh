@@ -140,12 +140,14 @@ hm_ensure_venv() {
     fi
     hm_log "installing the project into $venv${django_spec:+ with $django_spec}"
     rm -f "$venv/$HM_STAMP_NAME"
+    # -qq: quiet down to errors; some machines' pip configuration warns about
+    # missing local index directories for every package it looks at.
     (
         cd "$HM_ROOT"
         if [ -n "$django_spec" ]; then
-            "$vpy" -m pip install --quiet --progress-bar off -e ".[dev]" "$django_spec"
+            "$vpy" -m pip install -qq --progress-bar off -e ".[dev]" "$django_spec"
         else
-            "$vpy" -m pip install --quiet --progress-bar off -e ".[dev]"
+            "$vpy" -m pip install -qq --progress-bar off -e ".[dev]"
         fi
     ) || hm_die "pip install into $venv failed"
     printf '%s\n' "$stamp" >"$venv/$HM_STAMP_NAME"
