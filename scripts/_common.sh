@@ -172,6 +172,7 @@ hm_setup() {
             HM_VENV=$HM_VENV-django$(hm_django_label "$django_knob")
         fi
     fi
+    # shellcheck disable=SC2034 # read by the scripts that source this file
     HM_VPY=$HM_VENV/bin/python
     hm_ensure_venv "$HM_PY" "$HM_VENV" "$HM_DJANGO_SPEC"
 }
