@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -15,9 +15,6 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import mfa_settings
 from .constants import CompleteResult, Status
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
 
 
 class RequestStatus(models.IntegerChoices):
@@ -50,6 +47,9 @@ class State(models.TextChoices):
     CONSUMED = "consumed", _("Consumed")
 
 
+#: An instance of the project's AUTH_USER_MODEL (the app does not assume which model).
+UserModel = Any
+
 _APPROVED = Q(status=RequestStatus.COMPLETED, complete_result=CompleteResultChoices.APPROVED)
 
 #: How each state reads as a filter on the table.
@@ -64,13 +64,19 @@ STATE_FILTERS: dict[str, Q] = {
 }
 
 
+_STATE_OF_STATUS: dict[int, str] = {
+    RequestStatus.PENDING: State.PENDING,
+    RequestStatus.EXPIRED: State.EXPIRED,
+    RequestStatus.CANCELED: State.CANCELED,
+    RequestStatus.FAILED: State.FAILED,
+}
+
+
 class MFARequestQuerySet(models.QuerySet["MFARequest"]):
-    def for_user(self, user: AbstractBaseUser) -> MFARequestQuerySet:
+    def for_user(self, user: UserModel) -> MFARequestQuerySet:
         return self.filter(user=user)
 
-    def bound_to(
-        self, user: AbstractBaseUser, action: str, fingerprint: str = ""
-    ) -> MFARequestQuerySet:
+    def bound_to(self, user: UserModel, action: str, fingerprint: str = "") -> MFARequestQuerySet:
         return self.filter(user=user, action=action, fingerprint=fingerprint)
 
     def pending(self) -> MFARequestQuerySet:
@@ -253,12 +259,7 @@ class MFARequest(models.Model):
             return State.CONSUMED
         if self.status == RequestStatus.COMPLETED:
             return State.APPROVED if self.is_approved else State.DENIED
-        return {
-            RequestStatus.PENDING: State.PENDING,
-            RequestStatus.EXPIRED: State.EXPIRED,
-            RequestStatus.CANCELED: State.CANCELED,
-            RequestStatus.FAILED: State.FAILED,
-        }.get(self.status, State.FAILED)
+        return _STATE_OF_STATUS.get(self.status, State.FAILED)
 
 
 class HyperIDToken(models.Model):

@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Q
@@ -38,11 +38,8 @@ from .exceptions import (
     TransactionAlreadyCompleted,
     TransactionNotFound,
 )
-from .models import MFARequest, RequestStatus, State
+from .models import MFARequest, RequestStatus, State, UserModel
 from .tokens import get_token_provider
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -65,7 +62,7 @@ def default_question(action: str) -> str:
     return gettext("Approve: %(action)s?") % {"action": action}
 
 
-def _with_token(user: AbstractBaseUser, call: Callable[[str], T]) -> T:
+def _with_token(user: UserModel, call: Callable[[str], T]) -> T:
     """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry."""
     provider = get_token_provider()
     try:
@@ -87,7 +84,7 @@ def _with_token(user: AbstractBaseUser, call: Callable[[str], T]) -> T:
 # --- starting -------------------------------------------------------------------------
 
 
-def check_start_allowed(user: AbstractBaseUser) -> None:
+def check_start_allowed(user: UserModel) -> None:
     """Raise :class:`RateLimited` if the user may not be sent a new push now."""
     cooldown = mfa_settings.DENIAL_COOLDOWN
     if cooldown:
@@ -117,7 +114,7 @@ def check_start_allowed(user: AbstractBaseUser) -> None:
 
 
 def start_request(
-    user: AbstractBaseUser,
+    user: UserModel,
     action: str,
     *,
     question: str | None = None,
@@ -333,7 +330,7 @@ def cancel_request(mfa_request: MFARequest) -> MFARequest:
 
 
 def consume_approval(
-    user: AbstractBaseUser,
+    user: UserModel,
     action: str,
     fingerprint: str = "",
     max_age: float | None = None,
@@ -365,9 +362,7 @@ def consume_approval(
     return None
 
 
-def pending_request(
-    user: AbstractBaseUser, action: str, fingerprint: str = ""
-) -> MFARequest | None:
+def pending_request(user: UserModel, action: str, fingerprint: str = "") -> MFARequest | None:
     """The newest pending request for (user, action, fingerprint), if any."""
     return (
         MFARequest.objects.bound_to(user, action, fingerprint)
@@ -391,9 +386,12 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
     and do not stop the round.
     """
     done = 0
+    # A round looks only at requests last checked before it began, so that it ends
+    # even when MIN_REFRESH_INTERVAL is 0 and every request it checks is due again.
+    round_started = timezone.now()
     while limit is None or done < limit:
         size = POLL_BATCH_SIZE if limit is None else min(POLL_BATCH_SIZE, limit - done)
-        batch = _claim_batch(size)
+        batch = _claim_batch(size, round_started)
         if not batch:
             break
         _refresh_claimed(batch, concurrency)
@@ -401,11 +399,15 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
     return done
 
 
-def _claim_batch(size: int) -> list[MFARequest]:
+def _claim_batch(size: int, round_started: datetime) -> list[MFARequest]:
     using = router.db_for_write(MFARequest)
     now = timezone.now()
     with transaction.atomic(using=using):
-        due = MFARequest.objects.using(using).due_for_refresh(now=now)
+        due = (
+            MFARequest.objects.using(using)
+            .due_for_refresh(now=now)
+            .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started))
+        )
         if connections[using].features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(
@@ -469,7 +471,7 @@ def _refresh_claimed(batch: Iterable[MFARequest], concurrency: int) -> None:
 
 
 def _audit(
-    event: str, mfa_request: MFARequest | None = None, *, user: AbstractBaseUser | None = None
+    event: str, mfa_request: MFARequest | None = None, *, user: UserModel | None = None
 ) -> None:
     """One line per event on the ``hyperid_mfa`` logger. Never a token."""
     if mfa_request is not None:

@@ -32,7 +32,7 @@ import json
 import logging
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import transaction
@@ -40,10 +40,7 @@ from django.utils import timezone
 
 from .conf import encryption_keys, mfa_settings
 from .exceptions import HyperIDConfigurationError, TokenUnavailable
-from .models import HyperIDToken
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+from .models import HyperIDToken, UserModel
 
 logger = logging.getLogger("hyperid_mfa.tokens")
 
@@ -58,11 +55,11 @@ REFRESH_REUSE_WINDOW = 5
 class TokenProvider(Protocol):
     """What the app needs from a token provider (instantiated without arguments)."""
 
-    def get_access_token(self, user: AbstractBaseUser) -> str:
+    def get_access_token(self, user: UserModel) -> str:
         """A current access token with the ``mfa-client`` scope, or raise TokenUnavailable."""
         ...
 
-    def refresh_access_token(self, user: AbstractBaseUser) -> str:
+    def refresh_access_token(self, user: UserModel) -> str:
         """A new access token after HyperID refused the last one, or raise TokenUnavailable."""
         ...
 
@@ -154,7 +151,7 @@ def jwt_expiry(token: str) -> datetime | None:
     except (ValueError, UnicodeError, binascii.Error):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    if type(exp) not in (int, float) or not 0 < exp < 2**40:
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not 0 < exp < 2**40:
         return None
     return datetime.fromtimestamp(exp, tz=dt_timezone.utc)
 
@@ -166,7 +163,7 @@ def _expiry(token: str, expires_in: Any) -> datetime | None:
 
 
 def store_tokens(
-    user: AbstractBaseUser,
+    user: UserModel,
     access_token: str,
     refresh_token: str | None = None,
     *,
@@ -195,7 +192,7 @@ def store_tokens(
     return row
 
 
-def forget_tokens(user: AbstractBaseUser) -> None:
+def forget_tokens(user: UserModel) -> None:
     """Delete the user's stored tokens (call it on sign-out from HyperID)."""
     HyperIDToken.objects.filter(user=user).delete()
 
@@ -203,7 +200,7 @@ def forget_tokens(user: AbstractBaseUser) -> None:
 class StoredTokenProvider:
     """The default provider: tokens stored with :func:`store_tokens`, refreshed on demand."""
 
-    def get_access_token(self, user: AbstractBaseUser) -> str:
+    def get_access_token(self, user: UserModel) -> str:
         row = HyperIDToken.objects.filter(user=user).first()
         if row is None:
             raise TokenUnavailable("no HyperID token is stored for this user")
@@ -211,7 +208,7 @@ class StoredTokenProvider:
             return self.refresh_access_token(user)
         return decrypt(row.access_token_encrypted)
 
-    def refresh_access_token(self, user: AbstractBaseUser) -> str:
+    def refresh_access_token(self, user: UserModel) -> str:
         # Imported here: the client module is the HTTP layer, loaded only when needed.
         from .client import get_client
 

@@ -102,6 +102,8 @@ def test_missing_client_credentials_warn_w010():
 
 
 def test_manage_py_check_reports_errors():
-    with override_settings(HYPERID_MFA={**GOOD, "REQUEST_TTL": "soon"}):
-        with pytest.raises(SystemCheckError, match="hyperid_mfa.E002"):
-            call_command("check")
+    with (
+        override_settings(HYPERID_MFA={**GOOD, "REQUEST_TTL": "soon"}),
+        pytest.raises(SystemCheckError, match=r"hyperid_mfa\.E002"),
+    ):
+        call_command("check")

@@ -32,7 +32,7 @@ def test_missing_setting_means_all_defaults():
         from django.conf import settings
 
         del settings.HYPERID_MFA
-        assert mfa_settings.TEMPLATE_ID == DEFAULTS["TEMPLATE_ID"]
+        assert DEFAULTS["TEMPLATE_ID"] == mfa_settings.TEMPLATE_ID
 
 
 def test_override_settings_takes_effect_immediately():
@@ -42,15 +42,19 @@ def test_override_settings_takes_effect_immediately():
 
 
 def test_unknown_keys_are_refused_with_their_name():
-    with override_settings(HYPERID_MFA={"REQUEST_TTL": 1, "REQEST_TTL": 2}):
-        with pytest.raises(HyperIDConfigurationError, match="'REQEST_TTL'"):
-            _ = mfa_settings.REQUEST_TTL
+    with (
+        override_settings(HYPERID_MFA={"REQUEST_TTL": 1, "REQEST_TTL": 2}),
+        pytest.raises(HyperIDConfigurationError, match="'REQEST_TTL'"),
+    ):
+        _ = mfa_settings.REQUEST_TTL
 
 
 def test_setting_must_be_a_dict():
-    with override_settings(HYPERID_MFA=["API_BASE_URL"]):
-        with pytest.raises(HyperIDConfigurationError, match="must be a dict"):
-            _ = mfa_settings.API_BASE_URL
+    with (
+        override_settings(HYPERID_MFA=["API_BASE_URL"]),
+        pytest.raises(HyperIDConfigurationError, match="must be a dict"),
+    ):
+        _ = mfa_settings.API_BASE_URL
 
 
 def test_asking_for_a_setting_that_does_not_exist_is_an_attribute_error():
@@ -66,9 +70,11 @@ def test_token_provider_import_string_is_resolved_and_reloaded():
 
 
 def test_unimportable_provider_says_which_setting():
-    with override_settings(HYPERID_MFA={"TOKEN_PROVIDER": "nowhere.Provider"}):
-        with pytest.raises(HyperIDConfigurationError, match="TOKEN_PROVIDER"):
-            _ = mfa_settings.TOKEN_PROVIDER
+    with (
+        override_settings(HYPERID_MFA={"TOKEN_PROVIDER": "nowhere.Provider"}),
+        pytest.raises(HyperIDConfigurationError, match="TOKEN_PROVIDER"),
+    ):
+        _ = mfa_settings.TOKEN_PROVIDER
 
 
 class OtherProvider:

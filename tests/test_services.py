@@ -98,9 +98,7 @@ def test_start_refuses_a_meaningless_action(hyperid_user, action):
 
 def test_codes_come_from_secrets_and_cover_00_to_99(monkeypatch):
     asked = []
-    monkeypatch.setattr(
-        services.secrets, "randbelow", lambda n: asked.append(n) or 7
-    )
+    monkeypatch.setattr(services.secrets, "randbelow", lambda n: asked.append(n) or 7)
     assert services.new_code() == "07"
     assert asked == [100]
     monkeypatch.undo()
@@ -115,18 +113,14 @@ def test_user_without_tokens_gets_token_unavailable_and_no_push(fake_hyperid, us
     assert not MFARequest.objects.exists()
 
 
-def test_user_without_authenticator_gets_a_clear_error_and_nothing_is_recorded(
-    fake_hyperid, user
-):
+def test_user_without_authenticator_gets_a_clear_error_and_nothing_is_recorded(fake_hyperid, user):
     link(fake_hyperid, user, has_device=False)
     with pytest.raises(NoAuthenticatorDevice):
         started(user)
     assert not MFARequest.objects.exists()
 
 
-def test_expired_access_token_is_refreshed_once_and_the_push_goes_out(
-    fake_hyperid, hyperid_user
-):
+def test_expired_access_token_is_refreshed_once_and_the_push_goes_out(fake_hyperid, hyperid_user):
     old = decrypt(HyperIDToken.objects.get(user=hyperid_user).access_token_encrypted)
     fake_hyperid.expire_access_token(old)
     request = started(hyperid_user)
@@ -151,9 +145,7 @@ def test_start_is_not_retried_when_hyperid_fails(fake_hyperid, hyperid_user):
     assert not MFARequest.objects.exists()
 
 
-def test_sixth_push_in_ten_minutes_is_refused_before_anything_is_sent(
-    fake_hyperid, hyperid_user
-):
+def test_sixth_push_in_ten_minutes_is_refused_before_anything_is_sent(fake_hyperid, hyperid_user):
     for _ in range(5):
         started(hyperid_user)
     with pytest.raises(RateLimited) as info:
@@ -330,9 +322,7 @@ def test_expired_token_during_refresh_is_renewed_and_the_check_completes(
     assert fake_hyperid.call_count("token") == 1
 
 
-def test_unrefreshable_token_during_refresh_is_recorded_and_reported(
-    fake_hyperid, hyperid_user
-):
+def test_unrefreshable_token_during_refresh_is_recorded_and_reported(fake_hyperid, hyperid_user):
     request = started(hyperid_user)
     fake_hyperid.revoke_tokens(hyperid_user.hyperid_subject)
     with pytest.raises(TokenUnavailable):
@@ -406,7 +396,9 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
 
 
-@pytest.mark.parametrize("state", ["pending", "denied", "expired", "canceled", "failed", "consumed"])
+@pytest.mark.parametrize(
+    "state", ["pending", "denied", "expired", "canceled", "failed", "consumed"]
+)
 def test_nothing_but_an_approval_is_consumed(user, state):
     make_request(user, state)
     assert services.consume_approval(user, "payments.withdraw") is None
@@ -473,3 +465,13 @@ def test_no_token_reaches_the_logs_or_the_rows(fake_hyperid, hyperid_user, caplo
     for secret in secrets:
         assert secret not in dumped
     assert "started" in caplog.text and "consumed" in caplog.text
+
+
+def test_a_poll_round_ends_even_when_every_request_is_due_again_at_once(
+    fake_hyperid, hyperid_user, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "MIN_REFRESH_INTERVAL": 0}
+    for _ in range(3):
+        started(hyperid_user)
+    assert services.refresh_pending(concurrency=1) == 3
+    assert fake_hyperid.call_count("status-get") == 3

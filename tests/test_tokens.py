@@ -1,0 +1,221 @@
+"""Tokens: stored encrypted, rotated keys, refreshed at the OIDC endpoint when refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+from django.test import override_settings
+from django.utils import timezone
+
+from hyperid_mfa import services
+from hyperid_mfa.exceptions import HyperIDConfigurationError, TokenUnavailable
+from hyperid_mfa.models import HyperIDToken
+from hyperid_mfa.tokens import (
+    StoredTokenProvider,
+    TokenProvider,
+    decrypt,
+    forget_tokens,
+    get_token_provider,
+    jwt_expiry,
+    rotate_encryption,
+    store_tokens,
+)
+
+pytestmark = pytest.mark.django_db
+
+OLD_KEY = Fernet.generate_key().decode()
+NEW_KEY = Fernet.generate_key().decode()
+
+
+def stored(user):
+    return HyperIDToken.objects.get(user=user)
+
+
+def test_tokens_are_stored_encrypted_and_read_back(user):
+    store_tokens(user, "access.token.value", "refresh-value", expires_in=600)
+    row = stored(user)
+    assert "access.token.value" not in row.access_token_encrypted
+    assert "refresh-value" not in row.refresh_token_encrypted
+    assert StoredTokenProvider().get_access_token(user) == "access.token.value"
+    assert timedelta(seconds=590) < row.access_expires_at - timezone.now() <= timedelta(600)
+
+
+def test_storing_again_replaces_the_previous_tokens(user):
+    store_tokens(user, "first.token.a", "r1")
+    store_tokens(user, "second.token.b")
+    row = stored(user)
+    assert decrypt(row.access_token_encrypted) == "second.token.b"
+    assert not row.has_refresh_token
+    assert HyperIDToken.objects.count() == 1
+
+
+def test_expiry_is_read_from_the_jwt_when_not_given(fake_hyperid, user):
+    subject = fake_hyperid.add_user()
+    pair = fake_hyperid.issue_tokens(subject, expires_in=120)
+    store_tokens(user, pair.access_token)
+    assert jwt_expiry(pair.access_token) == stored(user).access_expires_at
+    assert stored(user).access_expires_at > timezone.now() + timedelta(seconds=100)
+
+
+@pytest.mark.parametrize("token", ["opaque", "a.b", "a.%%%.c", "a.bnVsbA.c", "a.eyJleHAiOiJ4In0.c"])
+def test_tokens_without_a_readable_expiry_have_none(token):
+    assert jwt_expiry(token) is None
+
+
+def test_no_stored_token_is_token_unavailable(user):
+    with pytest.raises(TokenUnavailable):
+        StoredTokenProvider().get_access_token(user)
+    with pytest.raises(TokenUnavailable):
+        StoredTokenProvider().refresh_access_token(user)
+
+
+def test_forget_tokens_deletes_them(user):
+    store_tokens(user, "a.b.c")
+    forget_tokens(user)
+    assert not HyperIDToken.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_storing_no_access_token_is_refused(user, value):
+    with pytest.raises(ValueError, match="access_token"):
+        store_tokens(user, value)
+
+
+# --- key rotation ------------------------------------------------------------------------------
+
+
+def test_key_rotation_old_tokens_stay_readable_then_are_rewritten(user):
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(user, "rotating.access.token", "rotating-refresh")
+        before = stored(user).access_token_encrypted
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}):
+        assert StoredTokenProvider().get_access_token(user) == "rotating.access.token"
+        assert rotate_encryption() == 1
+        assert stored(user).access_token_encrypted != before
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY]}):
+        assert StoredTokenProvider().get_access_token(user) == "rotating.access.token"
+        assert decrypt(stored(user).refresh_token_encrypted) == "rotating-refresh"
+
+
+def test_token_unreadable_with_the_configured_keys_means_sign_in_again(user):
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(user, "lost.access.token")
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY]}):
+        with pytest.raises(TokenUnavailable, match="decrypted") as info:
+            StoredTokenProvider().get_access_token(user)
+        assert "lost" not in str(info.value)
+
+
+def test_keys_derived_from_secret_key_survive_its_rotation_through_fallbacks(user):
+    with override_settings(HYPERID_MFA={}, SECRET_KEY="first-secret"):
+        store_tokens(user, "kept.access.token")
+    with override_settings(
+        HYPERID_MFA={}, SECRET_KEY="second-secret", SECRET_KEY_FALLBACKS=["first-secret"]
+    ):
+        assert StoredTokenProvider().get_access_token(user) == "kept.access.token"
+
+
+def test_malformed_keys_are_a_configuration_error(user):
+    with (
+        override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": ["short"]}),
+        pytest.raises(HyperIDConfigurationError, match="Fernet"),
+    ):
+        store_tokens(user, "a.b.c")
+
+
+# --- refresh ------------------------------------------------------------------------------------
+
+
+def test_expired_token_is_refreshed_before_use(fake_hyperid, user):
+    subject = fake_hyperid.add_user()
+    pair = fake_hyperid.issue_tokens(subject, expires_in=10)  # inside the 30 s leeway
+    store_tokens(user, pair.access_token, pair.refresh_token, expires_in=10)
+    token = StoredTokenProvider().get_access_token(user)
+    assert token != pair.access_token
+    assert fake_hyperid.call_count("token") == 1
+    assert fake_hyperid.subject_of(token) == subject
+
+
+def test_refresh_keeps_the_rotated_refresh_token(fake_hyperid, user):
+    subject = fake_hyperid.add_user()
+    pair = fake_hyperid.issue_tokens(subject)
+    store_tokens(user, pair.access_token, pair.refresh_token)
+    StoredTokenProvider().refresh_access_token(user)
+    row = stored(user)
+    assert decrypt(row.refresh_token_encrypted) != pair.refresh_token
+    # Much later, the new refresh token still works (the used one would not).
+    HyperIDToken.objects.filter(pk=row.pk).update(refreshed_at=None)
+    assert StoredTokenProvider().refresh_access_token(user)
+    assert fake_hyperid.call_count("token") == 2
+
+
+def test_a_refresh_just_done_by_another_caller_is_reused(fake_hyperid, user):
+    subject = fake_hyperid.add_user()
+    pair = fake_hyperid.issue_tokens(subject)
+    store_tokens(user, pair.access_token, pair.refresh_token)
+    first = StoredTokenProvider().refresh_access_token(user)
+    second = StoredTokenProvider().refresh_access_token(user)
+    assert first == second
+    assert fake_hyperid.call_count("token") == 1
+
+
+def test_refused_refresh_is_token_unavailable(fake_hyperid, user):
+    subject = fake_hyperid.add_user()
+    pair = fake_hyperid.issue_tokens(subject)
+    store_tokens(user, pair.access_token, pair.refresh_token)
+    fake_hyperid.revoke_tokens(subject)
+    with pytest.raises(TokenUnavailable):
+        StoredTokenProvider().refresh_access_token(user)
+
+
+def test_no_refresh_token_means_no_refresh(user):
+    store_tokens(user, "only.access.token")
+    with pytest.raises(TokenUnavailable, match="cannot be refreshed"):
+        StoredTokenProvider().refresh_access_token(user)
+
+
+def test_expired_refresh_token_is_not_sent(fake_hyperid, user):
+    store_tokens(user, "a.b.c", "refresh", refresh_expires_in=1)
+    HyperIDToken.objects.update(refresh_expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(TokenUnavailable, match="expired"):
+        StoredTokenProvider().refresh_access_token(user)
+    assert fake_hyperid.call_count("token") == 0
+
+
+# --- custom providers ---------------------------------------------------------------------
+
+
+class SessionlessProvider:
+    """A provider as a project keeping tokens elsewhere would write it."""
+
+    calls: list[str] = []
+
+    def get_access_token(self, user):
+        self.calls.append("get")
+        return user.fake_token
+
+    def refresh_access_token(self, user):
+        self.calls.append("refresh")
+        raise TokenUnavailable("cannot refresh here")
+
+
+def test_a_custom_provider_is_used_for_every_call(fake_hyperid, user, settings):
+    settings.HYPERID_MFA = {
+        **settings.HYPERID_MFA,
+        "TOKEN_PROVIDER": "tests.test_tokens.SessionlessProvider",
+    }
+    subject = fake_hyperid.add_user()
+    user.fake_token = fake_hyperid.issue_tokens(subject).access_token
+    SessionlessProvider.calls = []
+    request = services.start_request(user, "payments.withdraw")
+    assert request.is_pending
+    assert SessionlessProvider.calls == ["get"]
+    assert isinstance(get_token_provider(), TokenProvider)
+
+
+def test_a_provider_without_the_methods_is_refused(settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "TOKEN_PROVIDER": "builtins.object"}
+    with pytest.raises(HyperIDConfigurationError, match="get_access_token"):
+        get_token_provider()
