@@ -78,6 +78,12 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "START_RATE_LIMIT": (_optional_str, "a rate such as '5/10m', or None"),
     "DENIAL_COOLDOWN": (_non_negative, "a number of seconds, 0 or more"),
     "TEMPLATE_ID": (lambda v: type(v) is int and v > 0, "a positive integer"),
+    "BASE_TEMPLATE": (lambda v: isinstance(v, str) and bool(v), "a template name"),
+    "POLL_INTERVAL": (_positive, "a positive number of seconds"),
+    "REFRESH_AFTER_START": (
+        lambda v: v is None or _non_negative(v),
+        "None or a number of seconds, 0 or more",
+    ),
 }
 
 

@@ -50,6 +50,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after a denial before the same user may be sent another push.
     "DENIAL_COOLDOWN": 30,
     "TEMPLATE_ID": DEFAULT_TEMPLATE_ID,
+    # The template the approval page extends (it must define a "content" block).
+    "BASE_TEMPLATE": "hyperid_mfa/base.html",
+    # Seconds a client should wait between polls of a pending request.
+    "POLL_INTERVAL": 2,
+    # With Celery: schedule a refresh task this many seconds after each push (None: off).
+    "REFRESH_AFTER_START": None,
 }
 
 #: Keys whose value is an import string, resolved lazily.

@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from . import ratelimit, signals
+from . import audit, ratelimit, signals
 from .client import HyperIDClient, get_client
 from .conf import mfa_settings
 from .constants import CompleteResult, Result, Status
@@ -102,14 +102,14 @@ def check_start_allowed(user: UserModel) -> None:
         )
         if last_denial is not None:
             wait = (last_denial - since).total_seconds()
-            _audit("refused: cooldown after a denial", user=user)
+            audit.log("refused: cooldown after a denial", user_id=user.pk)
             raise RateLimited(
                 "A push was just denied; wait before asking again",
                 retry_after=max(1, int(wait) + 1),
             )
     decision = ratelimit.check(user.pk)
     if not decision.allowed:
-        _audit("refused: push rate limit", user=user)
+        audit.log("refused: push rate limit", user_id=user.pk)
         raise RateLimited(retry_after=decision.retry_after)
 
 
@@ -162,7 +162,7 @@ def start_request(
             call="start",
             transaction_id=transaction_id,
         ) from None
-    _audit("started", mfa_request)
+    audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
     return mfa_request
 
@@ -282,7 +282,7 @@ def _transition(
     for name, value in values.items():
         setattr(mfa_request, name, value)
     new_state = mfa_request.state
-    _audit(f"{old_state} -> {new_state}", mfa_request)
+    audit.log(f"{old_state} -> {new_state}", mfa_request=mfa_request)
     signals.mfa_request_status_changed.send(
         sender=MFARequest, mfa_request=mfa_request, old_state=old_state, new_state=new_state
     )
@@ -356,7 +356,7 @@ def consume_approval(
         ).update(consumed_at=now)
         if won:
             candidate.consumed_at = now
-            _audit("consumed", candidate)
+            audit.log("consumed", mfa_request=candidate)
             signals.mfa_request_consumed.send(sender=MFARequest, mfa_request=candidate)
             return candidate
     return None
@@ -465,33 +465,3 @@ def _refresh_claimed(batch: Iterable[MFARequest], concurrency: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-
-
-# --- audit -----------------------------------------------------------------------------------
-
-
-def _audit(
-    event: str, mfa_request: MFARequest | None = None, *, user: UserModel | None = None
-) -> None:
-    """One line per event on the ``hyperid_mfa`` logger. Never a token."""
-    if mfa_request is not None:
-        logger.info(
-            "MFA request %s: user=%s request=%s transaction=%s action=%s",
-            event,
-            mfa_request.user_id,
-            mfa_request.pk,
-            mfa_request.transaction_id,
-            mfa_request.action,
-            extra={
-                "mfa_event": event,
-                "user_id": mfa_request.user_id,
-                "mfa_request_id": str(mfa_request.pk),
-                "transaction_id": mfa_request.transaction_id,
-                "action": mfa_request.action,
-            },
-        )
-    else:
-        user_id = getattr(user, "pk", None)
-        logger.info(
-            "MFA %s: user=%s", event, user_id, extra={"mfa_event": event, "user_id": user_id}
-        )

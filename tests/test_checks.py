@@ -107,3 +107,10 @@ def test_manage_py_check_reports_errors():
         pytest.raises(SystemCheckError, match=r"hyperid_mfa\.E002"),
     ):
         call_command("check")
+
+
+def test_every_setting_has_a_type_check():
+    from hyperid_mfa.checks import _TYPES
+    from hyperid_mfa.conf import DEFAULTS
+
+    assert set(_TYPES) == set(DEFAULTS)

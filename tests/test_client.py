@@ -71,20 +71,24 @@ def test_status_get_sends_the_seed_request_shape(client, rsps):
     )
     answer = client.get_transaction_status(TOKEN, 3)
     assert answer == StatusResponse(0, 3, Status.PENDING, None)
-    assert answer.is_pending and not answer.is_terminal and not answer.is_approved
+    assert answer.is_pending
+    assert not answer.is_terminal
+    assert not answer.is_approved
 
 
 def test_status_get_reads_approval_only_from_completed_and_approved(client, rsps):
     rsps.post(STATUS_URL, json=status_answer(tid=1234, status=1, complete=0))
     answer = client.get_transaction_status(TOKEN, 1234)
-    assert answer.is_approved and answer.is_terminal
+    assert answer.is_approved
+    assert answer.is_terminal
     assert answer.transaction_complete_result is CompleteResult.APPROVED
 
 
 def test_status_get_reads_denial(client, rsps):
     rsps.post(STATUS_URL, json=status_answer(status=1, complete=1))
     answer = client.get_transaction_status(TOKEN, 7)
-    assert answer.is_denied and not answer.is_approved
+    assert answer.is_denied
+    assert not answer.is_approved
 
 
 @pytest.mark.parametrize("status", [Status.EXPIRED, Status.CANCELED])
@@ -92,7 +96,9 @@ def test_expired_and_declined_are_terminal_and_never_approved(client, rsps, stat
     # HyperID may send complete_result 0 ("approved") where it means nothing.
     rsps.post(STATUS_URL, json=status_answer(status=int(status), complete=0))
     answer = client.get_transaction_status(TOKEN, 7)
-    assert answer.is_terminal and not answer.is_approved and not answer.is_denied
+    assert answer.is_terminal
+    assert not answer.is_approved
+    assert not answer.is_denied
     assert answer.transaction_complete_result is None
 
 
@@ -164,7 +170,8 @@ def test_long_retry_after_is_not_waited_for_but_reported(client, rsps):
         client.get_transaction_status(TOKEN, 7)
     assert info.value.retry_after == 120
     assert info.value.http_status == 503
-    assert len(rsps.calls) == 1 and client.waits == []
+    assert len(rsps.calls) == 1
+    assert client.waits == []
 
 
 def test_client_errors_are_not_retried(client, rsps):
@@ -332,7 +339,8 @@ def test_start_sends_template_values_and_code(client, rsps):
     rsps.post(START_URL, json={"result": 0, "transaction_id": 99})
     assert client.start_transaction(TOKEN, question="Withdraw 500 EUR?", code="07") == 99
     sent = json.loads(rsps.calls[0].request.body)
-    assert sent["template_id"] == 4 and sent["code"] == "07"
+    assert sent["template_id"] == 4
+    assert sent["code"] == "07"
     assert json.loads(sent["values"]) == {
         "version": 1,
         "action": {"type": "question", "action_info": "Withdraw 500 EUR?"},
@@ -444,7 +452,8 @@ def test_refresh_posts_form_with_client_credentials(client, rsps):
     assert answer.access_token == "new.access.token"
     assert answer.refresh_token == "r2"
     assert answer.expires_in == 300
-    assert "new.access.token" not in repr(answer) and "r2" not in repr(answer)
+    assert "new.access.token" not in repr(answer)
+    assert "r2" not in repr(answer)
 
 
 def test_refused_refresh_means_token_unavailable(client, rsps):

@@ -121,7 +121,8 @@ def test_timeout_accepts_one_number():
 def test_encryption_keys_default_to_keys_derived_from_secret_key_and_fallbacks():
     with override_settings(HYPERID_MFA={}, SECRET_KEY="new", SECRET_KEY_FALLBACKS=["old"]):
         keys = encryption_keys()
-        assert len(keys) == 2 and keys[0] != keys[1]
+        assert len(keys) == 2
+        assert keys[0] != keys[1]
         with override_settings(SECRET_KEY="new", SECRET_KEY_FALLBACKS=[]):
             assert encryption_keys() == keys[:1]
 

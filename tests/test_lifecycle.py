@@ -174,7 +174,8 @@ class Lifecycle(RuleBasedStateMachine):
         expected = set(usable.values_list("pk", flat=True))
         used = services.consume_approval(self.user, action, fp)
         if expected:
-            assert used is not None and used.pk in expected
+            assert used is not None
+            assert used.pk in expected
             assert used.pk not in self.consumed
             self.consumed.add(used.pk)
         else:

@@ -73,9 +73,12 @@ def test_start_sends_a_push_with_the_question_and_a_two_digit_code(
     request = started(hyperid_user, fingerprint="fp")
     pushed = fake_hyperid.transaction(request.transaction_id)
     assert pushed.question == "Withdraw 500 EUR?"
-    assert pushed.code == request.code and len(request.code) == 2 and request.code.isdigit()
+    assert pushed.code == request.code
+    assert len(request.code) == 2
+    assert request.code.isdigit()
     assert pushed.subject == hyperid_user.hyperid_subject
-    assert request.state == State.PENDING and request.fingerprint == "fp"
+    assert request.state == State.PENDING
+    assert request.fingerprint == "fp"
     assert request.expires_at - request.created_at == timedelta(seconds=300)
     assert events == [("started", request.pk, None)]
 
@@ -87,7 +90,8 @@ def test_default_question_names_the_action(fake_hyperid, hyperid_user):
 
 def test_overlong_question_is_shortened_to_fit(fake_hyperid, hyperid_user):
     request = started(hyperid_user, question="x" * 2000)
-    assert len(request.question) == 500 and request.question.endswith("…")
+    assert len(request.question) == 500
+    assert request.question.endswith("…")
 
 
 @pytest.mark.parametrize("action", ["", "  ", "a" * 201, None])
@@ -207,8 +211,10 @@ def test_refresh_learns_the_users_answer_and_signals_it_once(
 def test_pending_stays_pending(fake_hyperid, hyperid_user):
     request = started(hyperid_user)
     services.refresh_request(request)
-    assert request.is_pending and request.check_count == 1
-    assert request.last_result == 0 and request.last_error == ""
+    assert request.is_pending
+    assert request.check_count == 1
+    assert request.last_result == 0
+    assert request.last_error == ""
 
 
 def test_finished_requests_cost_no_http(fake_hyperid, hyperid_user):
@@ -274,7 +280,8 @@ def test_transaction_unknown_to_hyperid_fails_the_request(fake_hyperid, hyperid_
     request = started(hyperid_user)
     fake_hyperid.forget(request.transaction_id)
     services.refresh_request(request)
-    assert request.state == State.FAILED and request.last_result == -6
+    assert request.state == State.FAILED
+    assert request.last_result == -6
 
 
 @pytest.mark.parametrize(
@@ -303,7 +310,8 @@ def test_hyperid_failures_leave_the_request_pending_with_the_error_recorded(
     with pytest.raises(error):
         services.refresh_request(request)
     stored = MFARequest.objects.get(pk=request.pk)
-    assert stored.is_pending and stored.complete_result is None
+    assert stored.is_pending
+    assert stored.complete_result is None
     assert error.__name__ in stored.last_error
     assert services.consume_approval(hyperid_user, "payments.withdraw") is None
     fake_hyperid.clear_faults()
@@ -328,7 +336,8 @@ def test_unrefreshable_token_during_refresh_is_recorded_and_reported(fake_hyperi
     with pytest.raises(TokenUnavailable):
         services.refresh_request(request)
     stored = MFARequest.objects.get(pk=request.pk)
-    assert stored.is_pending and "TokenUnavailable" in stored.last_error
+    assert stored.is_pending
+    assert "TokenUnavailable" in stored.last_error
 
 
 # --- canceling ---------------------------------------------------------------------------------
@@ -373,7 +382,8 @@ def approval(fake_hyperid, hyperid_user):
 
 def test_an_approval_is_used_once(hyperid_user, approval, events):
     used = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
-    assert used == approval and used.state == State.CONSUMED
+    assert used == approval
+    assert used.state == State.CONSUMED
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
     assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
 
@@ -440,7 +450,8 @@ def test_a_poll_round_with_hyperid_down_records_errors_and_finishes(fake_hyperid
     assert services.refresh_pending(concurrency=1) == 3
     for request in requests:
         stored = MFARequest.objects.get(pk=request.pk)
-        assert stored.is_pending and "ServiceUnavailable" in stored.last_error
+        assert stored.is_pending
+        assert "ServiceUnavailable" in stored.last_error
 
 
 # --- tokens never leak -------------------------------------------------------------------------
@@ -464,7 +475,8 @@ def test_no_token_reaches_the_logs_or_the_rows(fake_hyperid, hyperid_user, caplo
     dumped += str(list(HyperIDToken.objects.values()))
     for secret in secrets:
         assert secret not in dumped
-    assert "started" in caplog.text and "consumed" in caplog.text
+    assert "started" in caplog.text
+    assert "consumed" in caplog.text
 
 
 def test_a_poll_round_ends_even_when_every_request_is_due_again_at_once(
