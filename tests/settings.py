@@ -31,7 +31,8 @@ def _database(url: str | None) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
-        "TEST": {"NAME": "test_hyperid_mfa"},
+        # Separate names let several test runs share one server.
+        "TEST": {"NAME": os.environ.get("HYPERID_MFA_TEST_DB_NAME", "test_hyperid_mfa")},
     }
 
 
