@@ -1,0 +1,139 @@
+"""``@require_mfa_approval``: a view runs only after the user approved it on their phone.
+
+::
+
+    from hyperid_mfa.decorators import require_mfa_approval
+
+
+    @require_mfa_approval(
+        "payments.withdraw",
+        question=lambda request, *a, **kw: f"Withdraw {request.POST['amount']} EUR?",
+        bind=("amount", "iban"),
+    )
+    def withdraw(request): ...
+
+Works with and without arguments (``@require_mfa_approval`` names the action after the
+view), on function views, on methods of class-based views (directly or through
+``method_decorator``), on DRF ``APIView`` methods, ``@api_view`` functions and
+``@action`` methods, and on async views, which stay async.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, JsonResponse
+
+from . import gate as engine
+from .fingerprint import Binder, django_request
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _split(args: tuple[Any, ...]) -> tuple[Any, Any, tuple[Any, ...]]:
+    """(self or None, request, the view's other positional arguments)."""
+    if args and _is_request(args[0]):
+        return None, args[0], args[1:]
+    if len(args) >= 2 and _is_request(args[1]):
+        return args[0], args[1], args[2:]
+    raise TypeError("require_mfa_approval: the decorated view received no request")
+
+
+def _is_request(value: Any) -> bool:
+    return isinstance(django_request(value), HttpRequest)
+
+
+def refusal(request: Any, answer: engine.Answer) -> Any:
+    """The response for an answer that does not run the view."""
+    if answer.code == engine.NOT_AUTHENTICATED:
+        if request is not django_request(request):
+            from rest_framework.exceptions import NotAuthenticated
+
+            # DRF picks 401 or 403 from the view's authentication classes.
+            raise NotAuthenticated()
+        if engine.wants_json(request):
+            return JsonResponse(engine.body(request, answer), status=403)
+        return redirect_to_login(django_request(request).get_full_path())
+    if request is not django_request(request):
+        from rest_framework.response import Response
+
+        return Response(
+            engine.body(request, answer),
+            status=answer.status,
+            headers={**engine.headers(answer), "Cache-Control": "no-store"},
+        )
+    return engine.render(request, answer)
+
+
+def _decorate(view: View, gate: engine.Gate) -> View:
+    if iscoroutinefunction(view):
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            _self, request, view_args = _split(args)
+            answer = await sync_to_async(gate.check)(request, view_args, kwargs)
+            if answer.allowed:
+                return await view(*args, **kwargs)
+            return await sync_to_async(refusal)(request, answer)
+
+        wrapper: Any = functools.wraps(view)(async_wrapper)
+        markcoroutinefunction(wrapper)
+    else:
+
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            _self, request, view_args = _split(args)
+            answer = gate.check(request, view_args, kwargs)
+            if answer.allowed:
+                return view(*args, **kwargs)
+            return refusal(request, answer)
+
+        wrapper = functools.wraps(view)(sync_wrapper)
+    wrapper.mfa_gate = gate
+    return wrapper
+
+
+def _default_action(view: Callable[..., Any]) -> str:
+    return f"{view.__module__}.{view.__qualname__}"
+
+
+@overload
+def require_mfa_approval(action: View) -> View: ...
+
+
+@overload
+def require_mfa_approval(
+    action: str | None = None,
+    *,
+    question: str | Callable[..., str] | None = None,
+    bind: Binder = None,
+    max_age: float | None = None,
+) -> Callable[[View], View]: ...
+
+
+def require_mfa_approval(
+    action: Any = None,
+    *,
+    question: str | Callable[..., str] | None = None,
+    bind: Binder = None,
+    max_age: float | None = None,
+) -> Any:
+    """Let the view run only with a fresh, unused approval of this very request.
+
+    ``action`` names what is approved (default: the view's dotted name). ``question``
+    is the text on the phone, or a callable ``(request, *args, **kwargs) -> str``.
+    ``bind`` chooses what the approval covers: by default the method, path, query and
+    submitted data; a sequence of field names, or a callable returning the values
+    to bind, narrows it. ``max_age`` is how many seconds an approval stays usable
+    (default ``APPROVAL_MAX_AGE``).
+    """
+    if callable(action):
+        return _decorate(action, engine.Gate(_default_action(action)))
+
+    def decorator(view: View) -> View:
+        name = action if action is not None else _default_action(view)
+        return _decorate(view, engine.Gate(name, question=question, bind=bind, max_age=max_age))
+
+    return decorator

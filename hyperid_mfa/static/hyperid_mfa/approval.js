@@ -1,0 +1,158 @@
+/*
+ * The approval page of django-hyperid-mfa. Loaded as a static file (no inline
+ * script), configured by the JSON in #hyperid-mfa-config.
+ *
+ * While the request is pending it polls config.statusUrl at the interval the server
+ * asks for, backing off on errors. On approval it submits #hyperid-mfa-resubmit,
+ * which carries the original request's method, URL and fields (and a fresh CSRF
+ * token), so the gated view runs. On denial, expiry or cancel it says so and offers
+ * "Try again", which sends the original request again (a new push).
+ */
+(function () {
+  "use strict";
+
+  var configElement = document.getElementById("hyperid-mfa-config");
+  var root = document.getElementById("hyperid-mfa");
+  if (!configElement || !root) {
+    return;
+  }
+  var config = JSON.parse(configElement.textContent);
+  var messages = config.messages || {};
+  var statusElement = document.getElementById("hyperid-mfa-status");
+  var form = document.getElementById("hyperid-mfa-resubmit");
+  var continueButton = document.getElementById("hyperid-mfa-continue");
+  var retryButton = document.getElementById("hyperid-mfa-retry");
+  var cancelButton = document.getElementById("hyperid-mfa-cancel");
+
+  var MAX_DELAY = 30000;
+  var baseDelay = Math.max(1, Number(config.pollInterval) || 2) * 1000;
+  var delay = baseDelay;
+  var finished = false;
+  var timer = null;
+
+  function show(state, text) {
+    root.setAttribute("data-state", state);
+    if (statusElement && text) {
+      statusElement.textContent = text;
+    }
+  }
+
+  function csrfToken() {
+    var input = form && form.querySelector("input[name=csrfmiddlewaretoken]");
+    if (input) {
+      return input.value;
+    }
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function offerRetry() {
+    if (continueButton) {
+      continueButton.hidden = true;
+    }
+    if (cancelButton) {
+      cancelButton.hidden = true;
+    }
+    if (retryButton) {
+      retryButton.hidden = false;
+    }
+  }
+
+  function finish(state) {
+    finished = true;
+    if (timer) {
+      clearTimeout(timer);
+    }
+    show(state, messages[state] || state);
+    offerRetry();
+  }
+
+  function resubmit() {
+    finished = true;
+    if (config.resubmit && config.resubmit.has_files) {
+      // Files cannot be put back into a form by a script: the user submits again.
+      show("approved", messages.filesLost);
+      offerRetry();
+      return;
+    }
+    show("approved", messages.approved);
+    form.submit();
+  }
+
+  function schedule() {
+    if (!finished) {
+      timer = setTimeout(poll, delay);
+    }
+  }
+
+  function poll() {
+    fetch(config.statusUrl, {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (data) {
+        if (data.poll_interval) {
+          baseDelay = Math.max(1, Number(data.poll_interval)) * 1000;
+        }
+        delay = baseDelay;
+        if (data.state === "approved") {
+          resubmit();
+        } else if (data.state === "pending") {
+          show("pending", messages.pending);
+          schedule();
+        } else {
+          finish(data.state);
+        }
+      })
+      .catch(function () {
+        show("error", messages.error);
+        delay = Math.min(delay * 2, MAX_DELAY);
+        schedule();
+      });
+  }
+
+  function cancel() {
+    cancelButton.disabled = true;
+    fetch(config.cancelUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    })
+      .then(function (response) {
+        if (!response.ok && response.status !== 409) {
+          throw new Error("HTTP " + response.status);
+        }
+        finish("canceled");
+      })
+      .catch(function () {
+        cancelButton.disabled = false;
+        show("error", messages.cancelFailed);
+      });
+  }
+
+  if (retryButton && retryButton.type === "button") {
+    retryButton.addEventListener("click", function () {
+      form.submit();
+    });
+  }
+  if (retryButton && config.retryAfter) {
+    // Wait as long as the server asked before offering to try again.
+    retryButton.disabled = true;
+    setTimeout(function () {
+      retryButton.disabled = false;
+    }, Number(config.retryAfter) * 1000);
+  }
+  if (cancelButton && config.cancelUrl) {
+    cancelButton.addEventListener("click", cancel);
+  }
+  if (config.state === "pending" && config.statusUrl) {
+    schedule();
+  }
+})();

@@ -1,0 +1,173 @@
+"""Gated views of every kind an integrator writes, for the gate's tests.
+
+Each records a run in ``RUNS`` so tests can tell whether (and how often) it ran.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views import View
+from rest_framework import viewsets
+from rest_framework.decorators import action, api_view
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hyperid_mfa.decorators import require_mfa_approval
+from hyperid_mfa.mixins import MFAApprovalRequiredMixin
+from hyperid_mfa.permissions import MFAApproved
+
+RUNS: list[tuple[str, str | None]] = []
+
+ACTION = "payments.withdraw"
+
+
+def question(request, *args, **kwargs):
+    return f"Withdraw {request.POST['amount']} EUR to {request.POST['payee']}?"
+
+
+def _amount(request):
+    data = getattr(request, "data", None)
+    if data is not None:
+        return str(data.get("amount"))
+    return request.POST.get("amount") or request.GET.get("amount")
+
+
+def ran(kind, request):
+    RUNS.append((kind, _amount(request)))
+    return {"ran": kind, "amount": _amount(request)}
+
+
+# --- plain Django ----------------------------------------------------------------------
+
+
+@require_mfa_approval(ACTION, question=question, bind=("amount", "payee"))
+def function_view(request):
+    return JsonResponse(ran("function", request))
+
+
+@require_mfa_approval(ACTION)
+def default_binding_view(request):
+    return JsonResponse(ran("default", request))
+
+
+@require_mfa_approval
+def bare_view(request):
+    return JsonResponse(ran("bare", request))
+
+
+@require_mfa_approval("reports.export")
+def get_view(request):
+    return HttpResponse(f"exported {request.GET.get('month')}")
+
+
+class DecoratedClassView(View):
+    @method_decorator(require_mfa_approval(ACTION, question=question, bind=("amount", "payee")))
+    def post(self, request):
+        return JsonResponse(ran("class", request))
+
+
+class MixinView(MFAApprovalRequiredMixin, View):
+    mfa_action = ACTION
+    mfa_bind = ("amount", "payee")
+
+    def get_mfa_question(self, request):
+        return question(request)
+
+    def get(self, request):
+        return HttpResponse("the form")
+
+    def post(self, request):
+        return JsonResponse(ran("mixin", request))
+
+
+@require_mfa_approval(ACTION, question=question, bind=("amount", "payee"))
+async def async_view(request):
+    return JsonResponse(ran("async", request))
+
+
+class AsyncMixinView(MFAApprovalRequiredMixin, View):
+    mfa_action = ACTION
+    mfa_bind = ("amount", "payee")
+
+    async def post(self, request):
+        return JsonResponse(ran("async-mixin", request))
+
+
+# --- DRF ---------------------------------------------------------------------------------
+
+
+class DecoratedAPIView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @require_mfa_approval(ACTION, bind=("amount", "payee"))
+    def post(self, request):
+        return Response(ran("drf-method", request))
+
+
+class PermissionAPIView(APIView):
+    permission_classes = [IsAuthenticated, MFAApproved]
+    mfa_action = ACTION
+    mfa_bind = ("amount", "payee")
+
+    def get(self, request):
+        return Response({"balance": 1000})
+
+    def post(self, request):
+        return Response(ran("drf-permission", request))
+
+
+@api_view(["POST"])
+@require_mfa_approval(ACTION, bind=("amount", "payee"))
+def drf_function_view(request):
+    return Response(ran("drf-function", request))
+
+
+class AccountViewSet(viewsets.ViewSet):
+    permission_classes = [IsAuthenticated]
+
+    @action(detail=False, methods=["post"])
+    @require_mfa_approval(ACTION, bind=("amount", "payee"))
+    def withdraw(self, request):
+        return Response(ran("drf-action", request))
+
+
+class PermissionViewSet(viewsets.ViewSet):
+    permission_classes = [IsAuthenticated, MFAApproved]
+    mfa_action = ACTION
+    mfa_bind = ("amount", "payee")
+
+    @action(detail=False, methods=["post"])
+    def withdraw(self, request):
+        return Response(ran("drf-permission-action", request))
+
+
+@login_required
+def plain_view(request):
+    """The same work as function_view, without the gate (to count queries).
+
+    A sensitive view serves signed-in users only, so it loads the session and the
+    user in any case; the gate's own cost is what comes on top of that.
+    """
+    return JsonResponse(ran("plain", request))
+
+
+urlpatterns = [
+    path("function/", function_view),
+    path("default/", default_binding_view),
+    path("bare/", bare_view),
+    path("export/", get_view),
+    path("class/", DecoratedClassView.as_view()),
+    path("mixin/", MixinView.as_view()),
+    path("async/", async_view),
+    path("async-mixin/", AsyncMixinView.as_view()),
+    path("drf-method/", DecoratedAPIView.as_view()),
+    path("drf-permission/", PermissionAPIView.as_view()),
+    path("drf-function/", drf_function_view),
+    path("drf-action/", AccountViewSet.as_view({"post": "withdraw"})),
+    path("drf-permission-action/", PermissionViewSet.as_view({"post": "withdraw"})),
+    path("plain/", plain_view),
+]

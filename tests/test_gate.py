@@ -1,0 +1,493 @@
+"""The gate on every kind of view: DESIGN.md's table of answers, binding, and attacks."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from hyperid_mfa import services
+from hyperid_mfa.models import HyperIDToken, MFARequest, State
+from tests import gate_views
+from tests.conftest import link
+
+pytestmark = pytest.mark.django_db
+
+PLAIN_KINDS = ["function", "class", "mixin", "async", "async-mixin"]
+DRF_KINDS = ["drf-method", "drf-permission", "drf-function", "drf-action", "drf-permission-action"]
+KINDS = PLAIN_KINDS + DRF_KINDS
+
+
+@pytest.fixture(autouse=True)
+def _forget_runs():
+    gate_views.RUNS.clear()
+
+
+@pytest.fixture
+def browser(hyperid_user):
+    """A signed-in browser session of the HyperID user."""
+    client = Client()
+    client.force_login(hyperid_user)
+    return client
+
+
+def submit(client, kind, amount="500", payee="Bob", *, html=False, **extra):
+    """Send the withdrawal to the view of ``kind``, as that kind's clients do."""
+    url = f"/gate/{kind}/"
+    data = {"amount": amount, "payee": payee}
+    if kind.startswith("drf"):
+        return client.post(url, json.dumps(data), content_type="application/json", **extra)
+    if html:
+        return client.post(url, data, **extra)
+    return client.post(url, data, HTTP_ACCEPT="application/json", **extra)
+
+
+def approve_pending(fake, user=None):
+    """The user's phone approves every pending push."""
+    for push in fake.pending():
+        fake.approve(push.transaction_id)
+
+
+def runs(kind):
+    return [amount for ran_kind, amount in gate_views.RUNS if ran_kind == kind]
+
+
+# --- the table of answers, on every kind of view -----------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_first_call_sends_a_push_and_answers_pending(fake_hyperid, browser, kind):
+    response = submit(browser, kind)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "mfa_pending"
+    assert body["detail"]
+    pushed = body["mfa_request"]
+    assert set(pushed) == {
+        "id",
+        "transaction_id",
+        "state",
+        "code",
+        "question",
+        "status_url",
+        "expires_at",
+    }
+    assert pushed["state"] == "pending"
+    assert pushed["status_url"].endswith(f"/mfa/requests/{pushed['id']}/")
+    [push] = fake_hyperid.pending()
+    assert push.transaction_id == pushed["transaction_id"]
+    assert push.code == pushed["code"]
+    assert runs(kind) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_approval_the_view_runs_exactly_once(fake_hyperid, browser, kind):
+    submit(browser, kind)
+    approve_pending(fake_hyperid)
+    response = submit(browser, kind)
+    assert response.status_code == 200, response.content
+    assert response.json()["ran"] == kind
+    assert runs(kind) == ["500"]
+    again = submit(browser, kind)
+    assert again.status_code == 403
+    assert again.json()["code"] == "mfa_pending"
+    assert runs(kind) == ["500"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_calling_again_while_pending_sends_no_new_push(fake_hyperid, browser, kind, settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "MIN_REFRESH_INTERVAL": 0}
+    first = submit(browser, kind).json()["mfa_request"]["id"]
+    for _ in range(5):
+        response = submit(browser, kind)
+        assert response.json()["mfa_request"]["id"] == first
+    assert fake_hyperid.call_count("start") == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_too_many_pushes_is_429_with_retry_after(fake_hyperid, browser, kind):
+    for amount in range(5):  # five different amounts: five pushes
+        submit(browser, kind, amount=str(amount))
+    response = submit(browser, kind, amount="999")
+    assert response.status_code == 429
+    assert response.json()["code"] == "mfa_rate_limited"
+    assert int(response["Retry-After"]) > 0
+    assert fake_hyperid.call_count("start") == 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("fault", "params"),
+    [
+        ("http_503", {}),
+        ("malformed_json", {}),
+        ("result", {"result": -1}),
+        ("status", {"value": 3}),
+    ],
+)
+def test_hyperid_down_or_garbage_is_503_and_the_pending_request_is_kept(
+    fake_hyperid, browser, kind, fault, params
+):
+    pending = submit(browser, kind).json()["mfa_request"]
+    approve_pending(fake_hyperid)  # an approval behind the fault must not get through
+    fake_hyperid.inject(fault, call="status-get", times=None, **params)
+    response = submit(browser, kind)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "mfa_unavailable"
+    assert body["mfa_request"]["id"] == pending["id"]
+    assert int(response["Retry-After"]) >= 1
+    assert runs(kind) == []
+    stored = MFARequest.objects.get(pk=pending["id"])
+    assert stored.is_pending
+    assert stored.last_error
+    fake_hyperid.clear_faults()
+    MFARequest.objects.filter(pk=pending["id"]).update(last_checked_at=None)
+    assert submit(browser, kind).status_code == 200
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_starting_while_hyperid_is_down_is_503(fake_hyperid, browser, kind):
+    fake_hyperid.inject("http_503", call="start", retry_after=7)
+    response = submit(browser, kind)
+    assert response.status_code == 503
+    assert response.json()["code"] == "mfa_unavailable"
+    assert response["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_usable_hyperid_token_asks_to_sign_in_again(fake_hyperid, browser, hyperid_user, kind):
+    HyperIDToken.objects.filter(user=hyperid_user).delete()
+    response = submit(browser, kind)
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_reauthenticate"
+    assert fake_hyperid.call_count("start") == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_revoked_token_while_pending_asks_to_sign_in_again(
+    fake_hyperid, browser, hyperid_user, kind
+):
+    submit(browser, kind)
+    fake_hyperid.revoke_tokens(hyperid_user.hyperid_subject)
+    MFARequest.objects.update(last_checked_at=None)
+    response = submit(browser, kind)
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_reauthenticate"
+    assert MFARequest.objects.get().is_pending
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_anonymous_users_are_refused_and_no_push_is_sent(fake_hyperid, kind):
+    response = submit(Client(), kind)
+    assert response.status_code in (401, 403)
+    if response.status_code == 403 and not kind.startswith("drf"):
+        assert response.json()["code"] == "not_authenticated"
+    assert fake_hyperid.call_count() == 0
+    assert runs(kind) == []
+
+
+def test_anonymous_browser_is_sent_to_login_like_login_required(fake_hyperid):
+    response = submit(Client(), "function", html=True)
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/gate/function/"
+
+
+def test_user_without_authenticator_is_told_so(fake_hyperid, user):
+    link(fake_hyperid, user, has_device=False)
+    client = Client()
+    client.force_login(user)
+    response = submit(client, "function")
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_no_authenticator"
+
+
+# --- what is bound -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["function", "drf-permission", "async"])
+def test_approval_for_one_amount_does_not_pay_another(fake_hyperid, browser, kind):
+    submit(browser, kind, amount="500")
+    approve_pending(fake_hyperid)
+    response = submit(browser, kind, amount="5000")
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_pending"
+    assert runs(kind) == []
+    assert submit(browser, kind, amount="500").status_code == 200
+
+
+def test_approval_for_one_payee_does_not_pay_another(fake_hyperid, browser):
+    submit(browser, "function", payee="Bob")
+    approve_pending(fake_hyperid)
+    assert submit(browser, "function", payee="Mallory").status_code == 403
+    assert runs("function") == []
+
+
+def test_approval_for_one_action_does_not_unlock_another(fake_hyperid, browser):
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    response = browser.get("/gate/export/?month=5", HTTP_ACCEPT="application/json")
+    assert response.status_code == 403
+    assert MFARequest.objects.filter(action="reports.export").exists()
+
+
+def test_another_users_approval_is_not_theirs_to_spend(fake_hyperid, browser, other_user):
+    link(fake_hyperid, other_user)
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    bob = Client()
+    bob.force_login(other_user)
+    response = submit(bob, "function")
+    assert response.status_code == 403
+    assert runs("function") == []
+
+
+def test_approval_won_in_one_browser_cannot_be_spent_from_another(
+    fake_hyperid, browser, hyperid_user
+):
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    second_browser = Client()
+    second_browser.force_login(hyperid_user)
+    assert submit(second_browser, "function").status_code == 403
+    assert runs("function") == []
+    assert submit(browser, "function").status_code == 200
+
+
+def test_consumed_approval_cannot_be_replayed(fake_hyperid, browser):
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    assert submit(browser, "function").status_code == 200
+    assert submit(browser, "function").status_code == 403
+    assert runs("function") == ["500"]
+
+
+def test_approval_older_than_max_age_is_refused(fake_hyperid, browser):
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    services.refresh_pending(concurrency=1)
+    MFARequest.objects.update(completed_at=timezone.now() - timedelta(seconds=301))
+    assert submit(browser, "function").status_code == 403
+    assert runs("function") == []
+
+
+def test_default_binding_covers_every_field_but_not_the_csrf_token(fake_hyperid, browser):
+    data = {"amount": "500", "memo": "rent", "csrfmiddlewaretoken": "one"}
+    browser.post("/gate/default/?account=1", data, HTTP_ACCEPT="application/json")
+    approve_pending(fake_hyperid)
+    changed_memo = {**data, "memo": "other"}
+    response = browser.post(
+        "/gate/default/?account=1", changed_memo, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 403
+    assert (
+        browser.post("/gate/default/?account=2", data, HTTP_ACCEPT="application/json").status_code
+        == 403
+    )
+    new_token = {**data, "csrfmiddlewaretoken": "two"}
+    response = browser.post("/gate/default/?account=1", new_token, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert runs("default") == ["500"]
+
+
+def test_default_binding_ignores_key_order_but_not_repeated_values(fake_hyperid, browser):
+    browser.post(
+        "/gate/default/",
+        "b=2&a=1&a=3",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_ACCEPT="application/json",
+    )
+    approve_pending(fake_hyperid)
+    reordered = browser.post(
+        "/gate/default/",
+        "a=1&a=3&b=2",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_ACCEPT="application/json",
+    )
+    assert reordered.status_code == 200
+
+
+def test_default_binding_of_json_bodies_ignores_key_order(fake_hyperid, browser):
+    browser.post("/gate/default/", '{"amount": 500, "to": "Bob"}', content_type="application/json")
+    approve_pending(fake_hyperid)
+    response = browser.post(
+        "/gate/default/", '{"to": "Bob", "amount": 500}', content_type="application/json"
+    )
+    assert response.status_code == 200
+
+
+def test_malformed_json_body_is_a_400_and_no_push(fake_hyperid, browser):
+    response = browser.post("/gate/default/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "mfa_bad_request"
+    assert fake_hyperid.call_count() == 0
+
+
+def test_missing_field_for_the_question_is_a_400_not_a_500(fake_hyperid, browser):
+    response = browser.post("/gate/function/", {"payee": "Bob"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "mfa_bad_request"
+    assert fake_hyperid.call_count() == 0
+
+
+def test_question_on_the_phone_says_what_is_approved(fake_hyperid, browser):
+    submit(browser, "function", amount="750", payee="Carol")
+    [push] = fake_hyperid.pending()
+    assert push.question == "Withdraw 750 EUR to Carol?"
+
+
+def test_bare_decorator_names_the_action_after_the_view(fake_hyperid, browser):
+    browser.post("/gate/bare/", {"x": "1"}, HTTP_ACCEPT="application/json")
+    assert MFARequest.objects.get().action == "tests.gate_views.bare_view"
+
+
+def test_mixin_leaves_safe_methods_alone(fake_hyperid, browser):
+    assert browser.get("/gate/mixin/").content == b"the form"
+    assert browser.get("/gate/drf-permission/").json() == {"balance": 1000}
+    assert fake_hyperid.call_count() == 0
+
+
+# --- outcomes other than approval ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["deny", "decline", "expire", "forget"])
+@pytest.mark.parametrize("kind", ["function", "drf-permission", "async"])
+def test_denied_expired_canceled_or_failed_never_run_the_view(
+    fake_hyperid, browser, kind, outcome, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "DENIAL_COOLDOWN": 0}
+    first = submit(browser, kind).json()["mfa_request"]
+    getattr(fake_hyperid, outcome)(first["transaction_id"])
+    response = submit(browser, kind)
+    assert response.status_code == 403
+    assert response.json()["mfa_request"]["id"] != first["id"]  # a new push
+    assert MFARequest.objects.get(pk=first["id"]).state in {
+        State.DENIED,
+        State.CANCELED,
+        State.EXPIRED,
+        State.FAILED,
+    }
+    assert runs(kind) == []
+
+
+def test_after_a_denial_the_next_push_waits(fake_hyperid, browser):
+    first = submit(browser, "function").json()["mfa_request"]
+    fake_hyperid.deny(first["transaction_id"])
+    response = submit(browser, "function")
+    assert response.status_code == 429
+    assert response.json()["code"] == "mfa_rate_limited"
+    assert int(response["Retry-After"]) <= 31
+
+
+def test_request_expired_locally_is_not_approved_later(fake_hyperid, browser):
+    submit(browser, "function")
+    MFARequest.objects.update(expires_at=timezone.now())
+    approve_pending(fake_hyperid)
+    response = submit(browser, "function")
+    assert response.status_code == 403
+    assert runs("function") == []
+    assert MFARequest.objects.order_by("created_at").first().state == State.EXPIRED
+
+
+# --- the HTML page -------------------------------------------------------------------------------
+
+
+def test_browser_gets_the_approval_page_with_the_code_and_question(fake_hyperid, browser):
+    response = submit(browser, "function", html=True)
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Cache-Control"] == "no-store"
+    request = MFARequest.objects.get()
+    page = response.content.decode()
+    assert 'class="hyperid-mfa-code"' in page
+    assert f">{request.code}</p>" in page
+    assert "Withdraw 500 EUR to Bob?" in page
+    assert '<script src="/static/hyperid_mfa/approval.js" defer></script>' in page
+    assert "<script>" not in page  # nothing inline: strict CSP works
+    config = json.loads(
+        page.split('id="hyperid-mfa-config" type="application/json">')[1].split("</script>")[0]
+    )
+    assert config["statusUrl"].endswith(f"/mfa/requests/{request.pk}/")
+    assert config["cancelUrl"].endswith(f"/mfa/requests/{request.pk}/cancel/")
+    assert config["resubmit"] == {
+        "method": "POST",
+        "url": "/gate/function/",
+        "fields": [["amount", "500"], ["payee", "Bob"]],
+        "has_files": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("setup", "status", "title"),
+    [
+        ("rate_limit", 429, "Too many approval requests"),
+        ("down", 503, "HyperID is unavailable"),
+        ("no_token", 403, "Approval is not possible"),
+    ],
+)
+def test_html_answers_have_the_same_status_codes_as_json(
+    fake_hyperid, browser, hyperid_user, setup, status, title
+):
+    if setup == "rate_limit":
+        for amount in range(5):
+            submit(browser, "function", amount=str(amount))
+    elif setup == "down":
+        fake_hyperid.inject("http_503", call="start")
+    else:
+        HyperIDToken.objects.filter(user=hyperid_user).delete()
+    response = submit(browser, "function", html=True)
+    assert response.status_code == status
+    assert title in response.content.decode()
+
+
+def test_a_gated_get_is_resubmitted_with_its_query_as_fields(fake_hyperid, browser):
+    response = browser.get("/gate/export/?month=5&next=https://evil.example/")
+    page = response.content.decode()
+    assert 'action="/gate/export/"' in page
+    assert "https://evil.example/" not in page.split("<form")[1].split(">")[0]
+
+
+def test_next_parameters_are_never_followed_off_site(fake_hyperid, browser):
+    response = browser.post(
+        "/gate/function/?next=https://evil.example/", {"amount": "5", "payee": "B"}
+    )
+    page = response.content.decode()
+    form_tag = page.split('<form id="hyperid-mfa-resubmit"')[1].split(">")[0]
+    assert 'action="/gate/function/?next=https://evil.example/"' in form_tag
+    approve_pending(fake_hyperid)
+    done = browser.post("/gate/function/?next=https://evil.example/", {"amount": "5", "payee": "B"})
+    assert done.status_code == 200
+    assert "Location" not in done
+
+
+def test_a_path_starting_with_two_slashes_stays_on_this_site(fake_hyperid, browser):
+    from django.test import RequestFactory
+
+    from hyperid_mfa.gate import _resubmission
+
+    request = RequestFactory().post("/gate/function/", {"amount": "1"})
+    request.path = "//evil.example/gate/function/"  # as a server may pass it through
+    assert _resubmission(request)["url"] == "/%2Fevil.example/gate/function/"
+
+
+# --- cost -----------------------------------------------------------------------------------
+
+
+def test_an_approved_pass_costs_at_most_three_queries_more_than_the_bare_view(
+    fake_hyperid, browser
+):
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    services.refresh_pending(concurrency=1)
+    data = {"amount": "500", "payee": "Bob"}
+    with CaptureQueriesContext(connection) as bare:
+        browser.post("/gate/plain/", data, HTTP_ACCEPT="application/json")
+    with CaptureQueriesContext(connection) as gated:
+        response = browser.post("/gate/function/", data, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert len(gated) - len(bare) <= 3, [q["sql"] for q in gated.captured_queries]
