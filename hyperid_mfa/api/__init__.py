@@ -1,0 +1,1 @@
+"""The DRF API of hyperid_mfa (see docs/api.md)."""
