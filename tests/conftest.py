@@ -37,6 +37,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
     if item.get_closest_marker("redis") and not _reachable("127.0.0.1", 6379):
         _skip_or_fail("needs Redis on 127.0.0.1:6379")
+    if item.get_closest_marker("browser"):
+        if not os.path.exists("/usr/bin/chromium"):
+            _skip_or_fail("needs Chromium at /usr/bin/chromium (apt-get install chromium)")
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            _skip_or_fail("needs Playwright (pip install playwright)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keep each phase's report on the item, so fixtures can see whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(autouse=True)

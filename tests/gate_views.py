@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -155,7 +156,32 @@ def plain_view(request):
     return JsonResponse(ran("plain", request))
 
 
+TRANSFER_FORM = """<!DOCTYPE html>
+<html><head><title>Transfer</title></head><body>
+<form method="post" action="/gate/transfer/">
+  <input type="hidden" name="csrfmiddlewaretoken" value="{token}">
+  <label>Amount <input name="amount" id="amount"></label>
+  <label>Payee <input name="payee" id="payee"></label>
+  <button type="submit" id="send">Transfer</button>
+</form></body></html>"""
+
+
+@login_required
+def transfer_form(request):
+    return HttpResponse(TRANSFER_FORM.format(token=get_token(request)))
+
+
+@require_mfa_approval(ACTION, question=question, bind=("amount", "payee"))
+def transfer(request):
+    ran("transfer", request)
+    return HttpResponse(
+        f"<p id='result'>Transferred {request.POST['amount']} EUR to {request.POST['payee']}</p>"
+    )
+
+
 urlpatterns = [
+    path("transfer-form/", transfer_form),
+    path("transfer/", transfer),
     path("function/", function_view),
     path("default/", default_binding_view),
     path("bare/", bare_view),

@@ -1,0 +1,110 @@
+"""The approval page in a real browser: Debian's Chromium driven by Playwright.
+
+A user submits a form behind the gate, sees the two-digit code, the phone (FakeHyperID)
+answers, and the page carries on by itself. On failure a screenshot of the page is
+saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from hyperid_mfa.models import MFARequest
+from tests import gate_views
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
+    # makes between browser steps are still plain synchronous code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server, hyperid_user, request, settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 1, "MIN_REFRESH_INTERVAL": 0}
+    client = Client()
+    client.force_login(hyperid_user)
+    context = chromium.new_context()
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    gate_views.RUNS.clear()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def submit_transfer(page, live_server, amount="500", payee="Bob"):
+    page.goto(f"{live_server.url}/gate/transfer-form/")
+    page.fill("#amount", amount)
+    page.fill("#payee", payee)
+    page.click("#send")
+    page.wait_for_selector(".hyperid-mfa-code")
+
+
+def test_user_approves_on_the_phone_and_the_page_completes_the_transfer(
+    page, live_server, fake_hyperid
+):
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    assert page.text_content(".hyperid-mfa-code").strip() == push.code
+    assert "Withdraw 500 EUR to Bob?" in page.text_content(".hyperid-mfa-question")
+    fake_hyperid.approve(push.transaction_id)
+    page.wait_for_selector("#result")
+    assert page.text_content("#result") == "Transferred 500 EUR to Bob"
+    assert gate_views.RUNS == [("transfer", "500")]
+    assert MFARequest.objects.get().state == "consumed"
+
+
+def test_user_denies_and_the_page_says_so_and_offers_to_try_again(
+    page, live_server, fake_hyperid
+):
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    fake_hyperid.deny(push.transaction_id)
+    page.wait_for_selector("#hyperid-mfa[data-state='denied']")
+    assert re.search("denied", page.text_content("#hyperid-mfa-status"))
+    assert page.is_visible("#hyperid-mfa-retry")
+    assert not page.is_visible("#hyperid-mfa-continue")
+    assert gate_views.RUNS == []
+
+
+def test_user_cancels_from_the_page(page, live_server, fake_hyperid):
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    page.click("#hyperid-mfa-cancel")
+    page.wait_for_selector("#hyperid-mfa[data-state='canceled']")
+    assert fake_hyperid.transaction(push.transaction_id).status == 4
+    assert MFARequest.objects.get().state == "canceled"
