@@ -88,9 +88,7 @@ def test_user_approves_on_the_phone_and_the_page_completes_the_transfer(
     assert MFARequest.objects.get().state == "consumed"
 
 
-def test_user_denies_and_the_page_says_so_and_offers_to_try_again(
-    page, live_server, fake_hyperid
-):
+def test_user_denies_and_the_page_says_so_and_offers_to_try_again(page, live_server, fake_hyperid):
     submit_transfer(page, live_server)
     [push] = fake_hyperid.pending()
     fake_hyperid.deny(push.transaction_id)
