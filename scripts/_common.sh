@@ -156,8 +156,22 @@ hm_ensure_venv() {
 # hm_setup: read the HYPERID_MFA_PYTHON / HYPERID_MFA_DJANGO knobs, make the venv
 # ready and set HM_PY (the base interpreter), HM_VENV, HM_VPY (the venv's python)
 # and HM_DJANGO_SPEC.
+#
+# HYPERID_MFA_VENV=DIR instead uses an existing virtualenv exactly as it is: nothing
+# is created or installed, the two knobs are ignored. For tests that run these
+# scripts in a scratch clone with the environment that runs the tests: installing
+# would point that environment's editable install at the scratch clone.
 hm_setup() {
     local python_knob=${HYPERID_MFA_PYTHON:-} django_knob=${HYPERID_MFA_DJANGO:-} xy
+    if [ -n "${HYPERID_MFA_VENV:-}" ]; then
+        HM_VENV=$(cd "$HYPERID_MFA_VENV" 2>/dev/null && pwd) ||
+            hm_die "HYPERID_MFA_VENV: no such directory: $HYPERID_MFA_VENV"
+        HM_VPY=$HM_VENV/bin/python
+        hm_runs "$HM_VPY" || hm_die "HYPERID_MFA_VENV: $HM_VPY is not a working Python"
+        # shellcheck disable=SC2034 # read by the scripts that source this file
+        HM_PY=$HM_VPY HM_DJANGO_SPEC=""
+        return 0
+    fi
     HM_PY=$(hm_find_python "${python_knob:-python3}") ||
         hm_die "no working Python interpreter for '${python_knob:-python3}' (HYPERID_MFA_PYTHON)"
     "$HM_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||

@@ -1,6 +1,8 @@
 """Settings of the example project: a local demo on SQLite, never a deployment.
 
-Run it with ``./scripts/demo`` from the repository root.
+Run it with ``./scripts/demo`` from the repository root: it starts the HyperID
+simulator (``manage.py hyperid_mfa_simulator``) next to the dev server, because the
+demo talks to that simulator instead of HyperID.
 """
 
 import os
@@ -22,7 +24,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The OpenAPI schema, and Swagger UI's files served from here: the demo works
+    # offline, where the CDN that drf-spectacular uses by default is out of reach.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "hyperid_mfa",
+    "bank",
 ]
 
 MIDDLEWARE = [
@@ -47,6 +54,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "bank.context_processors.hyperid_simulator",
             ],
         },
     },
@@ -77,4 +85,62 @@ USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- HyperID ---------------------------------------------------------------------------
+
+# Where the simulator listens (./scripts/demo sets it when it picks another port).
+# Plain http:// is accepted for loopback addresses only (system check hyperid_mfa.E004).
+HYPERID_SIMULATOR_URL = os.environ.get("EXAMPLE_HYPERID_URL", "http://127.0.0.1:8765").rstrip("/")
+
+HYPERID_MFA = {
+    # A real project: "https://api.hypersecureid.com" and HyperID's issuer (the defaults).
+    "API_BASE_URL": HYPERID_SIMULATOR_URL,
+    "ISSUER": HYPERID_SIMULATOR_URL + "/auth/realms/HyperID",
+    # The simulator accepts whatever client the project names; a real project uses
+    # the client HyperID registered for it, its secret read from the environment.
+    "CLIENT_ID": "example-bank",
+    "CLIENT_SECRET": "example-bank-secret",
+    # A real project keeps its keys out of the code (Fernet.generate_key()).
+    "TOKEN_ENCRYPTION_KEYS": ["Tx0-27HTY_E2s7vYXGwEkq8e8HNGpC-CJ05aXKA9wns="],
+    # The approval page inside the bank's own layout.
+    "BASE_TEMPLATE": "bank/base.html",
+    # Snappier than the defaults (2 and 2): the simulator answers instantly.
+    "POLL_INTERVAL": 1,
+    "MIN_REFRESH_INTERVAL": 1,
+    # Room to play with the demo; the default, 5 pushes per 10 minutes, is the
+    # anti-fatigue limit meant for production.
+    "START_RATE_LIMIT": "20/10m",
+}
+
+REST_FRAMEWORK = {
+    # Basic authentication lets the README's curl examples act as the demo user.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Example bank",
+    "DESCRIPTION": "The example project of django-hyperid-mfa: transfers gated on a "
+    "HyperID push approval, and the app's own API under /mfa/.",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# The app's audit lines (push sent, approved, consumed...) on the dev server's console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"brief": {"format": "[%(asctime)s] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "brief"}},
+    "loggers": {"hyperid_mfa": {"handlers": ["console"], "level": "INFO"}},
+}

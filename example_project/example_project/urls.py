@@ -1,14 +1,14 @@
-"""URLs of the example project.
-
-The app's own URLs (``path("mfa/", include("hyperid_mfa.urls"))``) join here once
-``hyperid_mfa.urls`` exists.
-"""
+"""URLs of the example project."""
 
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("", include("bank.urls")),
+    # The app's API: the approval page polls it; API clients may too.
+    path("mfa/", include("hyperid_mfa.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]

@@ -34,12 +34,15 @@ Over real HTTP (demo, integration tests)::
         settings.HYPERID_MFA = {**settings.HYPERID_MFA, **fake.settings()}
 
 or ``python -m hyperid_mfa.testing.server --port 8765`` in a process of its own.
+``Authenticator(fake).handle``, given to ``serve(handler=...)``, adds web pages that
+play the user's phone (the demo's simulator, ``manage.py hyperid_mfa_simulator``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .authenticator import Authenticator
 from .fake import CALLS, FAULTS, FakeHyperID, FakeResponse, FakeTransaction, RecordedCall, TokenPair
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CALLS",
     "FAULTS",
+    "Authenticator",
     "FakeHyperID",
     "FakeHyperIDServer",
     "FakeResponse",

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import responses
     from requests import PreparedRequest
 
-    from .server import FakeHyperIDServer
+    from .server import FakeHyperIDServer, Handler
 
 __all__ = [
     "CALLS",
@@ -583,6 +583,11 @@ class FakeHyperID:
         with self._lock:
             self._users[subject] = bool(has_device)
         return subject
+
+    def users(self) -> dict[str, bool]:
+        """Every account, oldest first: subject -> whether it has an authenticator device."""
+        with self._lock:
+            return dict(self._users)
 
     def set_device(self, subject: str, has_device: bool) -> None:
         """Give the user an authenticator device (pushes work) or take it away (-7)."""
@@ -1395,7 +1400,12 @@ class FakeHyperID:
         return response.status, response.headers, response.body
 
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+        handler: Handler | None = None,
     ) -> FakeHyperIDServer:
         """Serve this fake over real HTTP on a background thread; return the running server.
 
@@ -1406,10 +1416,13 @@ class FakeHyperID:
             fake = FakeHyperID(base_url=None)
             with fake.serve() as server:
                 settings.HYPERID_MFA = fake.settings()  # API_BASE_URL == server.url
+
+        ``handler`` answers the requests instead of :meth:`handle`, e.g.
+        ``Authenticator(fake).handle`` to add the authenticator pages.
         """
         from .server import FakeHyperIDServer
 
-        server = FakeHyperIDServer(self, host, port, latency=latency)
+        server = FakeHyperIDServer(self, host, port, latency=latency, handler=handler)
         self._bind(server.url)
         return server
 

@@ -38,13 +38,18 @@ import socket
 import socketserver
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, cast
 
 from .fake import MAX_BODY_BYTES, FakeHyperID, FakeResponse
 
-__all__ = ["FakeHyperIDServer", "main"]
+__all__ = ["FakeHyperIDServer", "Handler", "main"]
+
+#: What the server asks for each request's answer: ``(method, path, headers, body)``.
+#: ``FakeHyperID.handle`` by default; the simulator's authenticator pages wrap it.
+Handler = Callable[[str, str, Mapping[str, str], bytes], FakeResponse]
 
 # How often the accept loop looks at its shutdown flag: stop() waits at most this long.
 _POLL_INTERVAL = 0.05
@@ -63,12 +68,21 @@ class FakeHyperIDServer:
     a test prove that a client reuses connections; ``latency`` (settable) delays
     every answer, for benchmarks. ``stop()`` (or leaving the ``with`` block) returns
     promptly even with idle keep-alive connections or slow answers in flight.
+    ``handler`` answers each request instead of ``fake.handle`` (the simulator's
+    authenticator pages answer their own paths and pass the rest on to the fake).
     """
 
     def __init__(
-        self, fake: FakeHyperID, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0
+        self,
+        fake: FakeHyperID,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+        handler: Handler | None = None,
     ) -> None:
         self.fake = fake
+        self.handler: Handler = fake.handle if handler is None else handler
         self.latency = latency
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -254,7 +268,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         try:
-            response = owner.fake.handle(self.command, self.path, dict(self.headers.items()), body)
+            response = owner.handler(self.command, self.path, dict(self.headers.items()), body)
         except Exception as error:  # a bug in the fake: answer and let the test see it in .errors
             owner._error(error)
             response = _plain(500, "FakeHyperID failed; see FakeHyperIDServer.errors")
@@ -298,7 +312,13 @@ def _plain(status: int, text: str) -> FakeResponse:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a FakeHyperID server until interrupted (the demo's simulator)."""
+    """Run a FakeHyperID server with the authenticator pages until interrupted.
+
+    Django projects have the same as a management command, ``hyperid_mfa_simulator``,
+    which also takes its client id and secret from the project's settings.
+    """
+    from .authenticator import AUTHENTICATOR_PATH, Authenticator
+
     parser = argparse.ArgumentParser(
         prog="python -m hyperid_mfa.testing.server",
         description="Serve an in-memory HyperID for demos and tests. "
@@ -315,10 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeHyperID(
         base_url=None, transaction_ttl=args.transaction_ttl, token_ttl=args.token_ttl
     )
-    with fake.serve(args.host, args.port, latency=args.latency) as server:
+    try:
+        server = fake.serve(
+            args.host, args.port, latency=args.latency, handler=Authenticator(fake).handle
+        )
+    except OSError as err:
+        parser.exit(2, f"{parser.prog}: cannot listen on {args.host}:{args.port}: {err.strerror}\n")
+    with server:
         # The first line names the address, so a parent process started with --port 0 can read it.
         print(f"FakeHyperID serving at {server.url}", flush=True)
         print(f"API_BASE_URL={fake.base_url} ISSUER={fake.issuer}", flush=True)
+        print(f"authenticator: {server.url}{AUTHENTICATOR_PATH}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0

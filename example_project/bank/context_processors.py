@@ -1,0 +1,16 @@
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from hyperid_mfa.testing.authenticator import AUTHENTICATOR_PATH, Authenticator
+
+
+def hyperid_simulator(request: HttpRequest) -> dict[str, Any]:
+    """Links to the simulator's phone pages, shown on every page of the demo."""
+    simulator = settings.HYPERID_SIMULATOR_URL
+    user = getattr(request, "user", None)
+    phone_url = simulator + AUTHENTICATOR_PATH
+    if user is not None and user.is_authenticated:
+        phone_url = simulator + Authenticator.phone_path(user.get_username())
+    return {"hyperid_simulator_url": simulator, "hyperid_phone_url": phone_url}

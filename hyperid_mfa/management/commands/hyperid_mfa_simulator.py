@@ -1,0 +1,207 @@
+"""``manage.py hyperid_mfa_simulator``: a local HyperID, with web pages playing the phone.
+
+Serves :class:`~hyperid_mfa.testing.FakeHyperID` over HTTP, as stripe-mock or moto
+stand in for their services: the app's real HTTP client talks to it exactly as to
+HyperID (minus TLS). Its authenticator pages (``/authenticator/``) list each user's
+pending pushes and answer them with number matching; see
+:mod:`hyperid_mfa.testing.authenticator`.
+
+By default it listens where the project's ``HYPERID_MFA["API_BASE_URL"]`` points when
+that is a loopback ``http://`` URL, else on 127.0.0.1:8765, and it accepts the
+project's ``CLIENT_ID``/``CLIENT_SECRET`` at its token endpoint so that token
+refreshes work. Everything lives in memory: stopping it forgets every account, token
+and push (the site's users then sign in with HyperID again).
+
+A test double, never a deployment: anyone who reaches its port can take tokens and
+approve pushes. It refuses to listen beyond loopback unless told ``--allow-remote``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import signal
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from hyperid_mfa.conf import mfa_settings
+from hyperid_mfa.testing import Authenticator, FakeHyperID
+from hyperid_mfa.testing.authenticator import AUTHENTICATOR_PATH
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _simulated_url(url: object) -> str | None:
+    """``url`` when it can name this simulator (a loopback ``http://`` URL), else None."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not is_loopback(parts.hostname):
+        return None
+    return url.rstrip("/")
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a simulated HyperID (FakeHyperID) for local development, with "
+        "authenticator pages that play each user's phone. A test double: it keeps "
+        "everything in memory and has no authentication, so it listens on loopback only."
+    )
+    # The simulator does not depend on the project being correctly configured, and
+    # the dev server next to it reports the checks anyway.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--host",
+            help="Address to listen on. Default: the host of HYPERID_MFA['API_BASE_URL'] "
+            f"when it is a loopback http:// URL, else {DEFAULT_HOST}.",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            help="Port to listen on; 0 picks a free one. Default: the port of "
+            f"HYPERID_MFA['API_BASE_URL'] when it is a loopback http:// URL, else {DEFAULT_PORT}.",
+        )
+        parser.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="Allow a --host other than loopback (a container, say). Anyone who can "
+            "reach the port can then take tokens and approve pushes.",
+        )
+        parser.add_argument(
+            "--transaction-ttl",
+            type=float,
+            default=300.0,
+            help="Seconds a push waits for an answer before HyperID expires it "
+            "(default: %(default)s).",
+        )
+        parser.add_argument(
+            "--token-ttl",
+            type=float,
+            default=3600.0,
+            help="Lifetime of the access tokens it issues, in seconds (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--latency",
+            type=float,
+            default=0.0,
+            help="Seconds added to every answer, to see how the site copes with a slow "
+            "HyperID (default: %(default)s).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configured = _simulated_url(mfa_settings.API_BASE_URL)
+        configured_parts = urlsplit(configured) if configured else None
+        host = (
+            options["host"]
+            or (configured_parts.hostname if configured_parts else None)
+            or DEFAULT_HOST
+        )
+        port = options["port"]
+        if port is None:
+            port = (configured_parts.port if configured_parts else None) or DEFAULT_PORT
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--port must be between 0 and 65535, not {port}.")
+        if not is_loopback(host) and not options["allow_remote"]:
+            raise CommandError(
+                f"Refusing to listen on {host}: the simulator has no authentication, so "
+                "anyone who reaches it could take tokens and approve pushes. Use a loopback "
+                "address, or add --allow-remote if you really mean it."
+            )
+        for name in ("transaction_ttl", "token_ttl"):
+            if not options[name] > 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be a positive number.")
+        if options["latency"] < 0:
+            raise CommandError("--latency must not be negative.")
+
+        fake = self._fake(configured, options)
+        try:
+            server = fake.serve(
+                host, port, latency=options["latency"], handler=Authenticator(fake).handle
+            )
+        except OSError as err:
+            hint = ""
+            if err.errno == errno.EADDRINUSE:
+                hint = (
+                    " Another simulator (or the demo) is probably running: stop it, or "
+                    "choose another --port."
+                )
+            raise CommandError(f"Cannot listen on {host}:{port}: {err.strerror}.{hint}") from None
+        with server:
+            self._announce(server.url, fake, configured, options["verbosity"])
+            self._serve_until_stopped()
+        if options["verbosity"] >= 1:
+            self.stdout.write("HyperID simulator stopped.")
+
+    def _fake(self, configured: str | None, options: dict[str, Any]) -> FakeHyperID:
+        issuer = _simulated_url(mfa_settings.ISSUER)
+        if configured is None or issuer is None:
+            issuer = None  # derived from the base URL: <base>/auth/realms/HyperID
+        # serve() moves both URLs to the server's address and keeps their paths, so
+        # a project that mounts HyperID below a path keeps working.
+        fake = FakeHyperID(
+            base_url=configured,
+            issuer=issuer,
+            transaction_ttl=options["transaction_ttl"],
+            token_ttl=options["token_ttl"],
+        )
+        # The project refreshes tokens with its own client credentials.
+        if mfa_settings.CLIENT_ID:
+            fake.client_id = str(mfa_settings.CLIENT_ID)
+        if mfa_settings.CLIENT_SECRET:
+            fake.client_secret = str(mfa_settings.CLIENT_SECRET)
+        return fake
+
+    def _announce(
+        self, url: str, fake: FakeHyperID, configured: str | None, verbosity: int
+    ) -> None:
+        if verbosity >= 1:
+            # The first line names the address: a parent that passed --port 0 reads it.
+            self.stdout.write(f"HyperID simulator at {url} (a test double: not HyperID)")
+            self.stdout.write(f"  phones (authenticator pages): {url}{AUTHENTICATOR_PATH}")
+            self.stdout.write(
+                f'  HYPERID_MFA = {{"API_BASE_URL": "{fake.base_url}", "ISSUER": "{fake.issuer}"}}'
+            )
+            self.stdout.write(
+                "No authentication: whoever reaches this port can take tokens and approve "
+                "pushes. Quit with CONTROL-C."
+            )
+        if configured != fake.base_url or _simulated_url(mfa_settings.ISSUER) != fake.issuer:
+            self.stderr.write(
+                f"Warning: this project's HYPERID_MFA points at {mfa_settings.API_BASE_URL} "
+                f"(issuer {mfa_settings.ISSUER}), not at this simulator: set API_BASE_URL "
+                f"to {fake.base_url} and ISSUER to {fake.issuer} to use it."
+            )
+        self.stdout.flush()
+
+    def _serve_until_stopped(self) -> None:
+        """Block until Ctrl-C or SIGTERM (how the demo script stops it)."""
+        stop = threading.Event()
+        previous: Any = None
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                # A timed wait: signal handlers run between the waits on every platform.
+                while not stop.wait(0.5):
+                    pass
+        finally:
+            if in_main_thread and previous is not None:
+                signal.signal(signal.SIGTERM, previous)

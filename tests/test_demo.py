@@ -1,0 +1,302 @@
+"""The README's quickstart, end to end: ``./scripts/demo`` in a fresh clone.
+
+What a newcomer does: clone the repository, run ``./scripts/demo``, sign in, transfer
+money, approve the push on the simulator's phone page, and see the transfer exactly
+once; the same through the API; Ctrl-C stops everything. This test does the same in
+a ``git clone`` of the committed HEAD into a temporary directory, on free ports, with
+headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+One difference from a newcomer's first run: the demo reuses the virtualenv that runs
+these tests (``HYPERID_MFA_VENV``, read by scripts/_common.sh) instead of creating its
+own and installing everything into it, which takes a minute and needs the package
+index. Everything else (the script, migrations, demo users, the simulator in the
+background, the dev server, the app's code) comes from the clone.
+
+``HYPERID_MFA_SCREENSHOTS=DIR`` saves the pictures the README shows
+(``approval-page.png`` and ``authenticator-page.png``) into DIR, e.g.
+``HYPERID_MFA_SCREENSHOTS=docs/images ./scripts/test tests/test_demo.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+import requests
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+USERNAME, PASSWORD = "alice", "alice-demo"  # what create_demo_users prints
+STARTUP_SECONDS = 90
+TIMEOUT_MS = 20_000
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on; held open together so that they differ."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+class Demo:
+    """``./scripts/demo`` running in its own process group, as in a terminal.
+
+    Leaving the ``with`` block kills whatever is left of the group (the script, the
+    dev server and its autoreloader child, the simulator), whatever happened.
+    """
+
+    def __init__(self, clone: Path, web_port: int, simulator_port: int, log: Path) -> None:
+        self.clone = clone
+        self.web = f"http://127.0.0.1:{web_port}"
+        self.simulator = f"http://127.0.0.1:{simulator_port}"
+        self.web_port, self.simulator_port = web_port, simulator_port
+        self.log_path = log
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"DJANGO_SETTINGS_MODULE", "HYPERID_MFA_PYTHON", "HYPERID_MFA_DJANGO"}
+        }
+        self.env["HYPERID_MFA_VENV"] = sys.prefix
+        self.env["HYPERID_MFA_DEMO_SIMULATOR_PORT"] = str(simulator_port)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ./scripts/demo to completion (a second one, say) with this demo's settings."""
+        env = {**self.env, **kwargs.pop("env", {})}
+        return subprocess.run(
+            ["./scripts/demo", *args],
+            cwd=self.clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def __enter__(self) -> Demo:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["./scripts/demo", f"127.0.0.1:{self.web_port}"],
+                cwd=self.clone,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        if exc is not None:
+            print(f"--- ./scripts/demo output ---\n{self.log()}")  # shown with the failure
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_up(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"./scripts/demo exited:\n{self.log()}"
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.web}/accounts/login/", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.25)
+        pytest.fail(f"the demo did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
+
+    def interrupt(self) -> int:
+        """Ctrl-C in the demo's terminal: SIGINT to its whole process group."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+
+def screenshot(page: Any, name: str) -> None:
+    target = os.environ.get("HYPERID_MFA_SCREENSHOTS")
+    if target:
+        folder = Path(target) if Path(target).is_absolute() else REPO / target
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / name))
+
+
+def transfer_in_the_browser(demo: Demo, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 880, "height": 600})
+    site = context.new_page()
+    phone = context.new_page()
+    for page in (site, phone):
+        page.set_default_timeout(TIMEOUT_MS)
+    try:
+        # Sign in: the site gets alice's HyperID tokens from the simulator.
+        site.goto(f"{demo.web}/")
+        site.fill("#id_username", USERNAME)
+        site.fill("#id_password", PASSWORD)
+        site.click("#sign-in")
+        site.wait_for_url(f"{demo.web}/")
+
+        # The transfer waits for approval: the bank shows the code to match.
+        site.goto(f"{demo.web}/transfer/")
+        site.fill("#id_amount", "250")
+        site.fill("#id_payee", "Bob")
+        site.click("#send")
+        site.wait_for_selector(".hyperid-mfa-code")
+        code = (site.text_content(".hyperid-mfa-code") or "").strip()
+        assert re.fullmatch(r"\d\d", code)
+        assert "Transfer 250.00 EUR to Bob?" in (site.text_content(".hyperid-mfa-question") or "")
+        screenshot(site, "approval-page.png")
+
+        # The phone shows the same question and offers the code among others.
+        phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
+        phone.wait_for_selector(".push")
+        assert phone.locator(".push").count() == 1
+        assert phone.text_content(".push-question") == "Transfer 250.00 EUR to Bob?"
+        offered = phone.locator("input[name=code]").evaluate_all("els => els.map(e => e.value)")
+        assert code in offered
+        assert len(offered) == 3
+        phone.click(f"label.choice:has(input[value='{code}'])")
+        screenshot(phone, "authenticator-page.png")
+        phone.click("button.approve")
+        phone.wait_for_selector("[data-outcome=approved]")
+
+        # The bank's page carries on by itself and the transfer ran, once.
+        site.wait_for_url(f"{demo.web}/transfers/")
+        assert "Transferred 250.00 EUR to Bob." in (site.text_content(".messages") or "")
+        assert site.locator("tr.transfer").count() == 1
+        site.reload()
+        assert site.locator("tr.transfer").count() == 1
+
+        # The same transfer again needs a new approval: it is not run on the old one.
+        site.goto(f"{demo.web}/transfer/")
+        site.fill("#id_amount", "250")
+        site.fill("#id_payee", "Bob")
+        site.click("#send")
+        site.wait_for_selector(".hyperid-mfa-code")
+        site.goto(f"{demo.web}/transfers/")
+        assert site.locator("tr.transfer").count() == 1
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        site.screenshot(path=str(ARTIFACTS / "demo-site.png"), full_page=True)
+        phone.screenshot(path=str(ARTIFACTS / "demo-phone.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+
+
+def transfer_through_the_api(demo: Demo) -> None:
+    api = f"{demo.web}/api/transfers/"
+    auth = (USERNAME, PASSWORD)
+    transfer = {"amount": "10", "payee": "Carol"}
+    with requests.Session() as http:
+        refused = http.post(api, data={"amount": "-1", "payee": "Carol"}, auth=auth, timeout=10)
+        assert refused.status_code == 400, refused.text
+        assert "amount" in refused.json()
+
+        pending = http.post(api, data=transfer, auth=auth, timeout=10)
+        assert pending.status_code == 403, pending.text
+        body = pending.json()
+        assert body["code"] == "mfa_pending"
+        assert body["mfa_request"]["question"] == "Transfer 10.00 EUR to Carol?"
+
+        # The phone, answered the way its form does.
+        phone = http.post(
+            f"{demo.simulator}/authenticator/{USERNAME}/{body['mfa_request']['transaction_id']}/",
+            data={"decision": "approve", "code": body["mfa_request"]["code"]},
+            timeout=10,
+        )
+        assert 'data-outcome="approved"' in phone.text
+
+        made = http.post(api, data=transfer, auth=auth, timeout=10)
+        assert made.status_code == 201, made.text
+        assert made.json()["channel"] == "api"
+        again = http.post(api, data=transfer, auth=auth, timeout=10)
+        assert again.status_code == 403
+        assert again.json()["code"] == "mfa_pending"
+
+        listed = http.get(api, auth=auth, timeout=10).json()
+        assert sorted((t["amount"], t["payee"], t["channel"]) for t in listed) == [
+            ("10.00", "Carol", "api"),
+            ("250.00", "Bob", "web"),
+        ]
+
+
+def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_once(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a git checkout of the project")
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+        check=True,
+        timeout=120,
+    )
+    web_port, simulator_port, spare_port = free_ports(3)
+    from playwright.sync_api import sync_playwright
+
+    with Demo(clone, web_port, simulator_port, tmp_path / "demo.log") as demo:
+        demo.wait_until_up()
+        banner = demo.log()
+        assert f"{demo.simulator}/authenticator/alice/" in banner
+        assert "alice / alice-demo" in banner
+        assert "admin / admin-demo" in banner
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                transfer_in_the_browser(demo, browser)
+            finally:
+                browser.close()
+        transfer_through_the_api(demo)
+
+        # Started again while it runs: a clear message about the port, nothing started.
+        spare = {"HYPERID_MFA_DEMO_SIMULATOR_PORT": str(spare_port)}
+        for extra, port in (({}, simulator_port), (spare, web_port)):
+            second = demo.run(f"127.0.0.1:{web_port}", env=extra)
+            assert second.returncode == 1
+            assert f"127.0.0.1:{port}" in second.stderr
+            assert "is not free" in second.stderr
+            assert "already running" in second.stderr
+            assert "Traceback" not in second.stdout + second.stderr
+
+        # Ctrl-C stops the dev server, and the script stops the simulator.
+        assert demo.interrupt() in (0, 130)
+        assert not listening(web_port)
+        assert not listening(simulator_port)
+        log = demo.log()
+        assert "HyperID simulator stopped" in log
+        assert "Traceback" not in log
