@@ -10,7 +10,9 @@ One difference from a newcomer's first run: the demo reuses the virtualenv that 
 these tests (``HYPERID_MFA_VENV``, read by scripts/_common.sh) instead of creating its
 own and installing everything into it, which takes a minute and needs the package
 index. Everything else (the script, migrations, demo users, the simulator in the
-background, the dev server, the app's code) comes from the clone.
+background, the dev server, the app's code) comes from the clone. (A module that the
+clone lacks but the working tree of that virtualenv's editable install has is still
+found there, by the editable finder; in CI both are the same commit.)
 
 ``HYPERID_MFA_SCREENSHOTS=DIR`` saves the pictures the README shows
 (``approval-page.png`` and ``authenticator-page.png``) into DIR, e.g.

@@ -93,7 +93,7 @@ def send_transfer(request: HttpRequest, form: TransferForm) -> HttpResponse:
         payee=form.cleaned_data["payee"],
         channel=Transfer.Channel.WEB,
     )
-    messages.success(request, f"Transferred {made.amount} EUR to {made.payee}.")
+    messages.success(request, f"Transferred {made.amount:.2f} EUR to {made.payee}.")
     # Redirect after POST: reloading the list cannot submit the transfer again.
     return redirect("transfers")
 
