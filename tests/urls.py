@@ -1,8 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from hyperid_mfa.api.schema import HAVE_SPECTACULAR, schema_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("mfa/", include("hyperid_mfa.urls")),
     path("gate/", include("tests.gate_views")),
 ]
+
+if HAVE_SPECTACULAR:  # the openapi extra; the API's schema, fuzzed by tests/test_api_fuzz.py
+    urlpatterns.append(path("schema/", schema_view(mount="mfa/"), name="schema"))

@@ -67,9 +67,21 @@ def view_schema() -> ViewInspector:
     if not HAVE_SPECTACULAR:
         return DefaultSchema()
     configured = api_settings.DEFAULT_SCHEMA_CLASS
-    if isinstance(configured, type) and issubclass(configured, AutoSchema):
-        return configured()
-    return AutoSchema()
+    base = (
+        configured
+        if isinstance(configured, type) and issubclass(configured, AutoSchema)
+        else AutoSchema
+    )
+
+    def get_operation_id(self: Any) -> str:
+        # Fixed names, not derived from the path: they must not change with the
+        # prefix a project mounts the app under (generated clients name methods so).
+        named = getattr(self.view, "openapi_operation_id", None)
+        return named if isinstance(named, str) else base.get_operation_id(self)
+
+    schema_class = type("HyperIDMFAAutoSchema", (base,), {"get_operation_id": get_operation_id})
+    inspector: ViewInspector = schema_class()
+    return inspector
 
 
 def schema_view(mount: str = "mfa/", **initkwargs: Any) -> Callable[..., Any]:
@@ -124,7 +136,8 @@ _REQUEST_ID = (
     None
     if not HAVE_SPECTACULAR
     else OpenApiParameter(
-        "pk",
+        # drf-spectacular names a "pk" path parameter "id" (SCHEMA_COERCE_PATH_PK).
+        "id",
         OpenApiTypes.UUID,
         OpenApiParameter.PATH,
         description="The request's id (a UUID).",
@@ -132,8 +145,12 @@ _REQUEST_ID = (
 )
 
 
-def _document(**kwargs: Any) -> Callable[[V], V]:
+def _document(operation_id: str, **kwargs: Any) -> Callable[[V], V]:
     def decorate(view: V) -> V:
+        # Not extend_schema(operation_id=...): drf-spectacular reports that as an
+        # error on a view class (it would repeat the id on every method of a
+        # viewset); the views' own schema class reads this attribute instead.
+        view.openapi_operation_id = operation_id  # type: ignore[attr-defined]
         decorated: V = extend_schema(tags=TAGS, **kwargs)(view)
         return decorated
 
@@ -148,7 +165,7 @@ def document_list(view: V) -> V:
     if not HAVE_SPECTACULAR:
         return view
     return _document(
-        operation_id="hyperid_mfa_request_list",
+        "hyperid_mfa_request_list",
         summary="Your MFA requests",
         description="The signed-in user's requests, newest first, paginated, as last "
         "known: listing asks HyperID nothing (the detail endpoint refreshes).",
@@ -175,7 +192,7 @@ def document_detail(view: V) -> V:
     if not HAVE_SPECTACULAR:
         return view
     return _document(
-        operation_id="hyperid_mfa_request_retrieve",
+        "hyperid_mfa_request_retrieve",
         summary="One of your MFA requests",
         description="A pending request is first brought up to date with HyperID (at "
         "most one HyperID call per MIN_REFRESH_INTERVAL, however many clients poll). "
@@ -190,7 +207,7 @@ def document_cancel(view: V) -> V:
     if not HAVE_SPECTACULAR:
         return view
     return _document(
-        operation_id="hyperid_mfa_request_cancel",
+        "hyperid_mfa_request_cancel",
         summary="Cancel one of your MFA requests",
         description="Cancels a pending request here, then withdraws its push at HyperID "
         "(best effort). Canceling a canceled request succeeds again; a request that "
@@ -222,7 +239,7 @@ def document_status_get(view: V) -> V:
         ("not found", -6, 1234, None, None),
     ]
     return _document(
-        operation_id="hyperid_mfa_status_get",
+        "hyperid_mfa_status_get",
         summary="HyperID status-get, for your own transactions",
         description="HyperID's status-get, answered for the signed-in user: HTTP 200 "
         "with HyperID's result codes. 0 success; -1 HyperID unavailable; -2 invalid "
