@@ -42,7 +42,7 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
-USERNAME, PASSWORD = "alice", "alice-demo"  # what create_demo_users prints
+USERNAME, PASSWORD = "alice", "alice-demo"  # what prepare_demo prints
 STARTUP_SECONDS = 90
 TIMEOUT_MS = 20_000
 

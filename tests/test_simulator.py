@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -427,7 +428,8 @@ def test_the_simulator_refuses_to_listen_beyond_loopback_unless_allowed(host: st
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("port", 70000), ("transaction_ttl", 0), ("latency", -1)]
+    ("option", "value"),
+    [("port", 70000), ("transaction_ttl", 0), ("latency", -1), ("first_transaction_id", 0)],
 )
 def test_the_simulator_refuses_impossible_options(option: str, value: float) -> None:
     with pytest.raises(CommandError, match=option.replace("_", "-")):
@@ -447,6 +449,7 @@ def run_simulator(*args: str) -> subprocess.Popen[str]:
 
 
 def test_the_simulator_serves_hyperid_and_the_phones_until_terminated() -> None:
+    before = time.time()
     process = run_simulator("--port", "0")
     try:
         assert process.stdout is not None
@@ -472,6 +475,17 @@ def test_the_simulator_serves_hyperid_and_the_phones_until_terminated() -> None:
                 timeout=5,
             )
             assert refreshed.status_code == 200, refreshed.text
+            # Ids start from the clock: a restarted simulator does not reuse the ids
+            # an earlier run gave out, which the project's database still holds.
+            values = json.dumps({"version": 1, "action": {"type": "question", "action_info": "?"}})
+            started = http.post(
+                f"{url}{START_PATH}",
+                json={"template_id": 4, "values": values, "code": "42"},
+                headers={"Authorization": f"Bearer {user['access_token']}"},
+                timeout=5,
+            ).json()
+            assert started["result"] == 0
+            assert started["transaction_id"] >= int(before * 1000)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
     finally:

@@ -10,7 +10,9 @@ By default it listens where the project's ``HYPERID_MFA["API_BASE_URL"]`` points
 that is a loopback ``http://`` URL, else on 127.0.0.1:8765, and it accepts the
 project's ``CLIENT_ID``/``CLIENT_SECRET`` at its token endpoint so that token
 refreshes work. Everything lives in memory: stopping it forgets every account, token
-and push (the site's users then sign in with HyperID again).
+and push (the site's users then sign in with HyperID again). Transaction ids start
+from the clock, so that a restarted simulator never hands out an id that the
+project's database already holds from an earlier run.
 
 A test double, never a deployment: anyone who reaches its port can take tokens and
 approve pushes. It refuses to listen beyond loopback unless told ``--allow-remote``.
@@ -23,12 +25,14 @@ import errno
 import ipaddress
 import signal
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hyperid_mfa.conf import mfa_settings
+from hyperid_mfa.constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN
 from hyperid_mfa.testing import Authenticator, FakeHyperID
 from hyperid_mfa.testing.authenticator import AUTHENTICATOR_PATH
 
@@ -98,6 +102,12 @@ class Command(BaseCommand):
             help="Lifetime of the access tokens it issues, in seconds (default: %(default)s).",
         )
         parser.add_argument(
+            "--first-transaction-id",
+            type=int,
+            help="The id of the first push. Default: milliseconds since the epoch, so "
+            "ids keep growing across restarts, as the project's database expects.",
+        )
+        parser.add_argument(
             "--latency",
             type=float,
             default=0.0,
@@ -129,6 +139,15 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be a positive number.")
         if options["latency"] < 0:
             raise CommandError("--latency must not be negative.")
+        first_id = options["first_transaction_id"]
+        if first_id is None:
+            first_id = int(time.time() * 1000)
+        if not TRANSACTION_ID_MIN <= first_id <= TRANSACTION_ID_MAX // 2:
+            raise CommandError(
+                f"--first-transaction-id must be between {TRANSACTION_ID_MIN} and "
+                f"{TRANSACTION_ID_MAX // 2}."
+            )
+        options["first_transaction_id"] = first_id
 
         fake = self._fake(configured, options)
         try:
@@ -160,6 +179,7 @@ class Command(BaseCommand):
             issuer=issuer,
             transaction_ttl=options["transaction_ttl"],
             token_ttl=options["token_ttl"],
+            first_transaction_id=options["first_transaction_id"],
         )
         # The project refreshes tokens with its own client credentials.
         if mfa_settings.CLIENT_ID:

@@ -1,11 +1,15 @@
-"""``manage.py create_demo_users``: the demo's customer and superuser, with known passwords."""
+"""``manage.py prepare_demo``: the demo's users with known passwords, everyone signed out."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from hyperid_mfa.models import HyperIDToken
 
 # (username, password, is_superuser, what for). Fixed and printed: a local demo only.
 DEMO_USERS = [
@@ -16,10 +20,11 @@ DEMO_USERS = [
 
 class Command(BaseCommand):
     help = (
-        "Create the demo users, or reset them to their demo passwords, and print the "
-        "credentials. Safe to run again."
+        "Create the demo users (or reset them to their demo passwords) and sign everyone "
+        "out, then print the credentials. ./scripts/demo runs it on every start."
     )
 
+    @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         for username, password, is_superuser, _purpose in DEMO_USERS:
@@ -28,6 +33,10 @@ class Command(BaseCommand):
             user.is_active = True
             user.is_staff = user.is_superuser = is_superuser
             user.save()
+        # The simulator starts empty on every run, so HyperID tokens kept from an
+        # earlier run are worthless: everyone signs in with HyperID again.
+        HyperIDToken.objects.all().delete()
+        Session.objects.all().delete()
         if options["verbosity"] >= 1:
             width = max(len(f"{name} / {password}") for name, password, *_ in DEMO_USERS)
             for username, password, _is_superuser, purpose in DEMO_USERS:
