@@ -8,6 +8,8 @@ class HyperIDMFAConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import receivers
         from .checks import register_checks
 
         register_checks()
+        receivers.connect()

@@ -1,0 +1,358 @@
+"""The Django admin for MFA requests and stored HyperID tokens: look, refresh, cancel.
+
+Nothing here can turn a request into an approval. Every field is read-only for
+everybody, superusers included, and the change view refuses a POST outright rather
+than re-saving the row: a save would write back the status read when the page was
+rendered, over whatever the poller learnt meanwhile. Outcomes change only through
+``hyperid_mfa.services``, which the two actions call.
+
+The model's *change* permission is what lets staff run the actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename, get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import audit, services
+from .exceptions import HyperIDError, ServiceUnavailable
+from .models import STATE_FILTERS, HyperIDToken, MFARequest, MFARequestQuerySet, State
+
+logger = logging.getLogger("hyperid_mfa")
+
+#: Pending requests one "Refresh from HyperID" may ask about: each is an HTTP call
+#: made while the admin waits for the page. The poller follows larger numbers.
+ADMIN_REFRESH_LIMIT = 100
+
+_BIGINT_MAX = 2**63 - 1
+
+
+def _user_search_fields() -> list[str]:
+    """``user__<username field>`` and ``user__<email field>`` of the project's user model."""
+    user_model = get_user_model()
+    names = [user_model.USERNAME_FIELD]
+    email = user_model.get_email_field_name()
+    try:
+        user_model._meta.get_field(email)
+    except FieldDoesNotExist:
+        pass  # a custom user model without an email column
+    else:
+        if email not in names:
+            names.append(email)
+    return [f"user__{name}" for name in names]
+
+
+def _user_label(request: HttpRequest) -> str:
+    """Who acted, for the audit line: the staff member, not the request's owner."""
+    staff = request.user
+    return f"staff user {staff.pk} ({staff.get_username()})"
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The outcome as users see it (``MFARequest.state``), derived from several columns."""
+
+    title = _("outcome")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in State.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in STATE_FILTERS:
+            return cast(MFARequestQuerySet, queryset).in_state(value)
+        return queryset
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shows rows, never writes them: no add, no edit, whoever asks."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # False (rather than read-only fields) also makes Django refuse a POST to the
+        # change view with 403 before any form is built or any row saved.
+        return False
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [*super().get_search_fields(request), *_user_search_fields()]
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        """Write the audit line of a row the admin deletes (inside the request's context)."""
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with audit.request_context(request):
+            self.audit_deletion(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with audit.request_context(request):
+            for obj in queryset:
+                self.audit_deletion(request, obj)
+        super().delete_queryset(request, queryset)
+
+
+_SUMMARY_FIELDS = ("id", "user", "action", "question", "code", "state_label")
+_OUTCOME_FIELDS = (
+    "status",
+    "complete_result",
+    "created_at",
+    "expires_at",
+    "completed_at",
+    "consumed_at",
+)
+_HYPERID_FIELDS = (
+    "transaction_id",
+    "last_checked_at",
+    "check_count",
+    "last_result",
+    "last_error",
+    "fingerprint",
+)
+
+
+@admin.register(MFARequest)
+class MFARequestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "transaction_id",
+        "user",
+        "action",
+        "state_label",
+        "created_at",
+        "completed_at",
+        "consumed_at",
+    )
+    list_filter = ("status", StateFilter, "action", "created_at")
+    # Transaction ids and request ids are matched exactly in get_search_results.
+    search_fields = ("action",)
+    date_hierarchy = "created_at"
+    raw_id_fields = ("user",)
+    list_select_related = ("user",)
+    actions = ("refresh_from_hyperid", "cancel")
+    fieldsets = (
+        (None, {"fields": _SUMMARY_FIELDS}),
+        (_("Outcome"), {"fields": _OUTCOME_FIELDS}),
+        (_("HyperID"), {"fields": _HYPERID_FIELDS}),
+    )
+    readonly_fields = _SUMMARY_FIELDS + _OUTCOME_FIELDS + _HYPERID_FIELDS
+
+    @admin.display(description=_("state"))
+    def state_label(self, obj: MFARequest) -> str:
+        return str(State(obj.state).label)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        # Exact matches on the indexed ids: an operator pastes one from a log line.
+        if term.isdigit() and 0 < int(term) <= _BIGINT_MAX:
+            results |= queryset.filter(transaction_id=int(term))
+        else:
+            with contextlib.suppress(ValueError):
+                results |= queryset.filter(pk=uuid.UUID(term))
+        return results, may_have_duplicates
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Finished requests may go (retention, erasure): deleting one cannot create an
+        # approval. A pending one would leave a live push on the user's phone that no
+        # row answers for; cancel it first, which also withdraws the push.
+        if isinstance(obj, MFARequest) and obj.is_pending:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log(f"admin delete by {_user_label(request)}", mfa_request=obj)
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """May run the actions, which change a request only through the services."""
+        opts = self.opts
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+    @admin.action(description=_("Refresh from HyperID"), permissions=["operate"])
+    def refresh_from_hyperid(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        pending = list(queryset.filter(STATE_FILTERS[State.PENDING]).select_related("user"))
+        if len(pending) > ADMIN_REFRESH_LIMIT:
+            self.message_user(
+                request,
+                _(
+                    "Select at most %(limit)d pending requests to refresh at once "
+                    "(%(count)d selected); the poller follows the others."
+                )
+                % {"limit": ADMIN_REFRESH_LIMIT, "count": len(pending)},
+                messages.WARNING,
+            )
+            return
+        outcomes: Counter[str] = Counter()
+        failed = 0
+        with audit.request_context(request):
+            for index, mfa_request in enumerate(pending):
+                audit.log(f"admin refresh by {_user_label(request)}", mfa_request=mfa_request)
+                try:
+                    services.refresh_request(mfa_request, force=True)
+                except HyperIDError as err:
+                    failed += 1
+                    self._report_error(request, mfa_request, err)
+                    if isinstance(err, ServiceUnavailable):
+                        # HyperID is down: the rest would fail the same way, each after
+                        # its own timeouts, while the page waits.
+                        self._report_skipped(request, len(pending) - index - 1)
+                        break
+                    continue
+                except Exception as err:
+                    logger.exception("Admin refresh of MFA request %s failed", mfa_request.pk)
+                    failed += 1
+                    self._report_error(request, mfa_request, err)
+                    continue
+                outcomes[mfa_request.state] += 1
+        finished = queryset.count() - len(pending)
+        self._report_refreshed(request, outcomes, finished, failed)
+
+    @admin.action(description=_("Cancel"), permissions=["operate"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        canceled = unchanged = 0
+        with audit.request_context(request):
+            for mfa_request in queryset.select_related("user"):
+                if not mfa_request.is_pending:
+                    unchanged += 1
+                    continue
+                audit.log(f"admin cancel by {_user_label(request)}", mfa_request=mfa_request)
+                services.cancel_request(mfa_request)
+                if mfa_request.state == State.CANCELED:
+                    canceled += 1
+                else:
+                    unchanged += 1  # it finished while we were at it
+        if canceled:
+            self.message_user(
+                request,
+                ngettext(
+                    "Canceled %(count)d request; its push was withdrawn.",
+                    "Canceled %(count)d requests; their pushes were withdrawn.",
+                    canceled,
+                )
+                % {"count": canceled},
+                messages.SUCCESS,
+            )
+        if unchanged:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d request was already finished and was left as it is.",
+                    "%(count)d requests were already finished and were left as they are.",
+                    unchanged,
+                )
+                % {"count": unchanged},
+                messages.INFO,
+            )
+
+    def _report_error(
+        self, request: HttpRequest, mfa_request: MFARequest, err: BaseException
+    ) -> None:
+        # HyperIDError texts never hold a token (see hyperid_mfa.exceptions).
+        detail = str(err) if isinstance(err, HyperIDError) else type(err).__name__
+        self.message_user(
+            request,
+            _("Request %(transaction_id)s could not be refreshed: %(error)s")
+            % {"transaction_id": mfa_request.transaction_id, "error": detail},
+            messages.ERROR,
+        )
+
+    def _report_skipped(self, request: HttpRequest, count: int) -> None:
+        if count:
+            self.message_user(
+                request,
+                ngettext(
+                    "HyperID is unavailable: %(count)d more request was not asked about.",
+                    "HyperID is unavailable: %(count)d more requests were not asked about.",
+                    count,
+                )
+                % {"count": count},
+                messages.WARNING,
+            )
+
+    def _report_refreshed(
+        self, request: HttpRequest, outcomes: Counter[str], finished: int, failed: int
+    ) -> None:
+        refreshed = sum(outcomes.values())
+        if refreshed:
+            summary = ", ".join(
+                f"{outcomes[state]} {str(label).lower()}"
+                for state, label in State.choices
+                if outcomes[state]
+            )
+            self.message_user(
+                request,
+                ngettext(
+                    "Refreshed %(count)d request: %(summary)s.",
+                    "Refreshed %(count)d requests: %(summary)s.",
+                    refreshed,
+                )
+                % {"count": refreshed, "summary": summary},
+                messages.SUCCESS,
+            )
+        if finished:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d request was already finished; HyperID was not asked about it.",
+                    "%(count)d requests were already finished; HyperID was not asked about them.",
+                    finished,
+                )
+                % {"count": finished},
+                messages.INFO,
+            )
+        if not refreshed and not finished and not failed:
+            self.message_user(request, _("Nothing to refresh."), messages.INFO)
+
+
+@admin.register(HyperIDToken)
+class HyperIDTokenAdmin(ReadOnlyAdmin):
+    """Whose tokens are stored and until when. The tokens themselves are never shown.
+
+    Deleting a row signs the user out of HyperID MFA (``tokens.forget_tokens``): the
+    next gated action asks them to sign in again.
+    """
+
+    list_display = (
+        "user",
+        "access_expires_at",
+        "refresh_expires_at",
+        "refreshed_at",
+        "updated_at",
+    )
+    list_select_related = ("user",)
+    list_filter = ("updated_at",)
+    raw_id_fields = ("user",)
+    # An explicit list, so that the encrypted columns are never rendered, even as ciphertext.
+    fields = readonly_fields = (
+        "user",
+        "has_refresh_token",
+        "access_expires_at",
+        "refresh_expires_at",
+        "refreshed_at",
+        "created_at",
+        "updated_at",
+    )
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log(
+            f"admin delete of the HyperID tokens by {_user_label(request)}", user_id=obj.user_id
+        )
+
+    @admin.display(boolean=True, description=_("refresh token stored"))
+    def has_refresh_token(self, obj: HyperIDToken) -> bool:
+        return obj.has_refresh_token

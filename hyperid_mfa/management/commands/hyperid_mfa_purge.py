@@ -1,0 +1,42 @@
+"""``manage.py hyperid_mfa_purge --older-than 30d``: retention of finished MFA requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from hyperid_mfa import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete finished MFA requests (approved, denied, expired, canceled, failed, "
+        "consumed) created longer ago than --older-than. Pending requests are never deleted."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            required=True,
+            metavar="AGE",
+            help="A number and a unit: s, m, h or d (e.g. 30d, 12h).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Count what would be deleted; delete nothing.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            age = services.parse_duration(options["older_than"])
+        except ValueError as err:
+            raise CommandError(f"--older-than: {err}") from None
+        count = services.purge_finished(age, dry_run=options["dry_run"])
+        if options["verbosity"] >= 1:
+            verb = "Would delete" if options["dry_run"] else "Deleted"
+            self.stdout.write(
+                f"{verb} {count} finished MFA request(s) created more than "
+                f"{options['older_than'].strip()} ago."
+            )
