@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest
 from tests import gate_views
 
@@ -106,3 +107,17 @@ def test_user_cancels_from_the_page(page, live_server, fake_hyperid):
     page.wait_for_selector("#hyperid-mfa[data-state='canceled']")
     assert fake_hyperid.transaction(push.transaction_id).status == 4
     assert MFARequest.objects.get().state == "canceled"
+
+
+def test_cancel_that_comes_too_late_carries_on_with_the_approval(
+    page, live_server, fake_hyperid, settings
+):
+    # Polls far apart, so the approval is learnt through the cancel's answer.
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 600}
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    fake_hyperid.approve(push.transaction_id)
+    services.refresh_request(MFARequest.objects.get(), force=True)
+    page.click("#hyperid-mfa-cancel")
+    page.wait_for_selector("#result")
+    assert gate_views.RUNS == [("transfer", "500")]

@@ -126,10 +126,21 @@
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
     })
       .then(function (response) {
-        if (!response.ok && response.status !== 409) {
+        if (response.ok) {
+          finish("canceled");
+          return null;
+        }
+        if (response.status !== 409) {
           throw new Error("HTTP " + response.status);
         }
-        finish("canceled");
+        // Too late to cancel: the request finished another way, which the body says.
+        return response.json().then(function (data) {
+          if (data.state === "approved") {
+            resubmit();
+          } else {
+            finish(data.state || "canceled");
+          }
+        });
       })
       .catch(function () {
         cancelButton.disabled = false;
