@@ -16,14 +16,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.celery_settings")
 BROKER_URL = os.environ.get("HYPERID_MFA_TEST_CELERY_BROKER", "redis://127.0.0.1:6379/14")
 RUN_ID = os.environ.get("HYPERID_MFA_TEST_CELERY_RUN") or uuid.uuid4().hex[:12]
 QUEUE = f"hyperid-mfa-tests-{RUN_ID}"
-_KEY_PREFIX = {"global_keyprefix": f"hyperid-mfa-tests-{RUN_ID}:"}
+KEY_PREFIX = f"hyperid-mfa-tests-{RUN_ID}:"
+_PREFIXED = {"global_keyprefix": KEY_PREFIX}
 
 app = Celery("hyperid_mfa_tests")
 app.conf.update(
     broker_url=BROKER_URL,
     result_backend=BROKER_URL,
-    broker_transport_options=_KEY_PREFIX,
-    result_backend_transport_options=_KEY_PREFIX,
+    broker_transport_options=_PREFIXED,
+    result_backend_transport_options=_PREFIXED,
     broker_connection_retry_on_startup=True,
     task_default_queue=QUEUE,
     # Results name the worker that ran the task: the tests check both workers took part.

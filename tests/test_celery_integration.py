@@ -51,8 +51,23 @@ def fake(fake_server) -> FakeHyperID:
     return fake_server.fake
 
 
+@pytest.fixture(scope="module")
+def celery_run_keys() -> Iterator[None]:
+    """Remove this run's keys from Redis after the module (queue bindings never expire)."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(celery_app.BROKER_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{celery_app.KEY_PREFIX}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
-def start_worker(transactional_db, settings) -> Iterator[Callable[[str], str]]:
+def start_worker(celery_run_keys, transactional_db, settings) -> Iterator[Callable[[str], str]]:
     """Start a Celery worker process; returns its node name once it answers a ping.
 
     The workers get this test's HYPERID_MFA as it stands when each one starts.
