@@ -144,7 +144,16 @@ class Demo:
         """Ctrl-C in the demo's terminal: SIGINT to its whole process group."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(timeout=30)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            left = subprocess.run(
+                ["ps", "-o", "pid,stat,wchan:24,args", "-g", str(self.process.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            pytest.fail(f"Ctrl-C did not stop the demo within 30 s; still running:\n{left}")
 
 
 def screenshot(page: Any, name: str) -> None:

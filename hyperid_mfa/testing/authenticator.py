@@ -155,22 +155,22 @@ class Authenticator:
 
     # ------------------------------------------------------------------ pages
 
-    def _index_state(self) -> str:
-        pending: dict[str, int] = {}
+    def _pending_counts(self) -> dict[str, int]:
+        """Every account, oldest first, with how many of its pushes wait."""
+        counts = dict.fromkeys(self.fake.users(), 0)
         for txn in self.fake.pending():
-            pending[txn.subject] = pending.get(txn.subject, 0) + 1
-        return ";".join(f"{subject}={pending.get(subject, 0)}" for subject in self.fake.users())
+            counts[txn.subject] = counts.get(txn.subject, 0) + 1
+        return counts
+
+    def _index_state(self) -> str:
+        return ";".join(f"{subject}={count}" for subject, count in self._pending_counts().items())
 
     def _phone_state(self, subject: str) -> str:
         return ",".join(str(txn.transaction_id) for txn in self.fake.pending(subject))
 
     def _index(self) -> FakeResponse:
-        pending: dict[str, int] = {}
-        for txn in self.fake.pending():
-            pending[txn.subject] = pending.get(txn.subject, 0) + 1
         rows = []
-        for subject in self.fake.users():
-            count = pending.get(subject, 0)
+        for subject, count in self._pending_counts().items():
             waiting = "no pushes waiting" if count == 0 else f"{count} waiting"
             rows.append(
                 f'<li><a href="{_e(self.phone_path(subject))}">{_e(subject)}</a>'

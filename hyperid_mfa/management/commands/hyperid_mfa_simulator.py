@@ -117,38 +117,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configured = _simulated_url(mfa_settings.API_BASE_URL)
-        configured_parts = urlsplit(configured) if configured else None
-        host = (
-            options["host"]
-            or (configured_parts.hostname if configured_parts else None)
-            or DEFAULT_HOST
-        )
-        port = options["port"]
-        if port is None:
-            port = (configured_parts.port if configured_parts else None) or DEFAULT_PORT
-        if not 0 <= port <= 65535:
-            raise CommandError(f"--port must be between 0 and 65535, not {port}.")
-        if not is_loopback(host) and not options["allow_remote"]:
-            raise CommandError(
-                f"Refusing to listen on {host}: the simulator has no authentication, so "
-                "anyone who reaches it could take tokens and approve pushes. Use a loopback "
-                "address, or add --allow-remote if you really mean it."
-            )
-        for name in ("transaction_ttl", "token_ttl"):
-            if not options[name] > 0:
-                raise CommandError(f"--{name.replace('_', '-')} must be a positive number.")
-        if options["latency"] < 0:
-            raise CommandError("--latency must not be negative.")
-        first_id = options["first_transaction_id"]
-        if first_id is None:
-            first_id = int(time.time() * 1000)
-        if not TRANSACTION_ID_MIN <= first_id <= TRANSACTION_ID_MAX // 2:
-            raise CommandError(
-                f"--first-transaction-id must be between {TRANSACTION_ID_MIN} and "
-                f"{TRANSACTION_ID_MAX // 2}."
-            )
-        options["first_transaction_id"] = first_id
-
+        host, port = self._address(options, configured)
+        self._check_numbers(options)
         fake = self._fake(configured, options)
         try:
             server = fake.serve(
@@ -167,6 +137,38 @@ class Command(BaseCommand):
             self._serve_until_stopped()
         if options["verbosity"] >= 1:
             self.stdout.write("HyperID simulator stopped.")
+
+    def _address(self, options: dict[str, Any], configured: str | None) -> tuple[str, int]:
+        parts = urlsplit(configured) if configured else None
+        host = options["host"] or (parts.hostname if parts else None) or DEFAULT_HOST
+        port = options["port"]
+        if port is None:
+            port = (parts.port if parts else None) or DEFAULT_PORT
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--port must be between 0 and 65535, not {port}.")
+        if not is_loopback(host) and not options["allow_remote"]:
+            raise CommandError(
+                f"Refusing to listen on {host}: the simulator has no authentication, so "
+                "anyone who reaches it could take tokens and approve pushes. Use a loopback "
+                "address, or add --allow-remote if you really mean it."
+            )
+        return host, port
+
+    def _check_numbers(self, options: dict[str, Any]) -> None:
+        """Refuse impossible numbers; fill in the first transaction id from the clock."""
+        for name in ("transaction_ttl", "token_ttl"):
+            if not options[name] > 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be a positive number.")
+        if options["latency"] < 0:
+            raise CommandError("--latency must not be negative.")
+        if options["first_transaction_id"] is None:
+            options["first_transaction_id"] = int(time.time() * 1000)
+        # Half the id space at most: room for the ids that follow the first one.
+        highest = TRANSACTION_ID_MAX // 2
+        if not TRANSACTION_ID_MIN <= options["first_transaction_id"] <= highest:
+            raise CommandError(
+                f"--first-transaction-id must be between {TRANSACTION_ID_MIN} and {highest}."
+            )
 
     def _fake(self, configured: str | None, options: dict[str, Any]) -> FakeHyperID:
         issuer = _simulated_url(mfa_settings.ISSUER)
