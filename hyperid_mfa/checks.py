@@ -6,6 +6,7 @@ Registered from ``HyperIDMFAConfig.ready()``. Each problem has an id
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ E006 = "hyperid_mfa.E006"  # TOKEN_ENCRYPTION_KEYS not valid Fernet keys
 W007 = "hyperid_mfa.W007"  # encryption keys derived from SECRET_KEY
 E008 = "hyperid_mfa.E008"  # START_RATE_LIMIT unreadable
 W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
+W012 = "hyperid_mfa.W012"  # REFRESH_AFTER_START set, but Celery is not installed
 
 
 def _is_number(value: Any) -> bool:
@@ -222,6 +224,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             parse_rate(valid["START_RATE_LIMIT"])
         except HyperIDConfigurationError as err:
             messages.append(Error(str(err), hint="For example '5/10m'.", id=E008))
+    if valid.get("REFRESH_AFTER_START") is not None and importlib.util.find_spec("celery") is None:
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['REFRESH_AFTER_START'] is set, but Celery is not installed: "
+                "no refresh will be scheduled after a push.",
+                hint="pip install 'django-hyperid-mfa[celery]', or set it to None.",
+                id=W012,
+            )
+        )
     provider = values["TOKEN_PROVIDER"]
     uses_stored = provider == DEFAULTS["TOKEN_PROVIDER"]
     if uses_stored and not (values["CLIENT_ID"] and values["CLIENT_SECRET"]):

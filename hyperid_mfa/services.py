@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -64,13 +64,14 @@ def default_question(action: str) -> str:
     return gettext("Approve: %(action)s?") % {"action": action}
 
 
-def _with_token(user: UserModel, call: Callable[[str], T]) -> T:
+def _with_token(user: UserModel, call: Callable[[str], T], tokens: _RoundTokens | None = None) -> T:
     """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry."""
     provider = get_token_provider()
     try:
-        return call(provider.get_access_token(user))
+        return call(tokens.get(user) if tokens else provider.get_access_token(user))
     except (TokenExpired, TokenInvalid):
-        pass
+        if tokens:
+            tokens.forget(user)
     token = provider.refresh_access_token(user)
     try:
         return call(token)
@@ -208,13 +209,14 @@ def _claim(mfa_request: MFARequest, now: datetime, *, force: bool) -> bool:
     return True
 
 
-def _ask_hyperid(mfa_request: MFARequest) -> MFARequest:
+def _ask_hyperid(mfa_request: MFARequest, tokens: _RoundTokens | None = None) -> MFARequest:
     """The status-get of a claimed request, and the transition it implies."""
     client = get_client()
     try:
         answer = _with_token(
             mfa_request.user,
             lambda token: client.get_transaction_status(token, mfa_request.transaction_id),
+            tokens,
         )
     except TransactionNotFound as err:
         _transition(mfa_request, RequestStatus.FAILED, result=err.result, error=str(err))
@@ -324,6 +326,8 @@ def cancel_request(mfa_request: MFARequest) -> MFARequest:
     A finished request is returned unchanged.
     """
     if mfa_request.is_pending and _transition(mfa_request, RequestStatus.CANCELED):
+        # The transition's line reads like a decline on the phone; say who canceled.
+        audit.log("canceled here, not on the phone", mfa_request=mfa_request)
         _withdraw_push(mfa_request)
     return mfa_request
 
@@ -384,21 +388,34 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
     transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it,
     then a conditional UPDATE of ``last_checked_at``), so no request is asked about
     twice within ``MIN_REFRESH_INTERVAL``. HyperID is called outside any
-    transaction, from ``concurrency`` threads. Failures are recorded on the request
-    and do not stop the round.
+    transaction, from ``concurrency`` threads that live for the whole round while
+    this thread claims the next batches. Each user's access token is read once per
+    round. Failures are recorded on the request and do not stop the round.
     """
-    done = 0
+    tokens = _RoundTokens()
     # A round looks only at requests last checked before it began, so that it ends
     # even when MIN_REFRESH_INTERVAL is 0 and every request it checks is due again.
     round_started = timezone.now()
+    batches = _claimed_batches(limit, round_started)
+    if concurrency <= 1:
+        done = 0
+        for batch in batches:
+            for item in batch:
+                _refresh_one(item, tokens)
+            done += len(batch)
+        return done
+    return _refresh_in_threads(batches, concurrency, tokens)
+
+
+def _claimed_batches(limit: int | None, round_started: datetime) -> Iterator[list[MFARequest]]:
+    done = 0
     while limit is None or done < limit:
         size = POLL_BATCH_SIZE if limit is None else min(POLL_BATCH_SIZE, limit - done)
         batch = _claim_batch(size, round_started)
         if not batch:
-            break
-        _refresh_claimed(batch, concurrency)
+            return
         done += len(batch)
-    return done
+        yield batch
 
 
 def _claim_batch(size: int, round_started: datetime) -> list[MFARequest]:
@@ -425,48 +442,75 @@ def _claim_batch(size: int, round_started: datetime) -> list[MFARequest]:
     return list(MFARequest.objects.using(using).filter(pk__in=ids).select_related("user"))
 
 
-def _refresh_one(mfa_request: MFARequest) -> None:
+class _RoundTokens:
+    """Access tokens of one poll round, by user: one token lookup (a query and a
+    decryption) per user per round instead of one per request."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[object, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, user: UserModel) -> str:
+        with self._lock:
+            token = self._tokens.get(user.pk)
+        if token is None:
+            token = get_token_provider().get_access_token(user)
+            with self._lock:
+                self._tokens[user.pk] = token
+        return token
+
+    def forget(self, user: UserModel) -> None:
+        with self._lock:
+            self._tokens.pop(user.pk, None)
+
+
+def _refresh_one(mfa_request: MFARequest, tokens: _RoundTokens | None = None) -> None:
     try:
         if timezone.now() >= mfa_request.expires_at:
             _expire_locally(mfa_request)
         else:
-            _ask_hyperid(mfa_request)
+            _ask_hyperid(mfa_request, tokens)
     except HyperIDError:
         pass  # recorded on the request by _ask_hyperid; the next round retries
     except Exception:
         logger.exception("Unexpected error refreshing MFA request %s", mfa_request.pk)
 
 
-def _refresh_claimed(batch: Iterable[MFARequest], concurrency: int) -> None:
-    items = list(batch)
-    if concurrency <= 1 or len(items) <= 1:
-        for item in items:
-            _refresh_one(item)
-        return
-    work: queue.SimpleQueue[MFARequest] = queue.SimpleQueue()
-    for item in items:
-        work.put(item)
+_DONE = None
+
+
+def _refresh_in_threads(
+    batches: Iterator[list[MFARequest]], concurrency: int, tokens: _RoundTokens
+) -> int:
+    # Bounded, so claiming runs at most a batch ahead of the workers.
+    work: queue.Queue[MFARequest | None] = queue.Queue(maxsize=POLL_BATCH_SIZE)
 
     def worker() -> None:
         try:
-            while True:
-                try:
-                    item = work.get_nowait()
-                except queue.Empty:
-                    return
-                _refresh_one(item)
+            while (item := work.get()) is not _DONE:
+                _refresh_one(item, tokens)
         finally:
             # Each thread opened its own connections; close them with the thread.
             connections.close_all()
 
     threads = [
         threading.Thread(target=worker, name=f"hyperid-mfa-poll-{n}", daemon=True)
-        for n in range(min(concurrency, len(items)))
+        for n in range(concurrency)
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    done = 0
+    try:
+        for batch in batches:
+            for item in batch:
+                work.put(item)
+            done += len(batch)
+    finally:
+        for _thread in threads:
+            work.put(_DONE)
+        for thread in threads:
+            thread.join()
+    return done
 
 
 # --- operations support ------------------------------------------------------------------------

@@ -114,3 +114,16 @@ def test_every_setting_has_a_type_check():
     from hyperid_mfa.conf import DEFAULTS
 
     assert set(_TYPES) == set(DEFAULTS)
+
+
+def test_refresh_after_start_without_celery_warns_w012(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "celery" else real_find_spec(name, *a),
+    )
+    assert ids(REFRESH_AFTER_START=2) == ["hyperid_mfa.W012"]
+    assert ids(REFRESH_AFTER_START=None) == []

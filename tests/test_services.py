@@ -487,3 +487,37 @@ def test_a_poll_round_ends_even_when_every_request_is_due_again_at_once(
         started(hyperid_user)
     assert services.refresh_pending(concurrency=1) == 3
     assert fake_hyperid.call_count("status-get") == 3
+
+
+def test_a_poll_round_reads_each_users_token_once(fake_hyperid, hyperid_user, monkeypatch):
+    from hyperid_mfa.tokens import StoredTokenProvider
+
+    for _ in range(4):
+        started(hyperid_user)
+    reads = []
+    original = StoredTokenProvider.get_access_token
+    monkeypatch.setattr(
+        StoredTokenProvider,
+        "get_access_token",
+        lambda self, user: reads.append(user.pk) or original(self, user),
+    )
+    assert services.refresh_pending(concurrency=1) == 4
+    assert reads == [hyperid_user.pk]
+    assert fake_hyperid.call_count("status-get") == 4
+
+
+def test_a_token_refused_mid_round_is_refreshed_once_for_the_rest(fake_hyperid, hyperid_user):
+    requests = [started(hyperid_user) for _ in range(3)]
+    token = decrypt(HyperIDToken.objects.get(user=hyperid_user).access_token_encrypted)
+    fake_hyperid.expire_access_token(token)
+    for request in requests:
+        fake_hyperid.approve(request.transaction_id)
+    assert services.refresh_pending(concurrency=1) == 3
+    assert fake_hyperid.call_count("token") == 1
+    assert {MFARequest.objects.get(pk=r.pk).state for r in requests} == {State.APPROVED}
+
+
+def test_cancel_says_in_the_audit_log_that_it_was_not_the_phone(fake_hyperid, hyperid_user, caplog):
+    caplog.set_level(logging.INFO, logger="hyperid_mfa")
+    services.cancel_request(started(hyperid_user))
+    assert "canceled here, not on the phone" in caplog.text
