@@ -20,7 +20,6 @@ approve pushes. It refuses to listen beyond loopback unless told ``--allow-remot
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import ipaddress
 import signal
@@ -214,16 +213,25 @@ class Command(BaseCommand):
 
     def _serve_until_stopped(self) -> None:
         """Block until Ctrl-C or SIGTERM (how the demo script stops it)."""
-        stop = threading.Event()
         previous: Any = None
         in_main_thread = threading.current_thread() is threading.main_thread()
         if in_main_thread:
-            previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+            previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            with contextlib.suppress(KeyboardInterrupt):
-                # A timed wait: signal handlers run between the waits on every platform.
-                while not stop.wait(0.5):
-                    pass
+            while True:
+                time.sleep(3600)  # signals interrupt the sleep
+        except (KeyboardInterrupt, _Terminated):
+            pass
         finally:
             if in_main_thread and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # Raising, rather than setting an Event, takes no lock inside the handler: a
+    # handler that waits for a lock the interrupted code holds never returns.
+    raise _Terminated
