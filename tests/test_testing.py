@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -1227,6 +1228,46 @@ def test_the_server_reuses_keep_alive_connections_without_nagle_stalls(
     assert server.requests_handled == 51
     # 50 requests stalled by Nagle vs delayed ACK would take ~2 s; unstalled, ~50 ms.
     assert elapsed < 1.0, f"50 keep-alive requests took {elapsed:.2f}s"
+
+
+def test_with_an_ssl_context_the_server_speaks_https_and_keeps_connections_alive(
+    tmp_path: Path,
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    fake = FakeHyperID(base_url=None)
+    with fake.serve(ssl_context=context) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        assert fake.settings()["API_BASE_URL"] == server.url
+        token = fake.issue_tokens(SUBJECT).access_token
+        with requests.Session() as session:
+            session.verify = str(bundle)
+            session.trust_env = False  # else REQUESTS_CA_BUNDLE would override verify
+            api = Api(fake, session)
+            transaction_id = api.start(token)
+            for _ in range(5):
+                assert api.status(token, transaction_id)["result"] == 0
+        assert server.connections_accepted == 1
+        assert server.requests_handled == 6
+        # A client that does not trust the certificate's CA is refused; the server
+        # drops that connection quietly and goes on serving.
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.post(fake.base_url + AVAILABILITY_PATH, timeout=5)
+        answer = requests.post(
+            fake.base_url + AVAILABILITY_PATH,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+            verify=str(bundle),
+        )
+        assert answer.json() == {"result": 0, "is_available": True}
+        # Plain HTTP to the HTTPS port gets no answer, and costs the server nothing.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(server.url.replace("https://", "http://") + "/_fake/calls", timeout=5)
+    assert server.errors == []
 
 
 def test_answers_carry_content_length_and_come_in_one_piece(

@@ -45,6 +45,8 @@ from ..constants import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     import responses
     from requests import PreparedRequest
 
@@ -1406,6 +1408,7 @@ class FakeHyperID:
         *,
         latency: float = 0.0,
         handler: Handler | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> FakeHyperIDServer:
         """Serve this fake over real HTTP on a background thread; return the running server.
 
@@ -1419,10 +1422,15 @@ class FakeHyperID:
 
         ``handler`` answers the requests instead of :meth:`handle`, e.g.
         ``Authenticator(fake).handle`` to add the authenticator pages.
+        ``ssl_context``, a server-side ``ssl.SSLContext`` with a certificate loaded
+        (``trustme`` makes throwaway ones), serves HTTPS: ``base_url`` then starts
+        with ``https://`` and the app's client must trust the certificate's CA.
         """
         from .server import FakeHyperIDServer
 
-        server = FakeHyperIDServer(self, host, port, latency=latency, handler=handler)
+        server = FakeHyperIDServer(
+            self, host, port, latency=latency, handler=handler, ssl_context=ssl_context
+        )
         self._bind(server.url)
         return server
 

@@ -1,7 +1,8 @@
 """A real HTTP server in front of a :class:`~hyperid_mfa.testing.FakeHyperID`.
 
 For the demo, integration tests and benchmarks: the app's real HTTP client talks to
-it over loopback exactly as it would talk to HyperID (minus TLS)::
+it over loopback exactly as it would talk to HyperID (over plain HTTP, or over TLS
+when given an ``ssl.SSLContext``)::
 
     fake = FakeHyperID(base_url=None)
     with fake.serve() as server:  # port 0: any free port
@@ -36,6 +37,7 @@ import contextlib
 import http.server
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -53,6 +55,8 @@ Handler = Callable[[str, str, Mapping[str, str], bytes], FakeResponse]
 
 # How often the accept loop looks at its shutdown flag: stop() waits at most this long.
 _POLL_INTERVAL = 0.05
+# A TLS client that connects and says nothing gives up its thread after this long.
+_HANDSHAKE_TIMEOUT = 10.0
 # Headers the server writes itself; a FakeResponse cannot override the framing.
 _FRAMING_HEADERS = frozenset(
     {"content-length", "connection", "transfer-encoding", "date", "server"}
@@ -70,6 +74,9 @@ class FakeHyperIDServer:
     promptly even with idle keep-alive connections or slow answers in flight.
     ``handler`` answers each request instead of ``fake.handle`` (the simulator's
     authenticator pages answer their own paths and pass the rest on to the fake).
+    ``ssl_context`` (a server-side ``ssl.SSLContext`` holding a certificate) serves
+    HTTPS instead, and ``url`` then starts with ``https://``; the TLS handshake runs
+    in the connection's own thread, so a slow client never holds up the others.
     """
 
     def __init__(
@@ -80,8 +87,10 @@ class FakeHyperIDServer:
         *,
         latency: float = 0.0,
         handler: Handler | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.fake = fake
+        self.ssl_context = ssl_context
         self.handler: Handler = fake.handle if handler is None else handler
         self.latency = latency
         self._lock = threading.Lock()
@@ -106,12 +115,15 @@ class FakeHyperIDServer:
     @property
     def url(self) -> str:
         """The base URL to reach the server, e.g. ``http://127.0.0.1:54321``."""
+        scheme = "http" if self.ssl_context is None else "https"
         host = self.host
         if host in ("", "0.0.0.0"):  # noqa: S104 - maps the wildcard to a reachable address
             host = "127.0.0.1"
         elif host == "::":
             host = "::1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return (
+            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+        )
 
     @property
     def latency(self) -> float:
@@ -217,6 +229,13 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         # Without TCP_NODELAY, keep-alive answers stall ~40 ms (Nagle vs delayed ACK).
         with contextlib.suppress(OSError):
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = self.owner.ssl_context
+        if context is not None:
+            # The handshake waits for the handler's thread (_Handler.setup): done here,
+            # in the accept loop, one slow or silent client would stall every other.
+            connection = context.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
         self.owner._opened(connection)
         return connection, address
 
@@ -243,6 +262,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._serve()
 
     do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_POST
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            # A failed handshake raises ssl.SSLError (an OSError): handle_error drops it
+            # quietly and the connection is closed, as a real server would.
+            self.request.settimeout(_HANDSHAKE_TIMEOUT)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     @property
     def _owner(self) -> FakeHyperIDServer:
