@@ -67,8 +67,34 @@ def _drop_stale_connections() -> None:
             connection.close_if_unusable_or_obsolete()
 
 
+class _StopRequest:
+    """A stop flag that a signal handler may set.
+
+    Not a ``threading.Event``: its ``set()`` takes a lock, and a handler that runs
+    while the main thread holds that same lock (inside ``Event.wait``) would wait
+    for it forever. Setting an attribute takes no lock; ``wait`` sleeps in short
+    slices and looks at the flag between them.
+    """
+
+    SLICE = 0.2
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.requested and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(self.SLICE, remaining))
+
+
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+def _stop_on_signals(stop: _StopRequest) -> Iterator[list[str]]:
     """Turn the first SIGTERM/SIGINT into ``stop``; a second one acts as usual.
 
     Yields the names of the signals received. Signal handlers can be installed only
@@ -137,7 +163,7 @@ class Command(BaseCommand):
         concurrency: int = options["concurrency"]
         interval: float = options["interval"] or DEFAULT_INTERVAL
         verbosity: int = options["verbosity"]
-        stop = threading.Event()
+        stop = _StopRequest()
         with _stop_on_signals(stop) as received:
             if options["loop"]:
                 rounds, total = self._loop(limit, concurrency, interval, verbosity, stop)
@@ -157,7 +183,7 @@ class Command(BaseCommand):
         concurrency: int,
         interval: float,
         verbosity: int,
-        stop: threading.Event,
+        stop: _StopRequest,
     ) -> tuple[int, int]:
         """Poll until ``stop`` is set; return the rounds completed and requests refreshed."""
         if verbosity >= 1:
