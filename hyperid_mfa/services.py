@@ -201,6 +201,12 @@ def _claim(mfa_request: MFARequest, now: datetime, *, force: bool) -> bool:
     rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
     if not force:
         gap = timedelta(seconds=mfa_settings.MIN_REFRESH_INTERVAL)
+        checked = mfa_request.last_checked_at
+        if checked is not None and checked > now - gap:
+            # A claim only ever moves last_checked_at forward, so the row's is at least
+            # this copy's: the conditional UPDATE could not match. Coalesced polls, the
+            # common case under load, skip that round trip.
+            return False
         rows = rows.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=now - gap))
     if rows.update(last_checked_at=now, check_count=F("check_count") + 1) != 1:
         return False

@@ -241,6 +241,18 @@ def test_force_skips_the_interval(fake_hyperid, hyperid_user):
     assert fake_hyperid.call_count("status-get") == 2
 
 
+def test_a_coalesced_refresh_of_a_copy_checked_within_the_interval_only_rereads_the_row(
+    fake_hyperid, hyperid_user, django_assert_num_queries
+):
+    request = started(hyperid_user)
+    services.refresh_request(request)  # checked just now
+    copy = MFARequest.objects.get(pk=request.pk)
+    # No conditional UPDATE that could not match (the hot path of a polled request).
+    with django_assert_num_queries(1):
+        assert services.refresh_request(copy).is_pending
+    assert fake_hyperid.call_count("status-get") == 1
+
+
 def test_a_coalesced_caller_sees_the_outcome_recorded_by_another(fake_hyperid, hyperid_user):
     request = started(hyperid_user)
     fake_hyperid.approve(request.transaction_id)
