@@ -1,0 +1,11 @@
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("mfa/", include("hyperid_mfa.urls")),
+    path("bench/health/", views.health, name="bench-health"),
+    path("bench/plain/", views.plain_view, name="bench-plain"),
+    path("bench/gated/", views.gated_view, name="bench-gated"),
+    path("bench/bare/<uuid:pk>/", views.BareRequestView.as_view(), name="bench-bare"),
+]

@@ -1,0 +1,74 @@
+"""The views the benchmarks compare the app's against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hyperid_mfa.decorators import require_mfa_approval
+from hyperid_mfa.models import MFARequest
+
+#: The action the gated view asks approval for.
+GATED_ACTION = "bench.trivial"
+
+
+def health(request: HttpRequest) -> HttpResponse:
+    """For the harness to know that the server answers."""
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+@login_required
+def plain_view(request: HttpRequest) -> HttpResponse:
+    """A trivial view: the least a signed-in POST can cost."""
+    return HttpResponse(b"done", content_type="text/plain")
+
+
+@login_required
+@require_mfa_approval(GATED_ACTION)
+def gated_view(request: HttpRequest) -> HttpResponse:
+    """The same trivial view behind the gate (default binding: the whole request)."""
+    return HttpResponse(b"done", content_type="text/plain")
+
+
+class BareRequestSerializer(serializers.ModelSerializer[MFARequest]):
+    class Meta:
+        model = MFARequest
+        fields = (
+            "id",
+            "transaction_id",
+            "action",
+            "question",
+            "code",
+            "status",
+            "complete_result",
+            "created_at",
+            "expires_at",
+            "completed_at",
+            "consumed_at",
+        )
+
+
+class BareRequestView(APIView):
+    """One of the user's MFA requests, serialised: one query, no throttle, no extras.
+
+    The least a DRF endpoint over this table can do while still showing a user only
+    their own rows.
+    """
+
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request: Request, pk: Any) -> Response:
+        row = MFARequest.objects.for_user(request.user).filter(pk=pk).first()
+        if row is None:
+            raise NotFound()
+        return Response(BareRequestSerializer(row).data)
