@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py                 # all five cases, ~7 minutes
+    .venv/bin/python benchmarks/run.py                 # all five cases, ~5 minutes
     .venv/bin/python benchmarks/run.py --cases 1,2     # some of them
     .venv/bin/python benchmarks/run.py --smoke         # seconds: does the harness work?
 
