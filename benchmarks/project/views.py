@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -17,8 +19,9 @@ from rest_framework.views import APIView
 from hyperid_mfa.decorators import require_mfa_approval
 from hyperid_mfa.models import MFARequest
 
-#: The action the gated view asks approval for.
+#: The actions the gated views ask approval for.
 GATED_ACTION = "bench.trivial"
+WRITE_ACTION = "bench.write"
 
 
 def health(request: HttpRequest) -> HttpResponse:
@@ -37,6 +40,27 @@ def plain_view(request: HttpRequest) -> HttpResponse:
 def gated_view(request: HttpRequest) -> HttpResponse:
     """The same trivial view behind the gate (default binding: the whole request)."""
     return HttpResponse(b"done", content_type="text/plain")
+
+
+def _act(request: HttpRequest) -> HttpResponse:
+    # The least a view worth gating does: write one row. (login_required let only a
+    # signed-in user through.)
+    user_id: Any = request.user.pk
+    get_user_model()._default_manager.filter(pk=user_id).update(last_login=timezone.now())
+    return HttpResponse(b"done", content_type="text/plain")
+
+
+@login_required
+def plain_write_view(request: HttpRequest) -> HttpResponse:
+    """A view that acts: it writes one row (the user's ``last_login``)."""
+    return _act(request)
+
+
+@login_required
+@require_mfa_approval(WRITE_ACTION)
+def gated_write_view(request: HttpRequest) -> HttpResponse:
+    """The same view that acts, behind the gate."""
+    return _act(request)
 
 
 class BareRequestSerializer(serializers.ModelSerializer[MFARequest]):
