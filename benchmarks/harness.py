@@ -56,7 +56,9 @@ class Options:
     smoke: bool = False
     rounds: int | None = None
     load_generator: str = "auto"
-    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    workdir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="hyperid-mfa-bench-"))
+    )
 
     def pick(self, full: Any, smoke: Any) -> Any:
         return smoke if self.smoke else full

@@ -1,7 +1,7 @@
 """Run the benchmarks and write benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/run.py                 # all five cases, ~5 minutes
-    .venv/bin/python benchmarks/run.py --cases 1,2     # some of them
+    .venv/bin/python benchmarks/run.py --cases 1,2     # some of them: printed, not written
     .venv/bin/python benchmarks/run.py --smoke         # seconds: does the harness work?
 
 Needs PostgreSQL (``--database``, default the ``bench_hyperid_mfa`` database on
@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output",
         type=Path,
         help=f"where to write the results (default: {DEFAULT_OUTPUT.relative_to(REPO)}, "
-        "except with --smoke, which writes nothing unless told where)",
+        "and only after a full run of all five cases without --smoke in which every case "
+        "succeeded: a partial run never replaces the full table)",
     )
     return parser.parse_args(argv)
 
@@ -173,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         smoke=args.smoke,
     )
     print(f"\n{report.table(results)}\n\nload average at the end: {info.load_end}")
-    output = args.output or (None if args.smoke else DEFAULT_OUTPUT)
+    output = args.output
+    if output is None and not args.smoke and len(args.cases) == len(CASES):
+        if failed:
+            print(f"not writing {DEFAULT_OUTPUT}: a case failed (--output writes anyway)")
+        else:
+            output = DEFAULT_OUTPUT
     if output is not None and results:
         existing = output.read_text(encoding="utf-8") if output.exists() else None
         output.write_text(
