@@ -84,7 +84,7 @@ def markdown(results: Sequence[CaseResult], info: RunInfo, kept: str) -> str:
         "|---|---|",
         f"| CPU | {_escape(info.cpu)}, {info.cores} cores |",
         f"| load average (1, 5, 15 min) | {info.load_start} at the start, "
-        f"{info.load_end} at the end |",
+        f"{info.load_end} at the end (the run's own processes included) |",
         f"| versions | {_escape(versions)} |",
         f"| run time | {minutes} min {seconds:02d} s |",
         "",
