@@ -1545,3 +1545,20 @@ def test_the_server_runs_as_a_process_of_its_own() -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert "Warning" not in stderr
+
+
+def test_a_long_running_fake_keeps_a_bounded_call_log_with_exact_counts(monkeypatch):
+    from hyperid_mfa.testing import fake as fake_module
+
+    monkeypatch.setattr(fake_module, "MAX_RECORDED_CALLS", 5)
+    fake = FakeHyperID()
+    token = fake.issue_tokens(fake.add_user()).access_token
+    for _ in range(8):
+        fake.handle(
+            "POST",
+            "/mfa-client/availability-check",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            b"{}",
+        )
+    assert fake.call_count("availability") == 8
+    assert len(fake.calls) == 5

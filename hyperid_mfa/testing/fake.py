@@ -13,6 +13,7 @@ suite, and the demo runs it as a separate process.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -75,6 +76,8 @@ REALM_PATH = "/auth/realms/HyperID"
 
 #: Longest request body the fake reads; HyperID's bodies are a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
+#: How many calls ``FakeHyperID.calls`` keeps (the oldest are dropped; counts stay exact).
+MAX_RECORDED_CALLS = 100_000
 
 _MFA_PATHS = {
     STATUS_GET_PATH: CALL_STATUS_GET,
@@ -487,7 +490,12 @@ class FakeHyperID:
         self._tokens: dict[str, _TokenRecord] = {}
         self._transactions: dict[int, FakeTransaction] = {}
         self._faults: list[_Fault] = []
-        self._calls: list[RecordedCall] = []
+        # Bounded, so a long-running simulator does not grow without end; the counts
+        # stay exact however many records were dropped.
+        self._calls: collections.deque[RecordedCall] = collections.deque(
+            maxlen=MAX_RECORDED_CALLS
+        )
+        self._call_counts: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
         return f"<FakeHyperID base_url={self._base_url!r}>"
@@ -841,7 +849,8 @@ class FakeHyperID:
 
     @property
     def calls(self) -> list[RecordedCall]:
-        """Every HyperID call received so far, oldest first (a copy)."""
+        """The HyperID calls received so far, oldest first (a copy): the last
+        ``MAX_RECORDED_CALLS`` of them."""
         with self._lock:
             return list(self._calls)
 
@@ -850,11 +859,14 @@ class FakeHyperID:
         if name is not None and name not in CALLS:
             raise ValueError(f"unknown call {name!r}; choose from {list(CALLS)}")
         with self._lock:
-            return sum(1 for c in self._calls if name is None or c.name == name)
+            if name is None:
+                return sum(self._call_counts.values())
+            return self._call_counts[name]
 
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._call_counts.clear()
 
     # ------------------------------------------------------------------ transports
 
@@ -936,6 +948,7 @@ class FakeHyperID:
         result: int | None,
         fault: str | None,
     ) -> None:
+        self._call_counts[name] += 1
         self._calls.append(
             RecordedCall(
                 name,
@@ -1290,9 +1303,7 @@ class FakeHyperID:
         if route == "/_fake/calls":
             require("GET")
             with self._lock:
-                counts = {name: 0 for name in CALLS}
-                for call in self._calls:
-                    counts[call.name] += 1
+                counts = {name: self._call_counts[name] for name in CALLS}
             return _json_response(200, counts)
 
         if route == "/_fake/faults":
