@@ -492,9 +492,7 @@ class FakeHyperID:
         self._faults: list[_Fault] = []
         # Bounded, so a long-running simulator does not grow without end; the counts
         # stay exact however many records were dropped.
-        self._calls: collections.deque[RecordedCall] = collections.deque(
-            maxlen=MAX_RECORDED_CALLS
-        )
+        self._calls: collections.deque[RecordedCall] = collections.deque(maxlen=MAX_RECORDED_CALLS)
         self._call_counts: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
