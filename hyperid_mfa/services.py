@@ -68,9 +68,9 @@ def _with_token(user: UserModel, call: Callable[[str], T], tokens: _RoundTokens 
     """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry."""
     provider = get_token_provider()
     try:
-        return call(tokens.get(user) if tokens else provider.get_access_token(user))
+        return call(tokens.get(user) if tokens is not None else provider.get_access_token(user))
     except (TokenExpired, TokenInvalid):
-        if tokens:
+        if tokens is not None:
             tokens.forget(user)
     token = provider.refresh_access_token(user)
     try:
