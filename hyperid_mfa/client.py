@@ -1,12 +1,22 @@
 """HTTP client for HyperID's MFA client API. HTTP only: it knows nothing of models.
 
-One pooled ``requests.Session`` per client (created lazily), a timeout on every
-call, retries with exponential back-off and jitter for the idempotent calls only,
-and strict validation of every answer: an answer the protocol does not allow raises
+One pooled ``requests.Session`` per client (created lazily), retries with exponential
+back-off and jitter for the idempotent calls only, and strict validation of every
+answer: an answer the protocol does not allow raises
 :class:`~hyperid_mfa.exceptions.ProtocolError` and is never read as an approval.
 
-Tokens are passed in by the caller and only ever placed in the ``Authorization``
-header: they appear in no exception, log line or ``repr``.
+Every attempt has a deadline of connect + read seconds (the ``TIMEOUT`` pair added
+up), whatever the server does. requests applies its read timeout to each socket read,
+so an answer trickled a byte at a time would otherwise hold a call for minutes; here
+a watchdog thread shuts the attempt's connection down when its deadline passes, which
+ends a read blocked on it at once. An attempt cut short is a timeout.
+
+Tokens and the client secret are held in :class:`~hyperid_mfa.sensitive.Secret` from
+the moment a method receives them and revealed only as the request is prepared (in
+the ``requests`` auth hooks below), so no frame of this module holds them in clear:
+Django's error report and Sentry print every frame's local variables. Failures
+travel as values and are raised only from frames that hold nothing secret, detached
+from the frames (the library's, holding the headers) where they were caught.
 """
 
 from __future__ import annotations
@@ -18,15 +28,17 @@ import random
 import re
 import threading
 import time
+import traceback
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+from django.views.decorators.debug import sensitive_variables
+from requests.auth import AuthBase
 
-from . import __version__
+from . import __version__, wire
 from .conf import mfa_settings, token_endpoint
 from .conf import timeout as configured_timeout
 from .constants import (
@@ -44,6 +56,7 @@ from .constants import (
     Result,
     Status,
 )
+from .deadline import Deadline, DeadlineAdapter, deadline, mount_if_stock
 from .exceptions import (
     EXCEPTION_BY_RESULT,
     HyperIDError,
@@ -55,6 +68,7 @@ from .exceptions import (
     TokenUnavailable,
     TransactionAlreadyCompleted,
 )
+from .sensitive import Secret, reveal
 
 logger = logging.getLogger("hyperid_mfa.client")
 
@@ -71,8 +85,12 @@ MAX_RETRY_AFTER_WAIT = 5.0
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # RFC 6750 b64token, the shape of a bearer token; anything else is refused locally
-# because requests would quote an invalid header value, token included, in its error.
-_BEARER_RE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+# because http.client would quote an invalid header value, token included, in its error.
+_BEARER_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# An OAuth error code quoted in an exception; anything else (a server echoing the
+# request, say) is not.
+_OAUTH_ERROR_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 def validate_transaction_id(transaction_id: object) -> int:
@@ -138,11 +156,31 @@ class TokenResponse:
 
 @dataclass
 class _Attempt:
-    """What one HTTP attempt produced: a parsed body, or an error and whether to retry."""
+    """What one MFA attempt produced: a parsed body, or an error and whether to retry."""
 
     body: dict[str, Any] | None = None
     error: HyperIDError | None = None
     retry: bool = False
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A complete HTTP answer. The body stays out of ``repr``: the token endpoint's holds tokens."""
+
+    http_status: int
+    retry_after: float | None
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An attempt that produced no complete answer."""
+
+    error: HyperIDError
+    #: A transport failure (unreachable, timed out, cut): an idempotent call may try again.
+    transient: bool = False
+    #: The request certainly never reached HyperID: any call may try again.
+    not_sent: bool = False
 
 
 class HyperIDClient:
@@ -150,9 +188,22 @@ class HyperIDClient:
 
     ``base_url``, ``timeout`` and ``max_retries`` default to the ``HYPERID_MFA``
     settings, read at each call so that settings overrides apply to a long-lived
-    client. ``session`` lets the caller supply a configured ``requests.Session``
-    (its ``verify`` is passed on every call, so the environment cannot override it).
-    The client is safe to share between threads.
+    client. Each attempt ends within connect + read seconds of ``timeout``, however
+    slowly the server answers. The client is safe to share between threads.
+
+    Tokens and client secrets may be passed as ``str`` or as
+    :class:`~hyperid_mfa.sensitive.Secret`; the client wraps them at once either way.
+
+    ``session`` lets the caller supply a configured ``requests.Session`` (its
+    ``verify`` is passed on every call, so the environment cannot override it). The
+    deadline needs the client's own transport adapter: where the session would use
+    a stock ``HTTPAdapter`` (the one ``requests.Session()`` mounts for ``http://``
+    and ``https://``, unconfigured) for a HyperID URL, the client mounts its adapter
+    on the session for that URL's origin only (``scheme://host:port/``), the first
+    time it calls it. An adapter the caller mounted or configured on purpose (a
+    subclass, other pool sizes or retries, or one mounted for a more specific prefix)
+    is left alone; calls through it keep requests' per-read timeouts and a deadline
+    checked between the chunks of the body only, not a hard deadline.
     """
 
     def __init__(
@@ -202,11 +253,18 @@ class HyperIDClient:
     def _new_session() -> requests.Session:
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
-        # Retries are ours (they must know which calls are idempotent); a large pool
-        # lets the concurrent poller keep its connections alive.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        adapter = _new_adapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        return session
+
+    def _session_for(self, url: str) -> requests.Session:
+        """The session, with the deadline adapter mounted for ``url`` where it may be."""
+        session = self.session
+        if isinstance(session.get_adapter(url), DeadlineAdapter):
+            return session
+        with self._session_lock:
+            mount_if_stock(session, url, _new_adapter)
         return session
 
     def close(self) -> None:
@@ -217,14 +275,18 @@ class HyperIDClient:
 
     # --- the MFA calls ----------------------------------------------------------------
 
-    def get_transaction_status(self, access_token: str, transaction_id: int) -> StatusResponse:
+    def get_transaction_status(
+        self, access_token: str | Secret, transaction_id: int
+    ) -> StatusResponse:
         """status-get: the current state of one transaction, validated strictly."""
+        token = _bearer(access_token)
+        del access_token  # only the wrapped token stays in this frame
         transaction_id = validate_transaction_id(transaction_id)
         call = "status-get"
         body = self._call(
             call,
             STATUS_GET_PATH,
-            access_token,
+            token,
             {"transaction_id": transaction_id},
             idempotent=True,
             allowed_results=STATUS_GET_RESULTS,
@@ -263,13 +325,21 @@ class HyperIDClient:
         )
 
     def start_transaction(
-        self, access_token: str, *, question: str, code: str, template_id: int | None = None
+        self,
+        access_token: str | Secret,
+        *,
+        question: str,
+        code: str,
+        template_id: int | None = None,
     ) -> int:
         """start/v2: send a push; returns the new transaction_id.
 
         Never retried once the request may have reached HyperID: a blind retry could
-        send the user a second push. Only failures to connect are retried.
+        send the user a second push. Only failures to connect are retried; an attempt
+        cut by its deadline is not (the push may have been sent).
         """
+        token = _bearer(access_token)
+        del access_token  # only the wrapped token stays in this frame
         if not isinstance(question, str) or not question.strip():
             raise InvalidParameters("question must be a non-empty string")
         if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isdigit()):
@@ -280,7 +350,7 @@ class HyperIDClient:
         body = self._call(
             call,
             START_PATH,
-            access_token,
+            token,
             {"template_id": template, "values": json.dumps(values), "code": code},
             idempotent=False,
             allowed_results=START_RESULTS,
@@ -294,18 +364,20 @@ class HyperIDClient:
                 f"HyperID answered an impossible transaction_id: {err.message}", call=call
             ) from None
 
-    def cancel_transaction(self, access_token: str, transaction_id: int) -> None:
+    def cancel_transaction(self, access_token: str | Secret, transaction_id: int) -> None:
         """cancel: withdraw a pending push. Already canceled or expired is success.
 
         Raises :class:`TransactionAlreadyCompleted` when the user answered first.
         """
+        token = _bearer(access_token)
+        del access_token  # only the wrapped token stays in this frame
         transaction_id = validate_transaction_id(transaction_id)
         call = "cancel"
         try:
             self._call(
                 call,
                 CANCEL_PATH,
-                access_token,
+                token,
                 {"transaction_id": transaction_id},
                 idempotent=True,
                 allowed_results=CANCEL_RESULTS,
@@ -320,13 +392,15 @@ class HyperIDClient:
                 return
             raise
 
-    def check_availability(self, access_token: str) -> bool:
+    def check_availability(self, access_token: str | Secret) -> bool:
         """availability-check: whether the user can receive pushes at all."""
+        token = _bearer(access_token)
+        del access_token  # only the wrapped token stays in this frame
         call = "availability"
         body = self._call(
             call,
             AVAILABILITY_PATH,
-            access_token,
+            token,
             {},
             idempotent=True,
             allowed_results=AVAILABILITY_RESULTS,
@@ -340,76 +414,56 @@ class HyperIDClient:
 
     def refresh_access_token(
         self,
-        refresh_token: str,
+        refresh_token: str | Secret,
         *,
         client_id: str | None = None,
-        client_secret: str | None = None,
+        client_secret: str | Secret | None = None,
         token_url: str | None = None,
     ) -> TokenResponse:
         """Exchange a refresh token at the issuer's token endpoint (not retried:
         HyperID may rotate refresh tokens, and a replayed one would be refused).
 
-        Raises :class:`TokenUnavailable` when the endpoint refuses the refresh token
-        or the client, :class:`ServiceUnavailable` when it cannot be reached.
+        ``client_secret`` defaults to the ``CLIENT_SECRET`` setting. Raises
+        :class:`TokenUnavailable` when the endpoint refuses the refresh token or the
+        client, :class:`ServiceUnavailable` when it cannot be reached.
         """
         call = "token"
-        if not refresh_token:
+        grant = _optional_secret(refresh_token, "refresh_token")
+        secret = _optional_secret(
+            mfa_settings.CLIENT_SECRET if client_secret is None else client_secret,
+            "client_secret",
+        )
+        del refresh_token, client_secret  # only the wrapped values stay in this frame
+        if not grant:
             raise TokenUnavailable("no refresh token to use", call=call)
-        data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        form: dict[str, str | Secret] = {"grant_type": "refresh_token", "refresh_token": grant}
         client_id = client_id if client_id is not None else mfa_settings.CLIENT_ID
-        client_secret = client_secret if client_secret is not None else mfa_settings.CLIENT_SECRET
         if client_id:
-            data["client_id"] = client_id
-        if client_secret:
-            data["client_secret"] = client_secret
-        url = token_url or token_endpoint()
-        try:
-            response = self.session.post(
-                url,
-                data=data,
-                headers={"Accept": "application/json"},
-                timeout=self.timeout,
-                verify=self.session.verify,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.RequestException as err:
-            raise _transport_error(err, call, None) from None
-        http_status = response.status_code
-        try:
-            raw = _read_body(response, call)
-        finally:
-            response.close()
-        if http_status >= 500 or http_status == 429:
+            form["client_id"] = client_id
+        if secret:
+            form["client_secret"] = secret
+        outcome = self._exchange(
+            call,
+            token_url or token_endpoint(),
+            auth=_FormPost(form),
+            headers={"Accept": "application/json"},
+            data=None,
+            transaction_id=None,
+            read_error_body=True,
+        )
+        if isinstance(outcome, _Failure):
+            raise _detached(outcome.error)
+        if outcome.http_status >= 500 or outcome.http_status == 429:
             raise ServiceUnavailable(
                 "the HyperID token endpoint failed",
                 call=call,
-                http_status=http_status,
-                retry_after=_retry_after(response.headers),
+                http_status=outcome.http_status,
+                retry_after=outcome.retry_after,
             )
-        body = _parse_json(raw, call, None)
-        if http_status != 200:
-            # OAuth errors (invalid_grant, invalid_client...) carry no secret.
-            error = body.get("error")
-            reason = error if isinstance(error, str) and error.isascii() else "refused"
-            raise TokenUnavailable(
-                f"the HyperID token endpoint refused the refresh: {reason[:64]}",
-                call=call,
-                http_status=http_status,
-            )
-        access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not _BEARER_RE.match(access_token):
-            raise ProtocolError("the token endpoint answered no usable access_token", call=call)
-        new_refresh = body.get("refresh_token")
-        if new_refresh is not None and not isinstance(new_refresh, str):
-            raise ProtocolError("the token endpoint answered a malformed refresh_token", call=call)
-        return TokenResponse(
-            access_token=access_token,
-            refresh_token=new_refresh,
-            expires_in=_optional_seconds(body.get("expires_in")),
-            refresh_expires_in=_optional_seconds(body.get("refresh_expires_in")),
-            scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
-        )
+        answer = _parse_token_answer(outcome, call)
+        if isinstance(answer, HyperIDError):
+            raise _detached(answer)
+        return answer
 
     # --- one call, with retries ---------------------------------------------------
 
@@ -417,7 +471,7 @@ class HyperIDClient:
         self,
         call: str,
         path: str,
-        access_token: str,
+        access_token: Secret | None,
         payload: Mapping[str, Any],
         *,
         idempotent: bool,
@@ -426,21 +480,17 @@ class HyperIDClient:
         error_overrides: Mapping[int, type[HyperIDError]] | None = None,
     ) -> dict[str, Any]:
         """POST ``payload`` and return the answer's JSON object when ``result`` is 0."""
-        if not isinstance(access_token, str) or not _BEARER_RE.match(access_token):
+        if access_token is None:
             raise TokenInvalid("the access token is missing or malformed", call=call, result=None)
         url = self.base_url + path
         data = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {
-            "Authorization": f"Bearer {access_token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        auth = _BearerAuth(access_token)
         retries = self.max_retries
         attempt = 0
         while True:
             started = time.monotonic()
             outcome = self._attempt(
-                call, url, data, headers, idempotent, allowed_results, transaction_id
+                call, url, data, auth, idempotent, allowed_results, transaction_id
             )
             elapsed_ms = (time.monotonic() - started) * 1000
             if outcome.body is not None:
@@ -465,7 +515,7 @@ class HyperIDClient:
             wait = self._backoff(attempt, error.retry_after)
             if not outcome.retry or attempt >= retries or wait is None:
                 logger.info("HyperID %s failed after %d attempt(s): %s", call, attempt + 1, error)
-                raise error
+                raise _detached(error)
             logger.info(
                 "HyperID %s attempt %d failed (%s); retrying in %.2f s",
                 call,
@@ -481,46 +531,39 @@ class HyperIDClient:
         call: str,
         url: str,
         data: bytes,
-        headers: Mapping[str, str],
+        auth: AuthBase,
         idempotent: bool,
         allowed_results: Collection[int],
         transaction_id: int | None,
     ) -> _Attempt:
-        session = self.session
-        try:
-            response = session.post(
-                url,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                verify=session.verify,
-                allow_redirects=False,
-                stream=True,
+        outcome = self._exchange(
+            call,
+            url,
+            auth=auth,
+            headers=_JSON_HEADERS,
+            data=data,
+            transaction_id=transaction_id,
+            read_error_body=False,
+        )
+        if isinstance(outcome, _Failure):
+            return _Attempt(
+                error=outcome.error,
+                retry=(idempotent and outcome.transient) or outcome.not_sent,
             )
-        except requests.RequestException as err:
-            error = _transport_error(err, call, transaction_id)
-            return _Attempt(error=error, retry=idempotent or _not_sent(err))
+        http_status = outcome.http_status
+        if not 200 <= http_status < 300:
+            return _Attempt(
+                error=ServiceUnavailable(
+                    "HyperID answered an HTTP error",
+                    call=call,
+                    http_status=http_status,
+                    transaction_id=transaction_id,
+                    retry_after=outcome.retry_after,
+                ),
+                retry=idempotent and http_status in RETRYABLE_HTTP_STATUSES,
+            )
         try:
-            http_status = response.status_code
-            if not 200 <= http_status < 300:
-                return _Attempt(
-                    error=ServiceUnavailable(
-                        "HyperID answered an HTTP error",
-                        call=call,
-                        http_status=http_status,
-                        transaction_id=transaction_id,
-                        retry_after=_retry_after(response.headers),
-                    ),
-                    retry=idempotent and http_status in RETRYABLE_HTTP_STATUSES,
-                )
-            try:
-                raw = _read_body(response, call)
-            except requests.RequestException as err:
-                return _Attempt(error=_transport_error(err, call, transaction_id), retry=idempotent)
-        finally:
-            response.close()
-        try:
-            body = _parse_json(raw, call, transaction_id)
+            body = _parse_json(outcome.body, call, transaction_id)
             result = _int_field(body, "result", call, transaction_id)
             if result not in allowed_results:
                 raise ProtocolError(
@@ -530,8 +573,64 @@ class HyperIDClient:
                     transaction_id=transaction_id,
                 )
         except ProtocolError as err:
+            if err.transaction_id is None:
+                # A start's answer that went wrong may still name the push it sent:
+                # the caller can then withdraw it.
+                err.transaction_id = _named_transaction(outcome.body)
             return _Attempt(error=err)
         return _Attempt(body=body)
+
+    # --- one HTTP exchange, within its deadline -------------------------------------
+
+    # Below here the request carries the clear token or form (in the library's frames):
+    # in the error report of an exception that escaped anyway (BaseException), their
+    # variables are hidden when DEBUG is off.
+    @sensitive_variables()
+    def _exchange(
+        self,
+        call: str,
+        url: str,
+        *,
+        auth: AuthBase,
+        headers: Mapping[str, str],
+        data: bytes | None,
+        transaction_id: int | None,
+        read_error_body: bool,
+    ) -> _Answer | _Failure:
+        """POST once and read the whole answer, or fail, within connect + read seconds.
+
+        Never raises: the frames an exception would carry up hold the request.
+        """
+        timeout = self.timeout
+        with deadline(sum(timeout)) as current:
+            try:
+                session = self._session_for(url)
+                response = session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    auth=auth,
+                    timeout=timeout,
+                    verify=session.verify,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except requests.RequestException as err:
+                return _transport_failure(err, call, transaction_id, current)
+            except Exception as err:
+                return _unexpected_failure(err, call, transaction_id, current)
+            try:
+                http_status = response.status_code
+                retry_after = _retry_after(response.headers)
+                body = b""
+                if read_error_body or 200 <= http_status < 300:
+                    read = _read_body(response, call, transaction_id, current)
+                    if isinstance(read, _Failure):
+                        return read
+                    body = read
+                return _Answer(http_status=http_status, retry_after=retry_after, body=body)
+            finally:
+                _close(response, call)
 
     def sleep(self, seconds: float) -> None:
         """Wait between attempts (tests replace it to run without waiting)."""
@@ -548,20 +647,146 @@ class HyperIDClient:
         return wait
 
 
+# --- secrets: wrapped on the way in, revealed only into the request ----------------------
+
+
+@sensitive_variables("value")
+def _bearer(value: object) -> Secret | None:
+    """``value`` wrapped, when it has the shape of a bearer token; else None."""
+    if isinstance(value, str):
+        value = Secret(value)
+    if isinstance(value, Secret) and _BEARER_RE.fullmatch(value.reveal()):
+        return value
+    return None
+
+
+@sensitive_variables("value")
+def _optional_secret(value: object, name: str) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    kind = type(value).__name__
+    del value  # the frame travels with the exception
+    raise TypeError(f"{name} must be a str or a Secret, not {kind}")
+
+
+class _BearerAuth(AuthBase):
+    """Writes the ``Authorization`` header as requests prepares the request.
+
+    The one place the access token is revealed: the clear header exists only in the
+    prepared request, never in a variable of this module.
+    """
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._token!r}>"
+
+    @sensitive_variables()
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = "Bearer " + self._token.reveal()
+        return request
+
+
+class _FormPost(AuthBase):
+    """Writes the token request's form, refresh token and client secret included, as
+    requests prepares the request (OAuth's client_secret_post is client authentication
+    too, so an auth hook is where it belongs)."""
+
+    def __init__(self, fields: Mapping[str, str | Secret]) -> None:
+        self._fields = dict(fields)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {sorted(self._fields)}>"
+
+    @sensitive_variables()
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.prepare_body({name: reveal(value) for name, value in self._fields.items()}, None)
+        return request
+
+
+def _detached(error: HyperIDError) -> HyperIDError:
+    """``error``, stripped of the frames and exceptions it picked up where it was made.
+
+    Raising an exception again appends to its traceback, and its context keeps the
+    exception it replaced: both would carry frames that held the request or answer.
+    """
+    error.__cause__ = None
+    error.__context__ = None
+    return error.with_traceback(None)
+
+
 # --- helpers ------------------------------------------------------------------------
 
 
-def _transport_error(
-    err: requests.RequestException, call: str, transaction_id: int | None
-) -> ServiceUnavailable:
+def _transport_failure(
+    err: requests.RequestException, call: str, transaction_id: int | None, deadline: Deadline
+) -> _Failure:
     # requests keeps the prepared request (Authorization header included) on its
     # exceptions; drop it so that nothing downstream can log the token.
     err.request = None
     err.response = None
-    kind = "timed out" if isinstance(err, requests.Timeout) else "could not be reached"
-    return ServiceUnavailable(
-        f"HyperID {kind} ({type(err).__name__})", call=call, transaction_id=transaction_id
+    if deadline.passed():
+        message = f"HyperID timed out (no complete answer within {deadline.budget:g} s)"
+    elif isinstance(err, requests.Timeout):
+        message = f"HyperID timed out ({type(err).__name__})"
+    else:
+        message = f"HyperID could not be reached ({type(err).__name__})"
+    not_sent = _not_sent(err)
+    return _Failure(
+        ServiceUnavailable(message, call=call, transaction_id=transaction_id, no_effect=not_sent),
+        transient=True,
+        not_sent=not_sent,
     )
+
+
+def _unexpected_failure(
+    err: Exception, call: str, transaction_id: int | None, deadline: Deadline
+) -> _Failure:
+    """An exception requests does not wrap: a library bug, or a header http.client refused.
+
+    Reported as ServiceUnavailable, like any failure to complete the exchange: the
+    answer was not wrong, there was none, and the caller's answer to "try again
+    later" is the safe one. ProtocolError would blame HyperID's answer. Never retried
+    here, unless the deadline caused it: a bug would only fail again, and the
+    request may have been sent. Logged by class and place only; the message, like the
+    frames' variables, may hold the request's headers.
+    """
+    kind = type(err).__name__
+    if deadline.passed():
+        logger.debug("HyperID %s: %s after the deadline cut the connection", call, kind)
+        return _Failure(
+            ServiceUnavailable(
+                f"HyperID timed out (no complete answer within {deadline.budget:g} s)",
+                call=call,
+                transaction_id=transaction_id,
+            ),
+            transient=True,
+        )
+    logger.error(
+        "HyperID %s: unexpected %s raised inside the HTTP client (%s)",
+        call,
+        kind,
+        _raised_at(err),
+    )
+    return _Failure(
+        ServiceUnavailable(
+            f"HyperID request failed unexpectedly ({kind})",
+            call=call,
+            transaction_id=transaction_id,
+        )
+    )
+
+
+def _raised_at(err: BaseException) -> str:
+    """Where ``err`` was raised: file, line and function, no values."""
+    place = "unknown place"
+    for frame, line in traceback.walk_tb(err.__traceback__):
+        code = frame.f_code
+        place = f"{code.co_filename}:{line} in {code.co_name}"
+    return place
 
 
 def _not_sent(err: requests.RequestException) -> bool:
@@ -576,42 +801,90 @@ def _not_sent(err: requests.RequestException) -> bool:
     return False
 
 
-def _read_body(response: requests.Response, call: str) -> bytes:
+@sensitive_variables("chunks", "chunk")
+def _read_body(
+    response: requests.Response, call: str, transaction_id: int | None, deadline: Deadline
+) -> bytes | _Failure:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=8192):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProtocolError(
-                f"answer larger than {MAX_BODY_BYTES} bytes",
-                call=call,
-                http_status=response.status_code,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        stream = response.iter_content(chunk_size=8192)
+        # Checked before each read: without the watchdog (an adapter the caller chose),
+        # this is what stops a trickled body, one chunk late at worst.
+        while not deadline.passed():
+            chunk = next(stream, None)
+            if chunk is None:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _Failure(
+                    ProtocolError(
+                        f"answer larger than {MAX_BODY_BYTES} bytes",
+                        call=call,
+                        http_status=response.status_code,
+                        transaction_id=transaction_id,
+                    )
+                )
+            chunks.append(chunk)
+    except requests.RequestException as err:
+        return _transport_failure(err, call, transaction_id, deadline)
+    except Exception as err:
+        return _unexpected_failure(err, call, transaction_id, deadline)
+    return _Failure(
+        ServiceUnavailable(
+            f"HyperID timed out (no complete answer within {deadline.budget:g} s)",
+            call=call,
+            transaction_id=transaction_id,
+        ),
+        transient=True,
+    )
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
+def _close(response: requests.Response, call: str) -> None:
+    # The answer is read (or abandoned) already: failing to close is not the call's failure.
+    try:
+        response.close()
+    except Exception as err:
+        logger.debug("HyperID %s: %s while closing the answer", call, type(err).__name__)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+@sensitive_variables()
+def _parse_token_answer(answer: _Answer, call: str) -> TokenResponse | HyperIDError:
+    """The token endpoint's answer, or the error to raise: returned, not raised, since
+    this frame holds the answer (new tokens included) in clear."""
+    try:
+        body = _parse_json(answer.body, call, None)
+    except ProtocolError as err:
+        return err
+    if answer.http_status != 200:
+        # OAuth errors (invalid_grant, invalid_client...) carry no secret; anything
+        # that does not look like one is not quoted.
+        error = body.get("error")
+        reason = error if isinstance(error, str) and _OAUTH_ERROR_RE.fullmatch(error) else "refused"
+        return TokenUnavailable(
+            f"the HyperID token endpoint refused the refresh: {reason}",
+            call=call,
+            http_status=answer.http_status,
+        )
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not _BEARER_RE.fullmatch(access_token):
+        return ProtocolError("the token endpoint answered no usable access_token", call=call)
+    refresh_token = body.get("refresh_token")
+    if refresh_token is not None and not isinstance(refresh_token, str):
+        return ProtocolError("the token endpoint answered a malformed refresh_token", call=call)
+    return TokenResponse(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=_optional_seconds(body.get("expires_in")),
+        refresh_expires_in=_optional_seconds(body.get("refresh_expires_in")),
+        scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
+    )
 
 
 def _parse_json(raw: bytes, call: str, transaction_id: int | None) -> dict[str, Any]:
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = wire.strict_json(raw)
+    except wire.StrictJSONError:
         raise ProtocolError(
             "HyperID answered something that is not JSON", call=call, transaction_id=transaction_id
         ) from None
@@ -620,6 +893,19 @@ def _parse_json(raw: bytes, call: str, transaction_id: int | None) -> dict[str, 
             "HyperID answered JSON that is not an object", call=call, transaction_id=transaction_id
         )
     return value
+
+
+def _named_transaction(raw: bytes) -> int | None:
+    """The valid ``transaction_id`` an answer names, however wrong the rest of it is."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    candidate = value.get("transaction_id") if isinstance(value, dict) else None
+    try:
+        return validate_transaction_id(candidate)
+    except InvalidParameters:
+        return None
 
 
 def _int_field(body: Mapping[str, Any], name: str, call: str, transaction_id: int | None) -> int:
@@ -642,7 +928,8 @@ def _error_for_result(
     overrides: Mapping[int, type[HyperIDError]],
 ) -> HyperIDError:
     cls = overrides.get(result) or EXCEPTION_BY_RESULT.get(result, HyperIDError)
-    return cls(result=result, call=call, transaction_id=transaction_id)
+    # HyperID's own answer that the call failed: it did nothing (a start sent no push).
+    return cls(result=result, call=call, transaction_id=transaction_id, no_effect=True)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -669,6 +956,12 @@ def _optional_seconds(value: object) -> int | None:
 
 _default_client: HyperIDClient | None = None
 _default_client_lock = threading.Lock()
+
+
+def _new_adapter() -> DeadlineAdapter:
+    # Retries are ours (they must know which calls are idempotent); a large pool lets
+    # the concurrent poller keep its connections alive.
+    return DeadlineAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
 
 
 def get_client() -> HyperIDClient:

@@ -19,6 +19,11 @@ class HyperIDError(Exception):
     #: The result code this class stands for (instances may carry another).
     default_result: int | None = None
     default_message = "HyperID request failed"
+    #: Whether a failure of this kind certainly had no effect at HyperID: refused
+    #: before anything was sent, or refused by HyperID's own answer. False where the
+    #: call may have been carried out (a timeout, a lost or garbled answer, an HTTP
+    #: error from a gateway): for a start, a push may then be on the phone.
+    default_no_effect = False
 
     def __init__(
         self,
@@ -29,6 +34,7 @@ class HyperIDError(Exception):
         http_status: int | None = None,
         transaction_id: int | None = None,
         retry_after: float | None = None,
+        no_effect: bool | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.result = self.default_result if result is None else result
@@ -37,6 +43,7 @@ class HyperIDError(Exception):
         self.transaction_id = transaction_id
         #: Seconds the caller should wait before trying again, when known.
         self.retry_after = retry_after
+        self.no_effect = self.default_no_effect if no_effect is None else no_effect
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -67,6 +74,7 @@ class InvalidParameters(HyperIDError):
 
     default_result = Result.INVALID_PARAMETERS
     default_message = "Invalid parameters for HyperID"
+    default_no_effect = True
 
 
 class AccessDenied(HyperIDError):
@@ -74,6 +82,7 @@ class AccessDenied(HyperIDError):
 
     default_result = Result.ACCESS_DENIED
     default_message = "HyperID denied access"
+    default_no_effect = True
 
 
 class TokenExpired(HyperIDError):
@@ -81,6 +90,7 @@ class TokenExpired(HyperIDError):
 
     default_result = Result.TOKEN_EXPIRED
     default_message = "The HyperID access token has expired"
+    default_no_effect = True
 
 
 class TokenInvalid(HyperIDError):
@@ -88,6 +98,7 @@ class TokenInvalid(HyperIDError):
 
     default_result = Result.TOKEN_INVALID
     default_message = "The HyperID access token is invalid"
+    default_no_effect = True
 
 
 class TransactionNotFound(HyperIDError):
@@ -95,6 +106,7 @@ class TransactionNotFound(HyperIDError):
 
     default_result = Result.TRANSACTION_NOT_FOUND
     default_message = "HyperID knows no such transaction"
+    default_no_effect = True
 
 
 class NoAuthenticatorDevice(HyperIDError):
@@ -102,6 +114,7 @@ class NoAuthenticatorDevice(HyperIDError):
 
     default_result = Result.NO_AUTHENTICATOR_DEVICE
     default_message = "The user has no HyperID Authenticator device"
+    default_no_effect = True
 
 
 class TemplateNotFound(HyperIDError):
@@ -109,6 +122,7 @@ class TemplateNotFound(HyperIDError):
 
     default_result = Result.TEMPLATE_NOT_FOUND
     default_message = "HyperID does not know this MFA template"
+    default_no_effect = True
 
 
 class TransactionAlreadyCompleted(HyperIDError):
@@ -116,6 +130,7 @@ class TransactionAlreadyCompleted(HyperIDError):
 
     default_result = Result.TRANSACTION_ALREADY_COMPLETED
     default_message = "The HyperID transaction is already completed"
+    default_no_effect = True
 
 
 class ProtocolError(HyperIDError):
@@ -136,6 +151,7 @@ class TokenUnavailable(HyperIDError):
     """
 
     default_message = "No usable HyperID access token for this user"
+    default_no_effect = True
 
 
 class RateLimited(HyperIDError):
@@ -145,6 +161,7 @@ class RateLimited(HyperIDError):
     """
 
     default_message = "Too many MFA pushes for this user; try again later"
+    default_no_effect = True
 
 
 class HyperIDConfigurationError(ImproperlyConfigured):
