@@ -27,19 +27,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.db import transaction
+from django.db import OperationalError, connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import encryption_keys, mfa_settings
-from .exceptions import HyperIDConfigurationError, TokenUnavailable
+from .exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from .models import HyperIDToken, UserModel
 
 logger = logging.getLogger("hyperid_mfa.tokens")
@@ -75,6 +79,11 @@ def get_token_provider() -> TokenProvider:
     return provider
 
 
+# @sensitive_variables keeps clear tokens out of Django's error reports. Without names
+# it hides every variable, also in the frames the function calls (the report applies
+# the nearest decorated caller's list to each frame): Fernet, the HTTP client and
+# requests hold the tokens there under names of their own.
+
 # --- encryption at rest -------------------------------------------------------------
 
 
@@ -99,10 +108,12 @@ def _fernet() -> MultiFernet:
     return _fernet_for(keys)
 
 
+@sensitive_variables()
 def encrypt(value: str) -> str:
     return _fernet().encrypt(value.encode()).decode("ascii")
 
 
+@sensitive_variables()
 def decrypt(value: str) -> str:
     try:
         return _fernet().decrypt(value.encode("ascii")).decode()
@@ -125,11 +136,9 @@ def rotate_encryption(batch_size: int = 500) -> int:
             row = HyperIDToken.objects.select_for_update().filter(pk=pk).first()
             if row is None:
                 continue
-            row.access_token_encrypted = fernet.rotate(row.access_token_encrypted.encode()).decode()
+            row.access_token_encrypted = _rotated(fernet, row.access_token_encrypted)
             if row.refresh_token_encrypted:
-                row.refresh_token_encrypted = fernet.rotate(
-                    row.refresh_token_encrypted.encode()
-                ).decode()
+                row.refresh_token_encrypted = _rotated(fernet, row.refresh_token_encrypted)
             row.save(
                 update_fields=["access_token_encrypted", "refresh_token_encrypted", "updated_at"]
             )
@@ -137,9 +146,16 @@ def rotate_encryption(batch_size: int = 500) -> int:
     return rewritten
 
 
+@sensitive_variables()
+def _rotated(fernet: MultiFernet, ciphertext: str) -> str:
+    # MultiFernet.rotate holds the clear token while it encrypts it again.
+    return fernet.rotate(ciphertext.encode()).decode()
+
+
 # --- storing and reading --------------------------------------------------------------
 
 
+@sensitive_variables()
 def jwt_expiry(token: str) -> datetime | None:
     """The ``exp`` claim of a JWT-shaped token, unverified: used only to refresh early."""
     parts = token.split(".")
@@ -156,12 +172,14 @@ def jwt_expiry(token: str) -> datetime | None:
     return datetime.fromtimestamp(exp, tz=dt_timezone.utc)
 
 
+@sensitive_variables()
 def _expiry(token: str, expires_in: Any) -> datetime | None:
     if type(expires_in) is int and expires_in >= 0:
         return timezone.now() + timedelta(seconds=expires_in)
     return jwt_expiry(token)
 
 
+@sensitive_variables("access_token", "refresh_token")
 def store_tokens(
     user: UserModel,
     access_token: str,
@@ -197,26 +215,68 @@ def forget_tokens(user: UserModel) -> None:
     HyperIDToken.objects.filter(user=user).delete()
 
 
+#: PostgreSQL's SQLSTATE when lock_timeout runs out (lock_not_available).
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _lock_wait_expired(err: OperationalError, vendor: str) -> bool:
+    if vendor == "sqlite":
+        # SQLITE_BUSY once the busy timeout has run out; SQLITE_LOCKED ("database table
+        # is locked") is how a shared-cache database refuses at once.
+        return str(err).startswith(("database is locked", "database table is locked"))
+    cause = err.__cause__
+    codes = (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None))  # psycopg 3, 2
+    return _PG_LOCK_NOT_AVAILABLE in codes
+
+
+@contextlib.contextmanager
+def _lock_waits_unavailable(using: str) -> Iterator[None]:
+    """Raise ServiceUnavailable when the database gives up waiting for a lock.
+
+    Another request holds the lock and will finish: the caller should try again soon,
+    not tell the user to sign in again (nor answer 500).
+    """
+    try:
+        yield
+    except OperationalError as err:
+        if not _lock_wait_expired(err, connections[using].vendor):
+            raise
+        raise ServiceUnavailable(
+            "the database is busy: waiting for the lock on the user's HyperID token timed out"
+        ) from err
+
+
 class StoredTokenProvider:
     """The default provider: tokens stored with :func:`store_tokens`, refreshed on demand."""
 
+    @sensitive_variables()
     def get_access_token(self, user: UserModel) -> str:
-        row = HyperIDToken.objects.filter(user=user).first()
+        tokens = HyperIDToken.objects.filter(user=user)
+        with _lock_waits_unavailable(tokens.db):
+            row = tokens.first()
         if row is None:
             raise TokenUnavailable("no HyperID token is stored for this user")
         if row.access_token_expired(leeway=EXPIRY_LEEWAY) and row.has_refresh_token:
             return self.refresh_access_token(user)
         return decrypt(row.access_token_encrypted)
 
+    @sensitive_variables()
     def refresh_access_token(self, user: UserModel) -> str:
         # Imported here: the client module is the HTTP layer, loaded only when needed.
         from .client import get_client
 
-        with transaction.atomic():
-            # The row lock serialises concurrent refreshes of one user's token.
-            row = HyperIDToken.objects.select_for_update().filter(user=user).first()
-            if row is None:
+        using = router.db_for_write(HyperIDToken)
+        with _lock_waits_unavailable(using), transaction.atomic(using=using):
+            # One refresh at a time per user: HyperID rotates refresh tokens, so a second
+            # concurrent refresh would send a spent one and be refused. The transaction
+            # starts with a write because that takes the row lock on PostgreSQL and the
+            # database write lock on SQLite, where select_for_update() locks nothing. A
+            # read first would not do on SQLite: two deferred transactions holding read
+            # locks cannot both upgrade to write, so one fails without waiting.
+            tokens = HyperIDToken.objects.using(using).filter(user=user)
+            if not tokens.update(refreshed_at=F("refreshed_at")):
                 raise TokenUnavailable("no HyperID token is stored for this user")
+            row = tokens.get()
             now = timezone.now()
             if (
                 row.refreshed_at is not None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -100,8 +104,45 @@ def link(fake, user, **kwargs):
     return subject
 
 
+def approve_pending(fake):
+    """The user's phone approves every pending push."""
+    for push in fake.pending():
+        fake.approve(push.transaction_id)
+
+
+@pytest.fixture
+def browser(hyperid_user):
+    """A signed-in browser session of the HyperID user."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(hyperid_user)
+    return client
+
+
 @pytest.fixture
 def hyperid_user(fake_hyperid, user):
     """``user``, signed in to HyperID: tokens stored, authenticator device present."""
     user.hyperid_subject = link(fake_hyperid, user)
     return user
+
+
+def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run each call in its own thread, all released at the same moment, each with its
+    own database connection as separate processes would have; return each result, or
+    the exception it raised."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> Any:
+        try:
+            barrier.wait(timeout=10)
+            return call()
+        except Exception as err:
+            return err
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [f.result() for f in [pool.submit(run, call) for call in calls]]

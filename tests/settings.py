@@ -1,12 +1,18 @@
 """Settings for the test suite.
 
-SQLite by default. ``HYPERID_MFA_TEST_DATABASE=postgresql://user@host:port/name``
-runs the suite on PostgreSQL instead (the concurrency tests need it). Redis, when
+SQLite by default, the test database in a file of its own (see ``_sqlite``).
+``HYPERID_MFA_TEST_DATABASE=postgresql://user@host:port/name`` runs the suite on
+PostgreSQL instead (the concurrency tests need it). Redis, when
 ``HYPERID_MFA_TEST_REDIS`` names it (default redis://127.0.0.1:6379/15), is used
 only by the tests marked ``redis``.
 """
 
+import atexit
+import contextlib
+import glob
 import os
+import secrets
+import tempfile
 from urllib.parse import unquote, urlsplit
 
 SECRET_KEY = "tests-only-not-secret"
@@ -18,9 +24,35 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 
 
+def _sqlite() -> dict:
+    # A file, not ":memory:": Django's in-memory test database is one shared-cache
+    # database in which a second connection fails at once with "database table is
+    # locked", so threads with their own connections would not see the file locking
+    # (waiting up to the busy timeout) that users' SQLite databases have. The name is
+    # new in every process, so concurrent runs and xdist workers never share a file.
+    path = os.path.join(
+        tempfile.gettempdir(), f"hyperid-mfa-tests-{os.getpid()}-{secrets.token_hex(4)}.sqlite3"
+    )
+
+    def remove() -> None:
+        # Django deletes the file after the run; this covers runs that stop early or
+        # keep it (--reuse-db would never find it again under a new name), xdist's
+        # suffixed names and SQLite's journal.
+        for leftover in glob.glob(glob.escape(path) + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+
+    atexit.register(remove)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        "TEST": {"NAME": path},
+    }
+
+
 def _database(url: str | None) -> dict:
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        return _sqlite()
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError(f"HYPERID_MFA_TEST_DATABASE: unsupported scheme {parts.scheme!r}")

@@ -9,31 +9,19 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest, State
+from tests.conftest import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def race(n: int, func: Callable[[], Any]) -> list[Any]:
-    """Run ``func`` in ``n`` threads released at the same moment; return their results."""
-    barrier = threading.Barrier(n)
-
-    def run() -> Any:
-        try:
-            barrier.wait()
-            return func()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return [f.result() for f in [pool.submit(run) for _ in range(n)]]
+def race_n(n: int, call: Callable[[], Any]) -> list[Any]:
+    return race([call] * n)
 
 
 @pytest.fixture
@@ -46,7 +34,7 @@ def test_sixteen_concurrent_consumers_of_one_approval_exactly_one_wins(fake_hype
     fake_hyperid.approve(request.transaction_id)
     services.refresh_request(request)
 
-    results = race(16, lambda: services.consume_approval(hyperid_user, "payments.withdraw", "fp"))
+    results = race_n(16, lambda: services.consume_approval(hyperid_user, "payments.withdraw", "fp"))
 
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
@@ -62,7 +50,7 @@ def test_eight_concurrent_refreshes_of_one_request_make_one_upstream_call(
     # A slow HyperID keeps the first call in flight while the others arrive.
     fake_hyperid.inject("delay", call="status-get", times=None, seconds=0.3)
 
-    results = race(8, lambda: services.refresh_request(MFARequest.objects.get(pk=request.pk)))
+    results = race_n(8, lambda: services.refresh_request(MFARequest.objects.get(pk=request.pk)))
 
     assert fake_hyperid.call_count("status-get") == 1
     assert MFARequest.objects.get(pk=request.pk).state == State.APPROVED
@@ -83,7 +71,9 @@ def test_concurrent_refreshes_send_each_transition_signal_once(fake_hyperid, hyp
 
     mfa_request_approved.connect(receiver)
     try:
-        race(8, lambda: services.refresh_request(MFARequest.objects.get(pk=request.pk), force=True))
+        race_n(
+            8, lambda: services.refresh_request(MFARequest.objects.get(pk=request.pk), force=True)
+        )
     finally:
         mfa_request_approved.disconnect(receiver)
     assert fired == [request.pk]
@@ -96,7 +86,7 @@ def test_two_pollers_never_ask_about_the_same_request_twice(
     fake_hyperid.clear_calls()
     fake_hyperid.inject("delay", call="status-get", times=None, seconds=0.02)
 
-    counts = race(2, lambda: services.refresh_pending(concurrency=4))
+    counts = race_n(2, lambda: services.refresh_pending(concurrency=4))
 
     assert sum(counts) == 40
     asked = Counter(c.transaction_id for c in fake_hyperid.calls if c.name == "status-get")

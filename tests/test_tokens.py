@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from django.test import override_settings
 from django.utils import timezone
+from django.views.debug import ExceptionReporter
 
 from hyperid_mfa import services
-from hyperid_mfa.exceptions import HyperIDConfigurationError, TokenUnavailable
+from hyperid_mfa.exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import (
     StoredTokenProvider,
@@ -22,6 +24,7 @@ from hyperid_mfa.tokens import (
     rotate_encryption,
     store_tokens,
 )
+from tests.conftest import link
 
 pytestmark = pytest.mark.django_db
 
@@ -182,6 +185,44 @@ def test_expired_refresh_token_is_not_sent(fake_hyperid, user):
     with pytest.raises(TokenUnavailable, match="expired"):
         StoredTokenProvider().refresh_access_token(user)
     assert fake_hyperid.call_count("token") == 0
+
+
+# --- error reports -------------------------------------------------------------------------
+
+
+def error_report(err: BaseException) -> list[tuple[str, str]]:
+    """("file:function", local variables) of each frame as Django's error report shows
+    them (DEBUG is False), but this module's frames."""
+    frames = ExceptionReporter(None, type(err), err, err.__traceback__).get_traceback_frames()
+    return [
+        (f"{Path(frame['filename']).name}:{frame['function']}", repr(dict(frame["vars"])))
+        for frame in frames
+        if frame["filename"] != __file__
+    ]
+
+
+def test_tokens_being_stored_stay_out_of_error_reports(django_user_model):
+    access_token, refresh_token = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    unsaved = django_user_model(username="unsaved")
+    with pytest.raises(ValueError, match="saved") as info:
+        store_tokens(unsaved, access_token, refresh_token)
+    report = error_report(info.value)
+    assert "unsaved" in dict(report)["tokens.py:store_tokens"]  # the frame, the user shown
+    assert access_token not in str(report)
+    assert refresh_token not in str(report)
+
+
+def test_a_failed_refresh_keeps_tokens_and_secrets_out_of_error_reports(fake_hyperid, user):
+    link(fake_hyperid, user, expires_in=10)
+    refresh_token = decrypt(stored(user).refresh_token_encrypted)
+    fake_hyperid.inject("http_500", call="token")
+    with pytest.raises(ServiceUnavailable) as info:
+        StoredTokenProvider().get_access_token(user)
+    report = error_report(info.value)
+    # The HTTP client's frame held both; refresh_access_token's marker hides it too.
+    assert "client.py:refresh_access_token" in dict(report)
+    assert refresh_token not in str(report)
+    assert fake_hyperid.client_secret not in str(report)
 
 
 # --- custom providers ---------------------------------------------------------------------
