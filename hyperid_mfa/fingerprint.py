@@ -2,20 +2,35 @@
 
 An approval is valid only for a request with the same fingerprint: an HMAC (keyed
 with SECRET_KEY, so a client can neither compute nor forge one) over a canonical
-form of
+form of the request. What it covers:
 
-- by default, the method, the path, the query string and the submitted data (form
-  fields, uploaded files by name, size and content hash, or a JSON body), leaving out
-  the CSRF token, which changes between page loads;
-- with ``bind=``, only what the integrator names (amount, payee...);
+- always: the method, the path, the URL arguments (those of the URL pattern that
+  routed the request), the whole query string,
+  and, where the request has a session, the session key (an approval won in one
+  browser cannot be spent from another);
+- the body, as the view will read it:
 
-and, where the request has a session, the session key, so that an approval won in
-one browser cannot be spent from another.
+  - a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``, in any
+    spelling Django accepts) by its fields, read by Django's own parsers for every
+    method (Django fills ``request.POST`` for POST only), and its uploaded files by
+    field, name, size and SHA-256; the CSRF token is left out, as it changes
+    between page loads;
+  - JSON by its value, parsed strictly: UTF-8 only, no duplicate keys, no NaN or
+    Infinity, every number kept as the literal the client sent (so ``100`` and
+    ``100.0`` differ, as they do for a view that parses into ``Decimal``);
+  - anything else (``text/plain``, no content type, an unknown type) by its raw
+    bytes: a body the gate does not parse is never replaced by the query string;
+  - on a DRF request, ``request.data``: the very object the view will read.
+
+``bind=`` narrows only what the body contributes: field names keep just those
+fields of a form or JSON object; a callable returns the values to bind. It never
+narrows the method, path, URL arguments or query string, and a raw body stays
+bound by its bytes whatever ``bind`` says.
 
 Canonical means: keys sorted, repeated keys kept with their values in the order
 sent, JSON objects with sorted keys. A faithful re-submission gives the same
-fingerprint; any change to a bound value gives another. Plain Django requests and
-DRF requests carrying the same data give the same fingerprint.
+fingerprint; a change to anything bound gives another. A body that cannot be read
+raises :class:`UnreadableRequest` (the gate answers 400): the gate never guesses.
 """
 
 from __future__ import annotations
@@ -23,18 +38,41 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, QueryDict
+from django.http.multipartparser import MultiPartParserError
+from django.http.request import RawPostDataException, UnreadablePostError
 from django.utils.crypto import salted_hmac
+from django.utils.datastructures import MultiValueDict
+
+from . import wire
 
 #: What ``bind=`` may be: field names, or a callable returning the values to bind.
 Binder = Sequence[str] | Callable[..., Any] | None
 
 CSRF_FIELD = "csrfmiddlewaretoken"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: Bumped whenever the canonical form changes, so that old and new never collide.
+CANONICAL_VERSION = 2
 _SALT = "hyperid_mfa.fingerprint"
+_UTF8_NAMES = frozenset({"utf-8", "utf8"})
+
+# Django's own refusals of a body it cannot or will not parse.
+_DJANGO_BODY_ERRORS = (
+    BadRequest,
+    SuspiciousOperation,  # RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+    MultiPartParserError,
+    RawPostDataException,
+    UnreadablePostError,
+    UnicodeDecodeError,
+)
 
 
 class UnreadableRequest(ValueError):
@@ -46,101 +84,267 @@ def django_request(request: Any) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
-def _is_drf(request: Any) -> bool:
+def is_drf_request(request: Any) -> bool:
+    """Whether ``request`` is DRF's ``Request`` wrapped around a Django request."""
     return request is not django_request(request)
 
 
-def is_json_body(request: Any) -> bool:
-    meta = django_request(request).META
-    content_type = meta.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    return content_type == "application/json" or (
-        content_type.startswith("application/") and content_type.endswith("+json")
+def is_json_media_type(media_type: str) -> bool:
+    """``application/json`` or a ``+json`` type, compared as Django compares types."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+def is_json_body(request: Any) -> bool:
+    return is_json_media_type(django_request(request).content_type or "")
+
+
+# --- the body, as the view will read it ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    """What a request's body says, read once.
+
+    ``kind`` is ``"none"`` (no body, or an empty form), ``"form"`` (``form`` and
+    ``files``), ``"json"`` (``value``: the parsed JSON) or ``"raw"`` (``raw``: the
+    SHA-256 of the bytes).
+    """
+
+    kind: str
+    media_type: str = ""
+    form: QueryDict = field(default_factory=QueryDict)
+    files: MultiValueDict = field(default_factory=MultiValueDict)
+    value: Any = None
+    #: SHA-256 of the bytes, for a raw body and for a form body that reads as JSON.
+    raw: str = ""
+
+
+def _form_body(form: QueryDict, files: MultiValueDict, media_type: str, raw: str = "") -> Body:
+    if not form and not files and not raw:
+        return Body("none", media_type)
+    return Body("form", media_type, form=form, files=files, raw=raw)
+
+
+def _looks_like_json(raw: bytes) -> bool:
+    """Whether a view could read this body as JSON, whatever its declared type."""
+    if raw.lstrip()[:1] in (b"{", b"[", b'"'):
+        return True
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def read_body(request: Any) -> Body:
+    """The body of ``request`` as the view will read it (see the module docstring).
+
+    Raises :class:`UnreadableRequest` for a body that cannot be read.
+    """
+    if is_drf_request(request):
+        return _read_drf_body(request)
+    plain = django_request(request)
+    media_type = (plain.content_type or "").lower()
+    try:
+        if media_type in FORM_MEDIA_TYPES:
+            form, files = _parse_form(plain, media_type)
+            # A form parse maps "+" and "%2B" alike: a view that reads the same body
+            # as JSON (many do, whatever the type says) would see what the form
+            # parse hid. Such a body is bound by its bytes as well.
+            as_bytes = ""
+            if media_type == "application/x-www-form-urlencoded" and _looks_like_json(plain.body):
+                as_bytes = hashlib.sha256(plain.body).hexdigest()
+            return _form_body(form, files, media_type, as_bytes)
+        raw = plain.body
+    except _DJANGO_BODY_ERRORS as err:
+        raise UnreadableRequest("the request body cannot be read") from err
+    if not raw:
+        return Body("none", media_type)
+    if is_json_media_type(media_type):
+        _require_utf8(_charset(plain))
+        return Body("json", media_type, value=strict_json(raw))
+    return Body("raw", media_type, raw=hashlib.sha256(raw).hexdigest())
+
+
+def _parse_form(plain: HttpRequest, media_type: str) -> tuple[QueryDict, MultiValueDict]:
+    """A form body parsed by Django's own parsers, for any method.
+
+    Django fills ``request.POST`` for POST only; a view handling PUT or PATCH parses
+    the body itself, the same way.
+    """
+    if plain.method == "POST":
+        return plain.POST, plain.FILES
+    raw = plain.body
+    if not raw:
+        return QueryDict(), MultiValueDict()
+    if media_type == "application/x-www-form-urlencoded":
+        # As Django does for POST: a form body must be UTF-8.
+        _require_utf8(_charset(plain))
+        return QueryDict(raw, encoding="utf-8"), MultiValueDict()
+    form, files = plain.parse_file_upload(plain.META, BytesIO(raw))
+    return form, files
+
+
+def _read_drf_body(request: Any) -> Body:
+    from rest_framework.exceptions import ParseError
+
+    media_type = (django_request(request).content_type or "").lower()
+    try:
+        data = request.data
+        files = request.FILES
+    except ParseError as err:
+        raise UnreadableRequest(str(err.detail)) from err
+    except _DJANGO_BODY_ERRORS as err:
+        raise UnreadableRequest("the request body cannot be read") from err
+    if isinstance(data, QueryDict):
+        # DRF merges uploaded files into request.data; they are bound from FILES.
+        form = QueryDict(mutable=True)
+        for key in data:
+            for value in data.getlist(key):
+                if not isinstance(value, UploadedFile):
+                    form.appendlist(key, value)
+        return _form_body(form, files, media_type)
+    if not data and not files:
+        return Body("none", media_type)
+    return Body("json", media_type, value=data)
+
+
+def _charset(plain: HttpRequest) -> str | None:
+    return (plain.content_params or {}).get("charset")
+
+
+def _require_utf8(charset: str | None) -> None:
+    if charset is not None and charset.strip().lower() not in _UTF8_NAMES:
+        raise UnreadableRequest(f"the body must be UTF-8, not {charset[:40]!r}")
+
+
+# --- strict JSON --------------------------------------------------------------------------
+
+
+def strict_json(raw: bytes) -> Any:
+    """Parse a JSON body strictly (:func:`hyperid_mfa.wire.strict_json`), numbers as
+    sent; raise :class:`UnreadableRequest` otherwise."""
+    try:
+        return wire.strict_json(raw, numbers_as_text=True)
+    except wire.StrictJSONError as err:
+        raise UnreadableRequest(f"the request body is not strict JSON: {err}") from err
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: sorted keys, ASCII only, numbers as sent.
+
+    Also takes what DRF's parsers return (floats, Decimals, other objects).
+    """
+    try:
+        return _canonical(value)
+    except RecursionError as err:
+        raise UnreadableRequest("the request body is nested too deeply") from err
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, wire.NumberText):
+        return str.__str__(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as this float
+    if isinstance(value, Mapping):
+        items = sorted((str(key), item) for key, item in value.items())
+        return "{" + ",".join(f"{_canonical(key)}:{_canonical(item)}" for key, item in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_canonical(item) for item in value) + "]"
+    # Decimal and other parser output: its text, unquoted, so it never equals a string.
+    return f"<{type(value).__name__}:{value}>"
+
+
+# --- what is bound ------------------------------------------------------------------------
 
 
 def _pairs(data: QueryDict, *, skip: str | None = None) -> list[list[str]]:
     return [[key, value] for key in sorted(data) if key != skip for value in data.getlist(key)]
 
 
-def _files(files: Any) -> list[list[Any]]:
+def _describe_files(files: MultiValueDict, names: Sequence[str] | None = None) -> list[list[Any]]:
     described = []
-    for field in sorted(files):
-        for upload in files.getlist(field):
+    for name in sorted(files):
+        if names is not None and name not in names:
+            continue
+        for upload in files.getlist(name):
             digest = hashlib.sha256()
             for chunk in upload.chunks():
                 digest.update(chunk)
             upload.seek(0)
-            described.append([field, upload.name, upload.size, digest.hexdigest()])
+            described.append([name, upload.name, upload.size, digest.hexdigest()])
     return described
 
 
-def _parsed(request: Any) -> tuple[str, Any]:
-    """("json", value) or ("form", (QueryDict, files)) or ("body", sha256) or ("none", None)."""
-    if request.method in SAFE_METHODS:
-        return ("none", None)
-    if _is_drf(request):
-        from rest_framework.exceptions import ParseError
-
-        try:
-            data = request.data
-        except ParseError as err:
-            raise UnreadableRequest(str(err.detail)) from err
-        if isinstance(data, QueryDict):
-            return ("form", (data, request.FILES))
-        return ("json", data)
-    plain = django_request(request)
-    if is_json_body(plain):
-        try:
-            return ("json", json.loads(plain.body or b"null"))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise UnreadableRequest("the request body is not valid JSON") from err
-    content_type = plain.META.get("CONTENT_TYPE", "")
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        return ("form", (plain.POST, plain.FILES))
-    body = plain.body
-    return ("body", hashlib.sha256(body).hexdigest()) if body else ("none", None)
+def _body_values(body: Body) -> dict[str, Any]:
+    """The whole body: what the default binding covers."""
+    if body.kind == "form":
+        return {
+            "form": _pairs(body.form, skip=CSRF_FIELD),
+            "files": _describe_files(body.files),
+            "raw": body.raw,
+        }
+    if body.kind == "json":
+        return {"json": canonical_json(body.value)}
+    if body.kind == "raw":
+        return {"raw": body.raw, "type": body.media_type}
+    return {}
 
 
-def request_data(request: Any) -> dict[str, Any]:
-    """The submitted data as a plain structure: what the default fingerprint covers."""
-    kind, value = _parsed(request)
-    if kind == "form":
-        form, files = value
-        return {"form": _pairs(form, skip=CSRF_FIELD), "files": _files(files)}
-    if kind == "none":
-        return {}
-    return {kind: value}
+def _named_values(body: Body, names: Sequence[str]) -> dict[str, Any]:
+    """Only the named fields of a form or JSON object; any other body whole."""
+    if body.kind == "form":
+        fields = {name: body.form.getlist(name) for name in names}
+        return {"fields": fields, "files": _describe_files(body.files, names), "raw": body.raw}
+    if body.kind == "json" and isinstance(body.value, Mapping):
+        obj = body.value
+        return {
+            "fields": {name: canonical_json(obj[name]) if name in obj else None for name in names}
+        }
+    # A JSON array or scalar has no named fields, and a raw body no fields at all:
+    # the view may read all of it.
+    return _body_values(body)
 
 
-def field_values(request: Any, name: str) -> list[Any]:
-    """All values of one named field, from the body or else the query string."""
-    return _field_values(request, _parsed(request), name)
-
-
-def _field_values(request: Any, parsed: tuple[str, Any], name: str) -> list[Any]:
-    kind, value = parsed
-    if kind == "json" and isinstance(value, dict) and name in value:
-        return [value[name]]
-    if kind == "form" and name in value[0]:
-        return list(value[0].getlist(name))
-    return list(django_request(request).GET.getlist(name))
+def _url_arguments(plain: HttpRequest) -> dict[str, Any]:
+    # From the URL that routed the request, not from the gated function's call: a
+    # function gated as a helper may be called with objects that have no stable text.
+    match = getattr(plain, "resolver_match", None)
+    if match is None:
+        return {"args": [], "kwargs": {}}
+    return {
+        "args": [str(arg) for arg in match.args],
+        "kwargs": {str(key): str(value) for key, value in match.kwargs.items()},
+    }
 
 
 def bound_values(request: Any, bind: Binder, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    """What to bind: the whole request by default, else what ``bind`` names."""
+    """What the fingerprint covers (see the module docstring). ``args`` and
+    ``kwargs`` are the gated view's, passed to a ``bind`` callable."""
     plain = django_request(request)
+    values: dict[str, Any] = {
+        "version": CANONICAL_VERSION,
+        "method": str(request.method).upper(),
+        "path": plain.path,
+        "url": _url_arguments(plain),
+        "query": _pairs(plain.GET),
+    }
+    body = read_body(request)
     if bind is None:
-        return {
-            "method": plain.method,
-            "path": plain.path,
-            "query": _pairs(plain.GET),
-            "data": request_data(request),
-        }
-    if callable(bind):
-        return {"bound": bind(request, *args, **kwargs)}
-    parsed = _parsed(request)  # once, not once per field: this runs on every gated call
-    fields = {name: _field_values(request, parsed, name) for name in bind}
-    return {"method": plain.method, "fields": fields}
+        values["body"] = _body_values(body)
+    elif callable(bind):
+        values["body"] = {"bound": bind(request, *args, **kwargs), "raw": body.raw}
+    else:
+        values["body"] = _named_values(body, bind)
+    return values
 
 
 def compute(
@@ -152,7 +356,7 @@ def compute(
 ) -> str:
     """The fingerprint of ``request`` (hex), bound to its session if it has one.
 
-    Raises :class:`UnreadableRequest` when the body cannot be parsed.
+    Raises :class:`UnreadableRequest` when the body cannot be read.
     """
     values = bound_values(request, bind, args, kwargs or {})
     session = getattr(django_request(request), "session", None)
@@ -161,7 +365,7 @@ def compute(
         {"values": values, "session": session_key},
         sort_keys=True,
         separators=(",", ":"),
-        ensure_ascii=False,
+        ensure_ascii=True,
         default=str,
     )
     return salted_hmac(_SALT, canonical, secret=settings.SECRET_KEY, algorithm="sha256").hexdigest()

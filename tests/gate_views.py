@@ -5,13 +5,15 @@ Each records a run in ``RUNS`` so tests can tell whether (and how often) it ran.
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
-from rest_framework import viewsets
+from rest_framework import generics, serializers, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -35,6 +37,11 @@ def _amount(request):
     if data is not None:
         return str(data.get("amount"))
     return request.POST.get("amount") or request.GET.get("amount")
+
+
+def runs(kind):
+    """The amounts each run of the views of ``kind`` read, in order."""
+    return [amount for ran_kind, amount in RUNS if ran_kind == kind]
 
 
 def ran(kind, request):
@@ -121,6 +128,22 @@ class PermissionAPIView(APIView):
         return Response(ran("drf-permission", request))
 
 
+class WithdrawalSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    payee = serializers.CharField()
+
+
+class PermissionGenericView(generics.GenericAPIView):
+    """OPTIONS on a generic view describes its POST action, asking the permissions."""
+
+    permission_classes = [IsAuthenticated, MFAApproved]
+    serializer_class = WithdrawalSerializer
+    mfa_action = ACTION
+
+    def post(self, request):
+        return Response(ran("drf-generic", request))
+
+
 @api_view(["POST"])
 @require_mfa_approval(ACTION, bind=("amount", "payee"))
 def drf_function_view(request):
@@ -144,6 +167,32 @@ class PermissionViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"])
     def withdraw(self, request):
         return Response(ran("drf-permission-action", request))
+
+
+# --- views that read the body themselves ------------------------------------------------
+
+
+@require_mfa_approval(ACTION, bind=("amount", "payee"))
+def json_body_view(request):
+    """Reads a JSON body whatever the Content-Type says, as many API views do."""
+    data = json.loads(request.body)
+    RUNS.append(("json-body", str(data["amount"])))
+    return JsonResponse({"ran": "json-body", "amount": data["amount"], "payee": data["payee"]})
+
+
+class LimitView(MFAApprovalRequiredMixin, View):
+    """Changes a card limit with PUT, PATCH or DELETE and a form body, which Django
+    does not parse for methods other than POST: the view parses it."""
+
+    mfa_action = "cards.limit"
+
+    def put(self, request):
+        limit = QueryDict(request.body).get("limit")
+        RUNS.append(("limit", limit))
+        return JsonResponse({"ran": "limit", "limit": limit})
+
+    patch = put
+    delete = put
 
 
 @login_required
@@ -193,7 +242,10 @@ urlpatterns = [
     path("drf-method/", DecoratedAPIView.as_view()),
     path("drf-permission/", PermissionAPIView.as_view()),
     path("drf-function/", drf_function_view),
+    path("drf-generic/", PermissionGenericView.as_view()),
     path("drf-action/", AccountViewSet.as_view({"post": "withdraw"})),
     path("drf-permission-action/", PermissionViewSet.as_view({"post": "withdraw"})),
     path("plain/", plain_view),
+    path("json-body/", json_body_view),
+    path("limit/", LimitView.as_view()),
 ]
