@@ -8,8 +8,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.db.models.sql import Query
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -72,6 +74,41 @@ _STATE_OF_STATUS: dict[int, str] = {
 }
 
 
+#: The range of the SmallIntegerField columns that hold HyperID's result codes.
+SMALLINT_RANGE = range(-32768, 32768)
+
+
+def storable_result(result: int | None) -> int | None:
+    """``result`` if the ``last_result`` column can hold it, else None.
+
+    HyperID's codes are small; a value outside the column (an answer outside the
+    protocol) is kept in ``last_error``'s text instead of failing the write.
+    """
+    return result if result is not None and result in SMALLINT_RANGE else None
+
+
+def database_now(using: str | None = None) -> datetime:
+    """The database's clock: the one clock that decides expiry, approval age and
+    claim windows, however far the app servers' clocks drift apart."""
+    alias = using or router.db_for_write(MFARequest)
+    connection = connections[alias]
+    query = Query(MFARequest)
+    expression = Now().resolve_expression(query)
+    sql, params = query.get_compiler(using=alias).compile(expression)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", list(params))
+        row = cursor.fetchone()
+    value = row[0]
+    for converter in connection.ops.get_db_converters(expression):
+        value = converter(value, expression, connection)
+    return value
+
+
+def seconds_ago(seconds: float) -> Any:
+    """``Now() - seconds`` as a database expression."""
+    return Now() - timedelta(seconds=seconds)
+
+
 class MFARequestQuerySet(models.QuerySet["MFARequest"]):
     def for_user(self, user: UserModel) -> MFARequestQuerySet:
         return self.filter(user=user)
@@ -91,24 +128,18 @@ class MFARequestQuerySet(models.QuerySet["MFARequest"]):
         except KeyError:
             raise ValueError(f"unknown state {state!r}") from None
 
-    def consumable(
-        self, *, max_age: float | None = None, now: datetime | None = None
-    ) -> MFARequestQuerySet:
-        """Approved, not consumed, approved no longer than ``max_age`` seconds ago."""
-        now = now or timezone.now()
+    def consumable(self, *, max_age: float | None = None) -> MFARequestQuerySet:
+        """Approved, not consumed, approved no longer than ``max_age`` seconds ago
+        (by the database's clock)."""
         age = mfa_settings.APPROVAL_MAX_AGE if max_age is None else max_age
-        return self.filter(
-            _APPROVED, consumed_at__isnull=True, completed_at__gte=now - timedelta(seconds=age)
-        )
+        return self.filter(_APPROVED, consumed_at__isnull=True, completed_at__gte=seconds_ago(age))
 
-    def due_for_refresh(
-        self, *, interval: float | None = None, now: datetime | None = None
-    ) -> MFARequestQuerySet:
-        """Pending requests nobody has asked HyperID about for ``interval`` seconds."""
-        now = now or timezone.now()
+    def due_for_refresh(self, *, interval: float | None = None) -> MFARequestQuerySet:
+        """Pending requests nobody has asked HyperID about for ``interval`` seconds
+        (by the database's clock)."""
         gap = mfa_settings.MIN_REFRESH_INTERVAL if interval is None else interval
         return self.pending().filter(
-            Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=now - timedelta(seconds=gap))
+            Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=seconds_ago(gap))
         )
 
 
@@ -241,6 +272,9 @@ class MFARequest(models.Model):
     @property
     def is_consumed(self) -> bool:
         return self.consumed_at is not None
+
+    # The two properties below read the local clock: for display. Decisions are taken
+    # in SQL, by the database's clock (see MFARequestQuerySet.consumable).
 
     @property
     def is_consumable(self) -> bool:

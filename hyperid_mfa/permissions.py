@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 
 from . import gate as engine
+from .fingerprint import SAFE_METHODS, django_request
 from .mixins import gate_for_view, is_gated_method
 
 
@@ -46,6 +47,13 @@ class MFAApproved(BasePermission):
     """Allows the request only with a fresh, unused approval of it (gated methods only)."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        real_method = django_request(request).method
+        if request.method != real_method:
+            # DRF asks "could this user POST?" on a copy of a GET or OPTIONS request
+            # (the browsable API deciding whether to show its forms, OPTIONS listing
+            # the actions). Nothing is being submitted: no push, no approval spent.
+            # The form's own submission comes through the gate as itself.
+            return real_method in SAFE_METHODS
         if not is_gated_method(view, request):
             return True
         user = getattr(request, "user", None)

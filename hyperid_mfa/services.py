@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -40,7 +41,17 @@ from .exceptions import (
     TransactionAlreadyCompleted,
     TransactionNotFound,
 )
-from .models import MFARequest, MFARequestQuerySet, RequestStatus, State, UserModel
+from .models import (
+    MFARequest,
+    MFARequestQuerySet,
+    RequestStatus,
+    State,
+    UserModel,
+    database_now,
+    seconds_ago,
+    storable_result,
+)
+from .sensitive import Secret
 from .tokens import get_token_provider
 
 logger = logging.getLogger("hyperid_mfa")
@@ -64,15 +75,22 @@ def default_question(action: str) -> str:
     return gettext("Approve: %(action)s?") % {"action": action}
 
 
-def _with_token(user: UserModel, call: Callable[[str], T], tokens: _RoundTokens | None = None) -> T:
-    """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry."""
+def _with_token(
+    user: UserModel, call: Callable[[Secret], T], tokens: _RoundTokens | None = None
+) -> T:
+    """Run ``call`` with the user's access token; on -4/-5 refresh it once and retry.
+
+    The token travels as a :class:`Secret`, so that no frame of a traceback shows it.
+    """
     provider = get_token_provider()
     try:
-        return call(tokens.get(user) if tokens is not None else provider.get_access_token(user))
+        return call(
+            tokens.get(user) if tokens is not None else Secret(provider.get_access_token(user))
+        )
     except (TokenExpired, TokenInvalid):
         if tokens is not None:
             tokens.forget(user)
-    token = provider.refresh_access_token(user)
+    token = Secret(provider.refresh_access_token(user))
     try:
         return call(token)
     except (TokenExpired, TokenInvalid) as err:
@@ -87,33 +105,41 @@ def _with_token(user: UserModel, call: Callable[[str], T], tokens: _RoundTokens 
 # --- starting -------------------------------------------------------------------------
 
 
-def check_start_allowed(user: UserModel) -> None:
-    """Raise :class:`RateLimited` if the user may not be sent a new push now."""
+def _check_cooldown(user: UserModel, now: datetime) -> None:
+    """Raise :class:`RateLimited` if the user denied a push less than
+    ``DENIAL_COOLDOWN`` seconds ago (``now`` is the database's clock)."""
     cooldown = mfa_settings.DENIAL_COOLDOWN
-    if cooldown:
-        since = timezone.now() - timedelta(seconds=cooldown)
-        last_denial = (
-            MFARequest.objects.filter(
-                user=user,
-                status=RequestStatus.COMPLETED,
-                complete_result=CompleteResult.DENIED,
-                completed_at__gt=since,
-            )
-            .order_by("-completed_at")
-            .values_list("completed_at", flat=True)
-            .first()
+    if not cooldown:
+        return
+    since = now - timedelta(seconds=cooldown)
+    last_denial = (
+        MFARequest.objects.filter(
+            user=user,
+            status=RequestStatus.COMPLETED,
+            complete_result=CompleteResult.DENIED,
+            completed_at__gt=since,
         )
-        if last_denial is not None:
-            wait = (last_denial - since).total_seconds()
-            audit.log("refused: cooldown after a denial", user_id=user.pk)
-            raise RateLimited(
-                "A push was just denied; wait before asking again",
-                retry_after=max(1, int(wait) + 1),
-            )
-    decision = ratelimit.check(user.pk)
-    if not decision.allowed:
+        .order_by("-completed_at")
+        .values_list("completed_at", flat=True)
+        .first()
+    )
+    if last_denial is not None:
+        wait = (last_denial - since).total_seconds()
+        audit.log("refused: cooldown after a denial", user_id=user.pk)
+        raise RateLimited(
+            "A push was just denied; wait before asking again",
+            retry_after=max(1, int(wait) + 1),
+        )
+
+
+def _reserve_push(user: UserModel, now: datetime) -> ratelimit.Reservation:
+    """Take one of the user's push slots, or raise :class:`RateLimited`."""
+    _check_cooldown(user, now)
+    reservation = ratelimit.reserve(user.pk, now=now.timestamp())
+    if not reservation.allowed:
         audit.log("refused: push rate limit", user_id=user.pk)
-        raise RateLimited(retry_after=decision.retry_after)
+        raise RateLimited(retry_after=reservation.retry_after)
+    return reservation
 
 
 def start_request(
@@ -125,8 +151,12 @@ def start_request(
 ) -> MFARequest:
     """Send a push to the user's HyperID Authenticator and record it, pending.
 
-    Raises :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
-    :class:`HyperIDError` of a failed start (nothing recorded: there is no transaction).
+    The push is counted against ``START_RATE_LIMIT`` before it is sent. Raises
+    :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
+    :class:`HyperIDError` of a failed start. A start that certainly had no effect
+    at HyperID gives its slot back; one whose answer was lost or garbled keeps it
+    (the push may be on the phone) and is withdrawn where the answer still named
+    its transaction.
     """
     if not isinstance(action, str) or not action.strip() or len(action) > MAX_ACTION_LENGTH:
         raise ValueError(
@@ -137,14 +167,21 @@ def start_request(
         raise ValueError("question must not be empty")
     if len(text) > MAX_QUESTION_LENGTH:
         text = text[: MAX_QUESTION_LENGTH - 1] + "…"
-    check_start_allowed(user)
+    now = database_now()
+    reservation = _reserve_push(user, now)
     code = new_code()
     client = get_client()
-    transaction_id = _with_token(
-        user, lambda token: client.start_transaction(token, question=text, code=code)
-    )
-    ratelimit.record(user.pk)
-    now = timezone.now()
+    try:
+        transaction_id = _with_token(
+            user, lambda token: client.start_transaction(token, question=text, code=code)
+        )
+    except HyperIDError as err:
+        if err.no_effect:
+            reservation.release()
+        else:
+            _start_outcome_unknown(user, action, err)
+        raise
+    # Any other exception leaves the slot taken: whether the push went out is unknown.
     try:
         with transaction.atomic(using=router.db_for_write(MFARequest)):
             mfa_request = MFARequest.objects.create(
@@ -170,6 +207,28 @@ def start_request(
     return mfa_request
 
 
+def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> None:
+    """A start whose answer was lost: the push may be on the phone. It keeps its
+    slot in the push limit; where the answer still named a transaction, the push
+    is withdrawn, since nothing here will ever follow it."""
+    logger.warning(
+        "HyperID's answer to a start for user %s was lost (%s): a push may have reached "
+        "the phone; it counts against START_RATE_LIMIT",
+        user.pk,
+        err,
+    )
+    audit.log(f"start outcome unknown ({action}): the push may have been sent", user_id=user.pk)
+    orphan = err.transaction_id
+    if orphan is None:
+        return
+    try:
+        _with_token(user, lambda token: _best_effort_client.cancel_transaction(token, orphan))
+    except HyperIDError as cancel_err:
+        logger.info("Could not withdraw the orphaned push %s: %s", orphan, cancel_err)
+    else:
+        audit.log(f"withdrew the orphaned push {orphan}", user_id=user.pk)
+
+
 # --- following a request ----------------------------------------------------------------
 
 
@@ -180,37 +239,49 @@ def refresh_request(mfa_request: MFARequest, *, force: bool = False) -> MFAReque
     ``MIN_REFRESH_INTERVAL`` whoever calls (``force`` skips the interval, not the
     claim): the caller that wins a conditional UPDATE of ``last_checked_at`` asks
     HyperID, the others read the row as it stands. Past ``expires_at`` the request
-    expires locally and the push is withdrawn (best effort).
+    expires locally and the push is withdrawn (best effort). Times are the
+    database's.
 
     Raises the :class:`HyperIDError` of a failed check after recording it; the
     request stays pending.
     """
     if mfa_request.is_terminal:
         return mfa_request
-    now = timezone.now()
-    if now >= mfa_request.expires_at:
-        _expire_locally(mfa_request)
+    if _looks_expired(mfa_request) and _expire_locally(mfa_request):
         return mfa_request
-    if not _claim(mfa_request, now, force=force):
+    if not mfa_request.is_pending:
+        return mfa_request
+    if not _claim(mfa_request, force=force):
         mfa_request.refresh_from_db()
         return mfa_request
     return _ask_hyperid(mfa_request)
 
 
-def _claim(mfa_request: MFARequest, now: datetime, *, force: bool) -> bool:
+def _looks_expired(mfa_request: MFARequest) -> bool:
+    # The local clock only suggests: the expiring UPDATE checks the database's.
+    return timezone.now() >= mfa_request.expires_at
+
+
+def _claim(mfa_request: MFARequest, *, force: bool) -> bool:
     rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
     if not force:
-        gap = timedelta(seconds=mfa_settings.MIN_REFRESH_INTERVAL)
+        gap = mfa_settings.MIN_REFRESH_INTERVAL
         checked = mfa_request.last_checked_at
-        if checked is not None and checked > now - gap:
+        now = timezone.now()
+        if checked is not None and now - timedelta(seconds=gap) < checked <= now:
             # A claim only ever moves last_checked_at forward, so the row's is at least
             # this copy's: the conditional UPDATE could not match. Coalesced polls, the
-            # common case under load, skip that round trip.
+            # common case under load, skip that round trip. (Where this server's clock
+            # disagrees with the database's, the UPDATE below decides.)
             return False
-        rows = rows.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=now - gap))
-    if rows.update(last_checked_at=now, check_count=F("check_count") + 1) != 1:
+        rows = rows.filter(
+            Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=seconds_ago(gap))
+        )
+    if rows.update(last_checked_at=Now(), check_count=F("check_count") + 1) != 1:
         return False
-    mfa_request.last_checked_at = now
+    # The database holds its own clock's time; this copy keeps the local one, which
+    # only the shortcut above reads.
+    mfa_request.last_checked_at = timezone.now()
     mfa_request.check_count += 1
     return True
 
@@ -235,12 +306,17 @@ def _ask_hyperid(mfa_request: MFARequest, tokens: _RoundTokens | None = None) ->
             _record(mfa_request, result=Result.SUCCESS, error="")
         return mfa_request
     if answer.transaction_status == Status.COMPLETED:
-        _transition(
+        approved = answer.transaction_complete_result == CompleteResult.APPROVED
+        completed = _transition(
             mfa_request,
             RequestStatus.COMPLETED,
             complete_result=answer.transaction_complete_result,
             result=Result.SUCCESS,
+            # An approval learnt after expires_at does not count, by the database's clock.
+            only_if=Q(expires_at__gt=Now()) if approved else None,
         )
+        if not completed and mfa_request.is_pending:
+            _expire_locally(mfa_request)
     elif answer.transaction_status == Status.EXPIRED:
         _transition(mfa_request, RequestStatus.EXPIRED, result=Result.SUCCESS)
     else:
@@ -249,6 +325,7 @@ def _ask_hyperid(mfa_request: MFARequest, tokens: _RoundTokens | None = None) ->
 
 
 def _record(mfa_request: MFARequest, *, result: int | None, error: str) -> None:
+    result = storable_result(result)
     MFARequest.objects.filter(pk=mfa_request.pk).update(last_result=result, last_error=error)
     mfa_request.last_result = result
     mfa_request.last_error = error
@@ -271,26 +348,32 @@ def _transition(
     complete_result: int | None = None,
     result: int | None = None,
     error: str = "",
+    only_if: Q | None = None,
 ) -> bool:
-    """Move a pending request to a final status, once; send its signals if we did it."""
+    """Move a pending request to a final status, once; send its signals if we did it.
+
+    ``only_if`` adds a condition the row must meet. ``completed_at`` is the
+    database's time. Returns whether this call made the change; either way the
+    copy shows the outcome afterwards.
+    """
     old_state = mfa_request.state
-    now = timezone.now()
     values = {
         "status": status,
         "complete_result": complete_result,
-        "completed_at": now,
-        "last_result": result,
+        "completed_at": Now(),
+        "last_result": storable_result(result),
         "last_error": error,
     }
-    won = (
-        MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING).update(**values)
-        == 1
-    )
-    if not won:
-        mfa_request.refresh_from_db()
+    rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
+    if only_if is not None:
+        rows = rows.filter(only_if)
+    if rows.update(**values) != 1:
+        mfa_request.refresh_from_db()  # whoever won, or the condition: read the outcome
         return False
     for name, value in values.items():
         setattr(mfa_request, name, value)
+    # The row holds the database's time; the copy, read by signal receivers, the local.
+    mfa_request.completed_at = timezone.now()
     new_state = mfa_request.state
     audit.log(f"{old_state} -> {new_state}", mfa_request=mfa_request)
     signals.mfa_request_status_changed.send(
@@ -303,13 +386,18 @@ def _transition(
     return True
 
 
-def _expire_locally(mfa_request: MFARequest) -> None:
-    if _transition(
+def _expire_locally(mfa_request: MFARequest) -> bool:
+    """Expire a pending request whose ``expires_at`` has passed by the database's
+    clock, and withdraw its push; False if it has not expired (or is not pending)."""
+    expired = _transition(
         mfa_request,
         RequestStatus.EXPIRED,
         error=gettext("Expired locally: not approved within REQUEST_TTL."),
-    ):
+        only_if=Q(expires_at__lte=Now()),
+    )
+    if expired:
         _withdraw_push(mfa_request)
+    return expired
 
 
 def _withdraw_push(mfa_request: MFARequest) -> None:
@@ -350,24 +438,16 @@ def consume_approval(
     """Use the user's approval of (action, fingerprint), once; None if there is none.
 
     An approval is usable for ``max_age`` seconds (default ``APPROVAL_MAX_AGE``)
-    after it was learnt. One conditional UPDATE marks it consumed: of N concurrent
-    callers exactly one gets it.
+    after it was learnt, by the database's clock. One conditional UPDATE marks it
+    consumed: of N concurrent callers exactly one gets it.
     """
-    now = timezone.now()
-    candidates = list(
-        MFARequest.objects.bound_to(user, action, fingerprint)
-        .consumable(max_age=max_age, now=now)
-        .order_by("-completed_at")[:3]
-    )
-    for candidate in candidates:
-        won = MFARequest.objects.filter(
-            pk=candidate.pk,
-            consumed_at__isnull=True,
-            status=RequestStatus.COMPLETED,
-            complete_result=CompleteResult.APPROVED,
-        ).update(consumed_at=now)
+    usable = MFARequest.objects.bound_to(user, action, fingerprint).consumable(max_age=max_age)
+    for candidate in usable.order_by("-completed_at")[:3]:
+        # The same conditions again, in the UPDATE that spends it: the winner is
+        # whoever's UPDATE matched.
+        won = usable.filter(pk=candidate.pk).update(consumed_at=Now())
         if won:
-            candidate.consumed_at = now
+            candidate.consumed_at = timezone.now()  # the row holds the database's time
             audit.log("consumed", mfa_request=candidate)
             signals.mfa_request_consumed.send(sender=MFARequest, mfa_request=candidate)
             return candidate
@@ -401,7 +481,7 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
     tokens = _RoundTokens()
     # A round looks only at requests last checked before it began, so that it ends
     # even when MIN_REFRESH_INTERVAL is 0 and every request it checks is due again.
-    round_started = timezone.now()
+    round_started = database_now()
     batches = _claimed_batches(limit, round_started)
     if concurrency <= 1:
         done = 0
@@ -426,11 +506,10 @@ def _claimed_batches(limit: int | None, round_started: datetime) -> Iterator[lis
 
 def _claim_batch(size: int, round_started: datetime) -> list[MFARequest]:
     using = router.db_for_write(MFARequest)
-    now = timezone.now()
     with transaction.atomic(using=using):
         due = (
             MFARequest.objects.using(using)
-            .due_for_refresh(now=now)
+            .due_for_refresh()
             .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started))
         )
         if connections[using].features.has_select_for_update_skip_locked:
@@ -443,7 +522,7 @@ def _claim_batch(size: int, round_started: datetime) -> list[MFARequest]:
         if not ids:
             return []
         MFARequest.objects.using(using).filter(pk__in=ids, status=RequestStatus.PENDING).update(
-            last_checked_at=now, check_count=F("check_count") + 1
+            last_checked_at=Now(), check_count=F("check_count") + 1
         )
     return list(MFARequest.objects.using(using).filter(pk__in=ids).select_related("user"))
 
@@ -453,14 +532,14 @@ class _RoundTokens:
     decryption) per user per round instead of one per request."""
 
     def __init__(self) -> None:
-        self._tokens: dict[object, str] = {}
+        self._tokens: dict[object, Secret] = {}
         self._lock = threading.Lock()
 
-    def get(self, user: UserModel) -> str:
+    def get(self, user: UserModel) -> Secret:
         with self._lock:
             token = self._tokens.get(user.pk)
         if token is None:
-            token = get_token_provider().get_access_token(user)
+            token = Secret(get_token_provider().get_access_token(user))
             with self._lock:
                 self._tokens[user.pk] = token
         return token
@@ -472,9 +551,9 @@ class _RoundTokens:
 
 def _refresh_one(mfa_request: MFARequest, tokens: _RoundTokens | None = None) -> None:
     try:
-        if timezone.now() >= mfa_request.expires_at:
-            _expire_locally(mfa_request)
-        else:
+        if _looks_expired(mfa_request) and _expire_locally(mfa_request):
+            return
+        if mfa_request.is_pending:
             _ask_hyperid(mfa_request, tokens)
     except HyperIDError:
         pass  # recorded on the request by _ask_hyperid; the next round retries

@@ -14,7 +14,8 @@ from django.utils import timezone
 from hyperid_mfa import services
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
 from tests import gate_views
-from tests.conftest import link
+from tests.conftest import approve_pending, link
+from tests.gate_views import runs
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +29,6 @@ def _forget_runs():
     gate_views.RUNS.clear()
 
 
-@pytest.fixture
-def browser(hyperid_user):
-    """A signed-in browser session of the HyperID user."""
-    client = Client()
-    client.force_login(hyperid_user)
-    return client
-
-
 def submit(client, kind, amount="500", payee="Bob", *, html=False, **extra):
     """Send the withdrawal to the view of ``kind``, as that kind's clients do."""
     url = f"/gate/{kind}/"
@@ -45,16 +38,6 @@ def submit(client, kind, amount="500", payee="Bob", *, html=False, **extra):
     if html:
         return client.post(url, data, **extra)
     return client.post(url, data, HTTP_ACCEPT="application/json", **extra)
-
-
-def approve_pending(fake, user=None):
-    """The user's phone approves every pending push."""
-    for push in fake.pending():
-        fake.approve(push.transaction_id)
-
-
-def runs(kind):
-    return [amount for ran_kind, amount in gate_views.RUNS if ran_kind == kind]
 
 
 # --- the table of answers, on every kind of view -----------------------------------------
@@ -386,7 +369,7 @@ def test_after_a_denial_the_next_push_waits(fake_hyperid, browser):
 
 def test_request_expired_locally_is_not_approved_later(fake_hyperid, browser):
     submit(browser, "function")
-    MFARequest.objects.update(expires_at=timezone.now())
+    MFARequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     approve_pending(fake_hyperid)
     response = submit(browser, "function")
     assert response.status_code == 403
@@ -491,3 +474,39 @@ def test_an_approved_pass_costs_at_most_three_queries_more_than_the_bare_view(
         response = browser.post("/gate/function/", data, HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert len(gated) - len(bare) <= 3, [q["sql"] for q in gated.captured_queries]
+
+
+# --- DRF's browsable API and OPTIONS --------------------------------------------------------
+
+
+def test_the_browsable_api_shows_its_form_without_sending_a_push(fake_hyperid, browser):
+    # DRF asks the permission about POST on a copy of this GET to decide on its form.
+    response = browser.get("/gate/drf-permission/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b'method="POST"' in response.content
+    assert fake_hyperid.call_count() == 0
+    assert not MFARequest.objects.exists()
+
+
+def test_options_describes_the_actions_without_sending_a_push(fake_hyperid, browser):
+    response = browser.options("/gate/drf-generic/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert "POST" in response.json()["actions"]
+    assert fake_hyperid.call_count() == 0
+
+
+# --- answers outside the protocol ------------------------------------------------------------
+
+
+def test_a_result_code_too_large_for_the_column_is_recorded_not_a_500(fake_hyperid, browser):
+    pending = submit(browser, "function").json()["mfa_request"]
+    fake_hyperid.inject("result", call="status-get", times=None, result=40000)
+    MFARequest.objects.update(last_checked_at=None)
+
+    response = submit(browser, "function")
+
+    assert response.status_code == 503
+    stored = MFARequest.objects.get(pk=pending["id"])
+    assert stored.is_pending
+    assert "40000" in stored.last_error
+    assert stored.last_result is None

@@ -12,13 +12,12 @@ T0 = 1_000_000 * 600.0  # the start of a 10-minute window
 
 def send(n, at):
     for _ in range(n):
-        assert ratelimit.check("u", now=at).allowed
-        ratelimit.record("u", now=at)
+        assert ratelimit.reserve("u", now=at).allowed
 
 
 def test_five_pushes_in_ten_minutes_then_refused():
     send(5, T0 + 10)
-    decision = ratelimit.check("u", now=T0 + 11)
+    decision = ratelimit.reserve("u", now=T0 + 11)
     assert not decision.allowed
     # This window is full: room comes after the roll-over, once it has faded by 1/5.
     assert decision.retry_after == 589 + 120
@@ -26,35 +25,34 @@ def test_five_pushes_in_ten_minutes_then_refused():
 
 def test_users_are_counted_apart():
     send(5, T0)
-    assert ratelimit.check("someone-else", now=T0).allowed
+    assert ratelimit.reserve("someone-else", now=T0).allowed
 
 
 def test_the_previous_window_fades_out_gradually():
     send(5, T0 + 590)  # late in the first window
-    early_next = ratelimit.check("u", now=T0 + 600 + 60)  # 90% of it still counts
+    early_next = ratelimit.reserve("u", now=T0 + 600 + 60)  # 90% of it still counts
     assert not early_next.allowed
     assert early_next.retry_after == 60  # by then only 4 of the 5 still count
-    assert ratelimit.check("u", now=T0 + 600 + 121).allowed
+    assert ratelimit.reserve("u", now=T0 + 600 + 121).allowed
 
 
 def test_refusal_says_how_long_to_wait_and_waiting_that_long_works():
     send(3, T0 + 100)
     send(2, T0 + 700)
-    decision = ratelimit.check("u", now=T0 + 700)
+    decision = ratelimit.reserve("u", now=T0 + 700)
     assert not decision.allowed
-    assert ratelimit.check("u", now=T0 + 700 + decision.retry_after).allowed
-    assert not ratelimit.check("u", now=T0 + 700 + decision.retry_after - 2).allowed
+    assert ratelimit.reserve("u", now=T0 + 700 + decision.retry_after).allowed
+    assert not ratelimit.reserve("u", now=T0 + 700 + decision.retry_after - 2).allowed
 
 
 def test_reset_forgets_the_users_pushes():
     send(5, T0)
     ratelimit.reset("u")
-    assert ratelimit.check("u").allowed
+    assert ratelimit.reserve("u").allowed
 
 
 @pytest.mark.parametrize("limit", [None])
 def test_limit_can_be_switched_off(limit):
     with override_settings(HYPERID_MFA={"START_RATE_LIMIT": limit}):
         for _ in range(50):
-            ratelimit.record("u")
-        assert ratelimit.check("u").allowed
+            assert ratelimit.reserve("u").allowed

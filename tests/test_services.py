@@ -158,12 +158,24 @@ def test_sixth_push_in_ten_minutes_is_refused_before_anything_is_sent(fake_hyper
     assert fake_hyperid.call_count("start") == 5
 
 
-def test_failed_starts_do_not_use_up_the_rate_limit(fake_hyperid, hyperid_user):
-    fake_hyperid.inject("http_500", call="start", times=5)
+def test_starts_refused_by_hyperid_do_not_use_up_the_rate_limit(fake_hyperid, hyperid_user):
+    fake_hyperid.inject("result", call="start", times=5, result=-1)
     for _ in range(5):
         with pytest.raises(ServiceUnavailable):
             started(hyperid_user)
     assert started(hyperid_user).is_pending
+
+
+def test_starts_answered_with_an_http_error_count_against_the_rate_limit(
+    fake_hyperid, hyperid_user
+):
+    # A 500 may come after HyperID sent the push: the push may be on the phone.
+    fake_hyperid.inject("http_500", call="start", times=5)
+    for _ in range(5):
+        with pytest.raises(ServiceUnavailable):
+            started(hyperid_user)
+    with pytest.raises(RateLimited):
+        started(hyperid_user)
 
 
 def test_after_a_denial_the_next_push_waits_for_the_cooldown(fake_hyperid, hyperid_user):
@@ -267,7 +279,9 @@ def test_request_past_its_ttl_expires_locally_and_the_push_is_withdrawn(
     fake_hyperid, hyperid_user, events
 ):
     request = started(hyperid_user)
-    MFARequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+    MFARequest.objects.filter(pk=request.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     request.refresh_from_db()
     services.refresh_request(request)
     assert request.state == State.EXPIRED
@@ -279,7 +293,9 @@ def test_request_past_its_ttl_expires_locally_and_the_push_is_withdrawn(
 def test_approval_arriving_after_local_expiry_is_ignored(fake_hyperid, hyperid_user):
     request = started(hyperid_user)
     fake_hyperid.inject("connection_error", call="cancel", times=None)
-    MFARequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+    MFARequest.objects.filter(pk=request.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     request.refresh_from_db()
     services.refresh_request(request)
     fake_hyperid.approve(request.transaction_id)
@@ -441,7 +457,9 @@ def test_refresh_pending_refreshes_every_due_request(fake_hyperid, hyperid_user,
     requests = [started(hyperid_user) for _ in range(6)]
     fake_hyperid.approve(requests[0].transaction_id)
     fake_hyperid.deny(requests[1].transaction_id)
-    MFARequest.objects.filter(pk=requests[2].pk).update(expires_at=timezone.now())
+    MFARequest.objects.filter(pk=requests[2].pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert services.refresh_pending(concurrency=1) == 6
     states = [MFARequest.objects.get(pk=r.pk).state for r in requests]
     assert states == ["approved", "denied", "expired", "pending", "pending", "pending"]

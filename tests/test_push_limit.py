@@ -1,0 +1,189 @@
+"""START_RATE_LIMIT holds: no more pushes reach the phone than the limit allows.
+
+A push is counted before it is sent and given back only when HyperID certainly did
+not send it. So a push whose answer was lost still counts, and N concurrent gated
+requests never send more pushes than the limit, on SQLite and PostgreSQL, with the
+local-memory cache in one process and with Redis shared between processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+
+import pytest
+from django.test import Client
+
+from hyperid_mfa import services
+from hyperid_mfa.exceptions import HyperIDError, RateLimited, ServiceUnavailable
+from hyperid_mfa.models import MFARequest
+from tests.conftest import link, race
+
+LIMIT = 5
+JSON = {"HTTP_ACCEPT": "application/json"}
+REDIS_URL = os.environ.get("HYPERID_MFA_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def pushes_on_the_phone(fake):
+    """Every push HyperID created, answered or not."""
+    return len(fake.transactions())
+
+
+def try_to_start(user, n):
+    outcomes = []
+    for attempt in range(n):
+        try:
+            services.start_request(user, "payments.withdraw", fingerprint=f"fp-{attempt}")
+        except HyperIDError as err:
+            outcomes.append(type(err).__name__)
+        else:
+            outcomes.append("started")
+    return outcomes
+
+
+# --- answers lost on the way back --------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fault", ["timeout", "malformed_json", "truncated_json"])
+def test_a_push_whose_answer_was_lost_still_counts(fake_hyperid, hyperid_user, fault):
+    fake_hyperid.inject(fault, call="start", times=None)
+
+    outcomes = try_to_start(hyperid_user, 20)
+
+    assert pushes_on_the_phone(fake_hyperid) == LIMIT
+    assert outcomes.count("RateLimited") == 20 - LIMIT
+    assert not MFARequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_lost_answer_that_still_names_its_push_gets_it_withdrawn(fake_hyperid, hyperid_user):
+    fake_hyperid.inject("missing_field", call="start", field="result")
+
+    with pytest.raises(HyperIDError):
+        services.start_request(hyperid_user, "payments.withdraw")
+
+    [orphan] = fake_hyperid.transactions()
+    assert orphan.state == "canceled"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fault", "params"),
+    [("result", {"result": -1}), ("result", {"result": -2}), ("result", {"result": -3})],
+)
+def test_a_start_that_hyperid_refused_gives_its_slot_back(
+    fake_hyperid, hyperid_user, fault, params
+):
+    fake_hyperid.inject(fault, call="start", times=20, **params)
+    try_to_start(hyperid_user, 20)  # each refused by HyperID itself: nothing sent
+    fake_hyperid.clear_faults()
+
+    outcomes = try_to_start(hyperid_user, LIMIT + 1)
+
+    assert outcomes == ["started"] * LIMIT + ["RateLimited"]
+
+
+@pytest.mark.django_db
+def test_a_start_that_never_connected_gives_its_slot_back(user, settings):
+    from hyperid_mfa.testing import FakeHyperID
+
+    fake = FakeHyperID(base_url=None)
+    with fake.serve() as server:  # real sockets: "connection refused" is real too
+        settings.HYPERID_MFA = {**settings.HYPERID_MFA, **fake.settings()}
+        link(fake, user)
+        settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": "http://127.0.0.1:9"}
+        for _ in range(10):
+            with pytest.raises(ServiceUnavailable):
+                services.start_request(user, "payments.withdraw")
+        settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": server.url}
+
+        assert try_to_start(user, LIMIT + 1) == ["started"] * LIMIT + ["RateLimited"]
+
+
+@pytest.mark.django_db
+def test_the_gate_answers_503_then_429_when_answers_are_lost(fake_hyperid, hyperid_user):
+    fake_hyperid.inject("timeout", call="start", times=None)
+    browser = Client()
+    browser.force_login(hyperid_user)
+    codes = [
+        browser.post("/gate/default/", {"amount": str(n)}, **JSON).json()["code"] for n in range(8)
+    ]
+    assert codes == ["mfa_unavailable"] * LIMIT + ["mfa_rate_limited"] * 3
+    assert pushes_on_the_phone(fake_hyperid) == LIMIT
+
+
+# --- concurrent requests -------------------------------------------------------------------
+
+
+def concurrent_gated_requests(fake, user, n):
+    # A slow HyperID keeps every start in flight while the others arrive: where the
+    # limit was checked before and recorded after the call, all of them passed.
+    fake.inject("delay", call="start", times=None, seconds=0.2)
+    clients = []
+    for _ in range(n):
+        client = Client()
+        client.force_login(user)
+        clients.append(client)
+    return race(
+        [
+            functools.partial(client.post, "/gate/default/", {"amount": str(i)}, **JSON)
+            for i, client in enumerate(clients)
+        ]
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_gated_requests_send_at_most_the_limit(fake_hyperid, hyperid_user):
+    statuses = [r.status_code for r in concurrent_gated_requests(fake_hyperid, hyperid_user, 20)]
+
+    assert fake_hyperid.call_count("start") <= LIMIT
+    assert statuses.count(403) == fake_hyperid.call_count("start")
+    assert statuses.count(429) == 20 - statuses.count(403)
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """Django's cache on Redis, as several app servers would share it."""
+    prefix = f"hyperid-mfa-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_gated_requests_with_a_shared_redis_cache(
+    redis_cache, fake_hyperid, hyperid_user
+):
+    concurrent_gated_requests(fake_hyperid, hyperid_user, 20)
+    assert fake_hyperid.call_count("start") == LIMIT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_starts_reserve_exactly_the_limit(fake_hyperid, hyperid_user):
+    fake_hyperid.inject("delay", call="start", times=None, seconds=0.1)
+
+    def start(i):
+        try:
+            services.start_request(hyperid_user, "payments.withdraw", fingerprint=f"fp-{i}")
+        except RateLimited:
+            return "refused"
+        return "started"
+
+    results = race([functools.partial(start, i) for i in range(20)])
+
+    assert results.count("started") == LIMIT
+    assert results.count("refused") == 20 - LIMIT
