@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ E005 = "hyperid_mfa.E005"  # TOKEN_PROVIDER missing, unimportable or incomplete
 E006 = "hyperid_mfa.E006"  # TOKEN_ENCRYPTION_KEYS not valid Fernet keys
 W007 = "hyperid_mfa.W007"  # encryption keys derived from SECRET_KEY
 E008 = "hyperid_mfa.E008"  # START_RATE_LIMIT unreadable
+E009 = "hyperid_mfa.E009"  # a gated view runs inside ATOMIC_REQUESTS
 W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
 W012 = "hyperid_mfa.W012"  # REFRESH_AFTER_START set, but Celery is not installed
 
@@ -248,5 +249,97 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return messages
 
 
+# --- gated views and ATOMIC_REQUESTS ---------------------------------------------------
+
+
+def _url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    from django.urls import URLPattern, URLResolver
+
+    for entry in patterns:
+        if isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.callback
+        elif isinstance(entry, URLResolver):
+            yield from _url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
+
+
+def _holds_permission(permission: Any, wanted: type) -> bool:
+    """Whether a DRF permission (a class, or ``A & B`` style operands) includes ``wanted``."""
+    if isinstance(permission, type):
+        return issubclass(permission, wanted)
+    return any(
+        _holds_permission(getattr(permission, name), wanted)
+        for name in ("op1_class", "op2_class")
+        if hasattr(permission, name)
+    )
+
+
+def _is_gated(callback: Any) -> bool:
+    if getattr(callback, "mfa_gate", None) is not None:
+        return True
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if not isinstance(view_class, type):
+        return False
+    from .mixins import MFAApprovalRequiredMixin
+
+    if issubclass(view_class, MFAApprovalRequiredMixin):
+        return True
+    if importlib.util.find_spec("rest_framework") is not None:
+        from .permissions import MFAApproved
+
+        permissions = getattr(view_class, "permission_classes", ()) or ()
+        if any(_holds_permission(permission, MFAApproved) for permission in permissions):
+            return True
+    return any(
+        getattr(member, "mfa_gate", None) is not None
+        for klass in view_class.__mro__
+        for member in vars(klass).values()
+        if callable(member)
+    )
+
+
+def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E009: a gated view that Django would run inside ``ATOMIC_REQUESTS``.
+
+    Its approval would be spent inside the view's transaction and come back unspent
+    when the view fails; the gate refuses such requests (500 ``mfa_misconfigured``).
+    """
+    from asgiref.sync import iscoroutinefunction
+    from django.urls import get_resolver
+
+    from .atomicity import atomic_request_aliases
+
+    aliases = atomic_request_aliases()
+    if not aliases:
+        return []
+    messages: list[CheckMessage] = []
+    for route, callback in _url_callbacks(get_resolver().url_patterns):
+        # Django itself refuses ATOMIC_REQUESTS on async views.
+        if iscoroutinefunction(callback) or not _is_gated(callback):
+            continue
+        excluded = getattr(callback, "_non_atomic_requests", ())
+        atomic_on = [alias for alias in aliases if alias not in excluded]
+        if not atomic_on:
+            continue
+        name = getattr(callback, "__qualname__", repr(callback))
+        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+        if isinstance(view_class, type):
+            name = f"{view_class.__module__}.{view_class.__qualname__}"
+        messages.append(
+            Error(
+                f"The gated view {name} (URL {route!r}) runs inside ATOMIC_REQUESTS on "
+                f"{', '.join(map(repr, atomic_on))}: an approval spent inside the view's "
+                "transaction would come back unspent when the view fails, so the gate "
+                "refuses every request to it.",
+                hint="Decorate the view class with @method_decorator(transaction."
+                "non_atomic_requests, name='dispatch') and open transaction.atomic() "
+                "inside the handler where you need one, or use MFAApprovalRequiredMixin "
+                "or @require_mfa_approval on a function view, which do this themselves.",
+                id=E009,
+            )
+        )
+    return messages
+
+
 def register_checks() -> None:
     register(check_settings, Tags.security, deploy=False)
+    register(check_atomic_requests, Tags.urls, Tags.security)

@@ -28,8 +28,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, JsonResponse
 
+from . import atomicity
 from . import gate as engine
-from .fingerprint import Binder, django_request
+from .fingerprint import Binder, django_request, is_drf_request
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -50,7 +51,7 @@ def _is_request(value: Any) -> bool:
 def refusal(request: Any, answer: engine.Answer) -> Any:
     """The response for an answer that does not run the view."""
     if answer.code == engine.NOT_AUTHENTICATED:
-        if request is not django_request(request):
+        if is_drf_request(request):
             from rest_framework.exceptions import NotAuthenticated
 
             # DRF picks 401 or 403 from the view's authentication classes.
@@ -58,7 +59,7 @@ def refusal(request: Any, answer: engine.Answer) -> Any:
         if engine.wants_json(request):
             return JsonResponse(engine.body(request, answer), status=403)
         return redirect_to_login(django_request(request).get_full_path())
-    if request is not django_request(request):
+    if is_drf_request(request):
         from rest_framework.response import Response
 
         return Response(
@@ -86,11 +87,15 @@ def _decorate(view: View, gate: engine.Gate) -> View:
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             _self, request, view_args = _split(args)
             answer = gate.check(request, view_args, kwargs)
-            if answer.allowed:
+            if not answer.allowed:
+                return refusal(request, answer)
+            # Where this wrapper took the view out of ATOMIC_REQUESTS, the gate's
+            # work is committed by now: the view gets its transactions back.
+            with atomicity.as_atomic_requests(request, owner=wrapper):
                 return view(*args, **kwargs)
-            return refusal(request, answer)
 
         wrapper = functools.wraps(view)(sync_wrapper)
+        atomicity.exclude_from_atomic_requests(wrapper, owner=wrapper)
     wrapper.mfa_gate = gate
     return wrapper
 

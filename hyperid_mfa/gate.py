@@ -26,16 +26,17 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import escape_leading_slashes
 from django.utils.translation import gettext as _
 
-from . import audit, fingerprint, services
+from . import atomicity, audit, fingerprint, services
 from .conf import mfa_settings
 from .exceptions import (
     AccessDenied,
     HyperIDError,
     NoAuthenticatorDevice,
     RateLimited,
+    TemplateNotFound,
     TokenUnavailable,
 )
-from .fingerprint import CSRF_FIELD, Binder, UnreadableRequest, django_request
+from .fingerprint import CSRF_FIELD, Binder, UnreadableRequest, django_request, is_drf_request
 from .models import MFARequest
 
 logger = logging.getLogger("hyperid_mfa")
@@ -50,6 +51,7 @@ UNAVAILABLE = "mfa_unavailable"
 REAUTHENTICATE = "mfa_reauthenticate"
 NO_AUTHENTICATOR = "mfa_no_authenticator"
 BAD_REQUEST = "mfa_bad_request"
+MISCONFIGURED = "mfa_misconfigured"
 NOT_AUTHENTICATED = "not_authenticated"
 
 
@@ -72,8 +74,25 @@ def _retry_after(err: HyperIDError) -> int:
     return DEFAULT_RETRY_AFTER
 
 
+def _misconfigured() -> Answer:
+    return Answer(
+        False,
+        500,
+        MISCONFIGURED,
+        _("This action cannot be approved: the site is not set up correctly."),
+    )
+
+
 def _failure(err: HyperIDError, mfa_request: MFARequest | None = None) -> Answer:
     """The answer for a HyperID failure; the pending request, if any, is kept."""
+    if isinstance(err, TemplateNotFound):
+        logger.error(
+            "MFA gate: HyperID does not know the MFA template %s: set HYPERID_MFA"
+            "['TEMPLATE_ID'] to a template of your HyperID client (%s)",
+            mfa_settings.TEMPLATE_ID,
+            err,
+        )
+        return _misconfigured()
     if isinstance(err, RateLimited):
         return Answer(
             False,
@@ -152,6 +171,21 @@ class Gate:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return Answer(False, 401, NOT_AUTHENTICATED, _("Sign in to continue."))
+        alias = atomicity.in_callers_transaction()
+        if alias is not None:
+            # Spent inside the view's transaction, an approval would come back unspent
+            # whenever the view fails: refuse rather than risk a second run.
+            logger.error(
+                "MFA gate %s: the gated view runs inside a transaction on database %r "
+                "(ATOMIC_REQUESTS or atomic()), so one approval could run it more than "
+                "once. Take the view out of ATOMIC_REQUESTS: decorate the class with "
+                "@method_decorator(transaction.non_atomic_requests, name='dispatch'), "
+                "put @require_mfa_approval on the function view itself, or call the "
+                "gated function outside atomic().",
+                self.action,
+                alias,
+            )
+            return _misconfigured()
         try:
             fp = fingerprint.compute(request, bind=self.bind, args=args, kwargs=kwargs)
         except UnreadableRequest as err:
@@ -206,7 +240,7 @@ class Gate:
 
 def wants_json(request: Any) -> bool:
     """DRF requests, ``Accept: application/json`` and JSON bodies get JSON."""
-    if request is not django_request(request):
+    if is_drf_request(request):
         return True
     plain = django_request(request)
     if fingerprint.is_json_body(plain):

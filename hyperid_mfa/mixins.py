@@ -26,6 +26,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from . import atomicity
 from .gate import Gate
 
 DEFAULT_GATED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -63,23 +64,40 @@ class MFAApprovalRequiredMixin:
     mfa_max_age: float | None = None
     mfa_methods: tuple[str, ...] = DEFAULT_GATED_METHODS
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        view = super().as_view(**initkwargs)  # type: ignore[misc]
+        # Django refuses ATOMIC_REQUESTS on async views; leave that refusal alone.
+        if not getattr(cls, "view_is_async", False):
+            # The gate must commit before the view's transaction opens: dispatch()
+            # opens it, after the gate (see hyperid_mfa.atomicity).
+            atomicity.exclude_from_atomic_requests(view, owner=cls)
+        return view
+
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         from .decorators import refusal
 
         parent = super().dispatch  # type: ignore[misc]
+        if getattr(self, "view_is_async", False):
+            return self._async_dispatch(parent, request, args, kwargs)
+        if is_gated_method(self, request):
+            answer = gate_for_view(self, request).check(request, args, kwargs)
+            if not answer.allowed:
+                return refusal(request, answer)
+        with atomicity.as_atomic_requests(request, owner=type(self)):
+            return parent(request, *args, **kwargs)
+
+    def _async_dispatch(self, parent: Any, request: Any, args: Any, kwargs: Any) -> Any:
+        from .decorators import refusal
+
         if not is_gated_method(self, request):
             return parent(request, *args, **kwargs)
         gate = gate_for_view(self, request)
-        if getattr(self, "view_is_async", False):
 
-            async def gated() -> Any:
-                answer = await sync_to_async(gate.check)(request, args, kwargs)
-                if not answer.allowed:
-                    return await sync_to_async(refusal)(request, answer)
-                return await parent(request, *args, **kwargs)
+        async def gated() -> Any:
+            answer = await sync_to_async(gate.check)(request, args, kwargs)
+            if not answer.allowed:
+                return await sync_to_async(refusal)(request, answer)
+            return await parent(request, *args, **kwargs)
 
-            return gated()
-        answer = gate.check(request, args, kwargs)
-        if not answer.allowed:
-            return refusal(request, answer)
-        return parent(request, *args, **kwargs)
+        return gated()

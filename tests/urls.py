@@ -7,6 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mfa/", include("hyperid_mfa.urls")),
     path("gate/", include("tests.gate_views")),
+    path("atomic/", include("tests.atomic_views")),
 ]
 
 if HAVE_SPECTACULAR:  # the openapi extra; the API's schema, fuzzed by tests/test_api_fuzz.py

@@ -1,0 +1,109 @@
+"""Single use under transactions: the gate never works inside the view's transaction.
+
+What the gate records (a push sent, an approval learnt, an approval spent) must be
+committed before the view runs and stay committed whatever the view's transaction
+does: with ``ATOMIC_REQUESTS``, a view that raised after calling a payment API would
+otherwise roll its approval back to unspent, and the next attempt would run it again.
+
+So:
+
+- ``require_mfa_approval`` on a function view and ``MFAApprovalRequiredMixin`` take
+  their view out of ``ATOMIC_REQUESTS`` (as ``transaction.non_atomic_requests``
+  does) and open the same transactions themselves *after* the gate, around the view
+  only: the view keeps the atomicity the project asked for, the gate stays outside.
+- Everywhere else (a decorated method, the DRF permission, a gated function called
+  inside ``atomic()``) the gate checks where it runs. Inside a transaction it
+  refuses: the view does not run, the answer is ``500 mfa_misconfigured`` and the
+  log says how to fix the view. The system check ``hyperid_mfa.E009`` finds such
+  views in the URLconf before a request does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db import connections, router, transaction
+
+from .fingerprint import django_request
+
+
+class EveryDatabase(set[str]):
+    """A ``_non_atomic_requests`` value that Django reads as "every database".
+
+    ``owner`` is the gate's wrapper or view class that set it. Its real members are
+    the aliases the project itself marked non-atomic (``transaction.non_atomic_requests``
+    before or after the gate's decorator): those stay without a transaction when the
+    gate opens the others.
+    """
+
+    def __init__(self, explicit: Iterable[str] = (), *, owner: object = None) -> None:
+        super().__init__(explicit)
+        self.owner = owner
+
+    def __contains__(self, alias: object) -> bool:
+        return True
+
+
+def exclude_from_atomic_requests(view: Any, *, owner: object) -> None:
+    """Mark a URL callback so that Django does not wrap it in ``ATOMIC_REQUESTS``."""
+    view._non_atomic_requests = EveryDatabase(
+        getattr(view, "_non_atomic_requests", ()), owner=owner
+    )
+
+
+def atomic_request_aliases() -> list[str]:
+    """The database aliases configured with ``ATOMIC_REQUESTS``, in Django's order."""
+    return [alias for alias, conf in connections.settings.items() if conf.get("ATOMIC_REQUESTS")]
+
+
+def _mark_of(request: Any, owner: object) -> EveryDatabase | None:
+    """The mark ``owner`` left on the URL callback that routed ``request``, if any:
+    only then was it the gate that took the view out of ``ATOMIC_REQUESTS``."""
+    match = getattr(django_request(request), "resolver_match", None)
+    mark = getattr(getattr(match, "func", None), "_non_atomic_requests", None)
+    if isinstance(mark, EveryDatabase) and mark.owner is owner:
+        return mark
+    return None
+
+
+@contextlib.contextmanager
+def as_atomic_requests(request: Any, *, owner: object) -> Iterator[None]:
+    """Around the view, the transactions ``ATOMIC_REQUESTS`` would have opened, where
+    ``owner`` took them away (on other aliases, and elsewhere, nothing)."""
+    mark = _mark_of(request, owner)
+    with contextlib.ExitStack() as stack:
+        if mark is not None:
+            explicit = set(iter(mark))
+            # Django wraps alias by alias, the last outermost; the order does not
+            # change what commits.
+            for alias in reversed(atomic_request_aliases()):
+                if alias not in explicit:
+                    stack.enter_context(transaction.atomic(using=alias))
+        yield
+
+
+def gate_aliases() -> set[str]:
+    """The databases the gate writes to."""
+    from .models import HyperIDToken, MFARequest
+
+    return {router.db_for_write(MFARequest), router.db_for_write(HyperIDToken)}
+
+
+def in_callers_transaction() -> str | None:
+    """The alias of a gate database on which a transaction is open, or None.
+
+    The transactions a test case opens around each test (Django's ``TestCase``,
+    pytest-django's ``django_db``) do not count: they stand for the autocommit a
+    real request has, and they are never committed anyway.
+    """
+    for alias in sorted(gate_aliases()):
+        connection = connections[alias]
+        if connection.in_atomic_block:
+            blocks = connection.atomic_blocks
+            if any(not getattr(block, "_from_testcase", False) for block in blocks):
+                return alias
+        elif connection.connection is not None and not connection.autocommit:
+            return alias  # set_autocommit(False) by hand
+    return None
