@@ -217,6 +217,14 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> None:
         site.wait_for_selector(".hyperid-mfa-code")
         site.goto(f"{demo.web}/transfers/")
         assert site.locator("tr.transfer").count() == 1
+
+        # An approval of 250 to Bob, then the same URL with another body whose
+        # Content-Type is spelled in capitals: Django still reads the form; so does
+        # the gate, and the other values need their own approval.
+        form_attack_in_the_bank(demo, context)
+        site.goto(f"{demo.web}/transfers/")
+        assert site.locator("tr.transfer").count() == 2
+        assert "Mallory" not in (site.text_content("table") or "")
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         site.screenshot(path=str(ARTIFACTS / "demo-site.png"), full_page=True)
@@ -224,6 +232,38 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> None:
         raise
     finally:
         context.close()
+
+
+def form_attack_in_the_bank(demo: Demo, context: Any) -> None:
+    """Over real HTTP with CSRF checks on, in the example bank: a spelled-differently
+    Content-Type cannot spend an approval on other values."""
+    token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
+    url = f"{demo.web}/transfer/?amount=250&payee=Bob"
+
+    def post(body: str, content_type: str) -> Any:
+        return context.request.post(
+            url,
+            data=f"{body}&csrfmiddlewaretoken={token}",
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+            max_redirects=0,
+        )
+
+    pending = post("amount=250&payee=Bob", "application/x-www-form-urlencoded")
+    assert pending.status == 403, pending.text()
+    push = pending.json()["mfa_request"]
+    answered = requests.post(
+        f"{demo.simulator}/authenticator/{USERNAME}/{push['transaction_id']}/",
+        data={"decision": "approve", "code": push["code"]},
+        timeout=10,
+    )
+    assert 'data-outcome="approved"' in answered.text
+
+    attack = post("amount=9999&payee=Mallory", "Application/X-WWW-Form-Urlencoded")
+    assert attack.status == 403, attack.text()
+    assert attack.json()["code"] == "mfa_pending"  # a push of its own, not a transfer
+
+    done = post("amount=250&payee=Bob", "application/x-www-form-urlencoded")
+    assert done.status == 302, done.text()
 
 
 def transfer_through_the_api(demo: Demo) -> None:
@@ -259,6 +299,7 @@ def transfer_through_the_api(demo: Demo) -> None:
         listed = http.get(api, auth=auth, timeout=10).json()
         assert sorted((t["amount"], t["payee"], t["channel"]) for t in listed) == [
             ("10.00", "Carol", "api"),
+            ("250.00", "Bob", "web"),
             ("250.00", "Bob", "web"),
         ]
 
