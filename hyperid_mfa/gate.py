@@ -30,6 +30,7 @@ from . import atomicity, audit, fingerprint, services
 from .conf import mfa_settings
 from .exceptions import (
     AccessDenied,
+    HyperIDConfigurationError,
     HyperIDError,
     NoAuthenticatorDevice,
     RateLimited,
@@ -225,6 +226,11 @@ class Gate:
             )
         except HyperIDError as err:
             return _failure(err)
+        except HyperIDConfigurationError as err:
+            logger.error(
+                "MFA gate %s: the HYPERID_MFA configuration is wrong: %s", self.action, err
+            )
+            return _misconfigured()
         return _pending(mfa_request)
 
     def _question(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 from .conf import Rate, start_rate
+from .exceptions import HyperIDConfigurationError
 
 KEY_PREFIX = "hyperid_mfa:starts"
 
@@ -76,7 +77,13 @@ def _increment(key: str, timeout: int) -> int:
             return int(cache.incr(key))
         except ValueError:  # expired between add() and incr(): add it again
             continue
-    raise RuntimeError(f"the cache keeps losing the key {key!r}")
+    # A cache that keeps nothing (DummyCache) cannot count: refuse rather than let
+    # pushes through uncounted.
+    raise HyperIDConfigurationError(
+        "HYPERID_MFA['START_RATE_LIMIT'] needs a cache that keeps its keys; Django's "
+        "default cache keeps none (DummyCache?). Configure a shared cache such as Redis, "
+        "or set START_RATE_LIMIT to None."
+    )
 
 
 def reserve(user_key: object, *, now: float | None = None) -> Reservation:

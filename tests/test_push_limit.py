@@ -187,3 +187,19 @@ def test_twenty_concurrent_starts_reserve_exactly_the_limit(fake_hyperid, hyperi
 
     assert results.count("started") == LIMIT
     assert results.count("refused") == 20 - LIMIT
+
+
+@pytest.mark.django_db
+def test_a_cache_that_cannot_count_refuses_pushes_and_says_why(
+    fake_hyperid, hyperid_user, settings, caplog
+):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    browser = Client()
+    browser.force_login(hyperid_user)
+
+    response = browser.post("/gate/default/", {"amount": "1"}, **JSON)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "mfa_misconfigured"
+    assert fake_hyperid.call_count("start") == 0
+    assert "START_RATE_LIMIT" in caplog.text
