@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import audit, services
-from .exceptions import HyperIDError, ServiceUnavailable
+from .exceptions import TRANSIENT, HyperIDError
 from .models import STATE_FILTERS, HyperIDToken, MFARequest, MFARequestQuerySet, State
 
 logger = logging.getLogger("hyperid_mfa")
@@ -206,8 +206,9 @@ class MFARequestAdmin(ReadOnlyAdmin):
                     services.refresh_request(mfa_request, force=True)
                 except HyperIDError as err:
                     failed += 1
-                    self._report_error(request, mfa_request, err)
-                    if isinstance(err, ServiceUnavailable):
+                    # HyperIDError texts never hold a token (see hyperid_mfa.exceptions).
+                    self._report_error(request, mfa_request, str(err))
+                    if err.kind == TRANSIENT:
                         # HyperID is down: the rest would fail the same way, each after
                         # its own timeouts, while the page waits.
                         self._report_skipped(request, len(pending) - index - 1)
@@ -216,7 +217,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
                 except Exception as err:
                     logger.exception("Admin refresh of MFA request %s failed", mfa_request.pk)
                     failed += 1
-                    self._report_error(request, mfa_request, err)
+                    self._report_error(request, mfa_request, type(err).__name__)
                     continue
                 outcomes[mfa_request.state] += 1
         finished = queryset.count() - len(pending)
@@ -259,11 +260,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
                 messages.INFO,
             )
 
-    def _report_error(
-        self, request: HttpRequest, mfa_request: MFARequest, err: BaseException
-    ) -> None:
-        # HyperIDError texts never hold a token (see hyperid_mfa.exceptions).
-        detail = str(err) if isinstance(err, HyperIDError) else type(err).__name__
+    def _report_error(self, request: HttpRequest, mfa_request: MFARequest, detail: str) -> None:
         self.message_user(
             request,
             _("Request %(transaction_id)s could not be refreshed: %(error)s")

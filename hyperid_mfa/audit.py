@@ -1,8 +1,13 @@
-"""Audit lines on the ``hyperid_mfa`` logger: who, which request, which transaction, from where.
+"""Audit lines on their own logger, ``hyperid_mfa.audit``: who, which request, which
+transaction, from where.
 
 Services write one line per event (start, transition, consumption, cancel, refusal).
 Views that act for a browser wrap their service calls in :func:`request_context`, so
 the lines also carry the client's IP address. Tokens are never logged.
+
+The logger is a child of ``hyperid_mfa``, so a project that configures only that one
+still gets the audit lines; one that configures ``hyperid_mfa.audit`` (with
+``propagate: False``) routes them apart from operational warnings.
 
 Behind a reverse proxy, make ``REMOTE_ADDR`` the client's address (for example with
 the proxy's own middleware); this module does not trust ``X-Forwarded-For`` itself.
@@ -16,7 +21,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-logger = logging.getLogger("hyperid_mfa")
+logger = logging.getLogger("hyperid_mfa.audit")
 
 _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hyperid_mfa_client_ip", default=None

@@ -29,44 +29,49 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import requests
 from django.views.decorators.debug import sensitive_variables
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from . import __version__, wire
+from .adapter import get_adapter
 from .conf import mfa_settings, token_endpoint
 from .conf import timeout as configured_timeout
 from .constants import (
+    AVAILABILITY,
     AVAILABILITY_PATH,
-    AVAILABILITY_RESULTS,
+    CANCEL,
     CANCEL_PATH,
-    CANCEL_RESULTS,
+    START,
     START_PATH,
-    START_RESULTS,
+    STATUS_GET,
     STATUS_GET_PATH,
-    STATUS_GET_RESULTS,
+    TOKEN,
     TRANSACTION_ID_MAX,
     TRANSACTION_ID_MIN,
     CompleteResult,
     Result,
     Status,
+    is_approval,
 )
 from .deadline import Deadline, DeadlineAdapter, deadline, mount_if_stock
 from .exceptions import (
-    EXCEPTION_BY_RESULT,
     HyperIDError,
     InvalidParameters,
     ProtocolError,
     ServiceUnavailable,
-    TemplateNotFound,
     TokenInvalid,
     TokenUnavailable,
-    TransactionAlreadyCompleted,
+    TransactionAlreadyCanceled,
+    TransactionAlreadyExpired,
+    error_for,
+    results_of,
 )
 from .sensitive import Secret, reveal
 
@@ -125,10 +130,8 @@ class StatusResponse:
 
     @property
     def is_approved(self) -> bool:
-        return (
-            self.result == Result.SUCCESS
-            and self.transaction_status == Status.COMPLETED
-            and self.transaction_complete_result == CompleteResult.APPROVED
+        return self.result == Result.SUCCESS and is_approval(
+            self.transaction_status, self.transaction_complete_result
         )
 
     @property
@@ -251,11 +254,13 @@ class HyperIDClient:
 
     @staticmethod
     def _new_session() -> requests.Session:
-        session = requests.Session()
+        # The project's adapter may configure the session (proxies, mTLS, a private
+        # CA); the transport with the deadline goes where it left the stock one.
+        session = get_adapter().get_requests_session()
         session.headers["User-Agent"] = USER_AGENT
-        adapter = _new_adapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        for scheme in ("https://", "http://"):
+            if type(session.adapters.get(scheme)) is HTTPAdapter:
+                session.mount(scheme, _new_adapter())
         return session
 
     def _session_for(self, url: str) -> requests.Session:
@@ -282,14 +287,13 @@ class HyperIDClient:
         token = _bearer(access_token)
         del access_token  # only the wrapped token stays in this frame
         transaction_id = validate_transaction_id(transaction_id)
-        call = "status-get"
+        call = STATUS_GET
         body = self._call(
             call,
             STATUS_GET_PATH,
             token,
             {"transaction_id": transaction_id},
             idempotent=True,
-            allowed_results=STATUS_GET_RESULTS,
             transaction_id=transaction_id,
         )
         answered_id = _int_field(body, "transaction_id", call, transaction_id)
@@ -346,15 +350,13 @@ class HyperIDClient:
             raise InvalidParameters("code must be two digits, such as '07'")
         template = mfa_settings.TEMPLATE_ID if template_id is None else template_id
         values = {"version": 1, "action": {"type": "question", "action_info": question}}
-        call = "start"
+        call = START
         body = self._call(
             call,
             START_PATH,
             token,
             {"template_id": template, "values": json.dumps(values), "code": code},
             idempotent=False,
-            allowed_results=START_RESULTS,
-            error_overrides={Result.TEMPLATE_NOT_FOUND: TemplateNotFound},
         )
         transaction_id = _int_field(body, "transaction_id", call, None)
         try:
@@ -372,39 +374,24 @@ class HyperIDClient:
         token = _bearer(access_token)
         del access_token  # only the wrapped token stays in this frame
         transaction_id = validate_transaction_id(transaction_id)
-        call = "cancel"
         try:
             self._call(
-                call,
+                CANCEL,
                 CANCEL_PATH,
                 token,
                 {"transaction_id": transaction_id},
                 idempotent=True,
-                allowed_results=CANCEL_RESULTS,
                 transaction_id=transaction_id,
-                error_overrides={Result.TRANSACTION_ALREADY_COMPLETED: TransactionAlreadyCompleted},
             )
-        except HyperIDError as err:
-            if err.result in (
-                Result.TRANSACTION_ALREADY_EXPIRED,
-                Result.TRANSACTION_ALREADY_CANCELED,
-            ):
-                return
-            raise
+        except (TransactionAlreadyExpired, TransactionAlreadyCanceled):
+            return  # nothing left on the phone: what a cancel is for
 
     def check_availability(self, access_token: str | Secret) -> bool:
         """availability-check: whether the user can receive pushes at all."""
         token = _bearer(access_token)
         del access_token  # only the wrapped token stays in this frame
-        call = "availability"
-        body = self._call(
-            call,
-            AVAILABILITY_PATH,
-            token,
-            {},
-            idempotent=True,
-            allowed_results=AVAILABILITY_RESULTS,
-        )
+        call = AVAILABILITY
+        body = self._call(call, AVAILABILITY_PATH, token, {}, idempotent=True)
         value = body.get("is_available")
         if not isinstance(value, bool):
             raise ProtocolError("is_available is missing or not a boolean", call=call)
@@ -427,7 +414,7 @@ class HyperIDClient:
         :class:`TokenUnavailable` when the endpoint refuses the refresh token or the
         client, :class:`ServiceUnavailable` when it cannot be reached.
         """
-        call = "token"
+        call = TOKEN
         grant = _optional_secret(refresh_token, "refresh_token")
         secret = _optional_secret(
             mfa_settings.CLIENT_SECRET if client_secret is None else client_secret,
@@ -475,9 +462,7 @@ class HyperIDClient:
         payload: Mapping[str, Any],
         *,
         idempotent: bool,
-        allowed_results: Collection[int],
         transaction_id: int | None = None,
-        error_overrides: Mapping[int, type[HyperIDError]] | None = None,
     ) -> dict[str, Any]:
         """POST ``payload`` and return the answer's JSON object when ``result`` is 0."""
         if access_token is None:
@@ -489,9 +474,7 @@ class HyperIDClient:
         attempt = 0
         while True:
             started = time.monotonic()
-            outcome = self._attempt(
-                call, url, data, auth, idempotent, allowed_results, transaction_id
-            )
+            outcome = self._attempt(call, url, data, auth, idempotent, transaction_id)
             elapsed_ms = (time.monotonic() - started) * 1000
             if outcome.body is not None:
                 result = outcome.body["result"]
@@ -505,10 +488,8 @@ class HyperIDClient:
                 )
                 if result == Result.SUCCESS:
                     return outcome.body
-                outcome.error = _error_for_result(
-                    result, call, transaction_id, error_overrides or {}
-                )
-                outcome.retry = idempotent and result == Result.SERVICE_UNAVAILABLE
+                outcome.error = _error_for_result(result, call, transaction_id)
+                outcome.retry = idempotent and outcome.error.retryable
             error = outcome.error
             if error is None:  # pragma: no cover - _attempt returns a body or an error
                 raise ProtocolError("no answer", call=call, transaction_id=transaction_id)
@@ -533,7 +514,6 @@ class HyperIDClient:
         data: bytes,
         auth: AuthBase,
         idempotent: bool,
-        allowed_results: Collection[int],
         transaction_id: int | None,
     ) -> _Attempt:
         outcome = self._exchange(
@@ -565,7 +545,7 @@ class HyperIDClient:
         try:
             body = _parse_json(outcome.body, call, transaction_id)
             result = _int_field(body, "result", call, transaction_id)
-            if result not in allowed_results:
+            if result not in results_of(call):
                 raise ProtocolError(
                     f"result {result} is not an answer this call can give",
                     call=call,
@@ -921,13 +901,9 @@ def _int_field(body: Mapping[str, Any], name: str, call: str, transaction_id: in
     return value
 
 
-def _error_for_result(
-    result: int,
-    call: str,
-    transaction_id: int | None,
-    overrides: Mapping[int, type[HyperIDError]],
-) -> HyperIDError:
-    cls = overrides.get(result) or EXCEPTION_BY_RESULT.get(result, HyperIDError)
+def _error_for_result(result: int, call: str, transaction_id: int | None) -> HyperIDError:
+    # Only results the call may give get here (results_of): each has its class.
+    cls = error_for(call, result) or HyperIDError
     # HyperID's own answer that the call failed: it did nothing (a start sent no push).
     return cls(result=result, call=call, transaction_id=transaction_id, no_effect=True)
 

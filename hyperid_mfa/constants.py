@@ -49,11 +49,19 @@ class CompleteResult(enum.IntEnum):
     DENIED = 1
 
 
-#: The ``result`` values each call may answer. Anything else is a protocol error.
-STATUS_GET_RESULTS = frozenset(range(-6, 1))
-START_RESULTS = frozenset({0, -1, -2, -3, -4, -5, -7, -8})
-CANCEL_RESULTS = frozenset({0, -1, -2, -3, -4, -5, -6, -8, -9, -10})
-AVAILABILITY_RESULTS = frozenset(range(-5, 1))
+# The names of HyperID's calls, as errors and logs name them. Which result codes each
+# call may answer is declared by the exception classes (hyperid_mfa.exceptions).
+STATUS_GET = "status-get"
+START = "start"
+CANCEL = "cancel"
+AVAILABILITY = "availability"
+TOKEN = "token"  # noqa: S105 - the OIDC token endpoint's name, not a secret
+
+def is_approval(status: int | None, complete_result: int | None) -> bool:
+    """Whether a transaction's status and complete result say "approved": completed,
+    and approved. The one definition; every other reads it."""
+    return status == Status.COMPLETED and complete_result == CompleteResult.APPROVED
+
 
 #: Statuses after which HyperID never changes a transaction again.
 TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.EXPIRED, Status.CANCELED})

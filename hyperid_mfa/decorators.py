@@ -25,12 +25,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 
-from . import atomicity
-from . import gate as engine
-from .fingerprint import Binder, django_request, is_drf_request
+from . import atomicity, rendering
+from .fingerprint import Binder, django_request
+from .gate import Gate
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -48,37 +47,15 @@ def _is_request(value: Any) -> bool:
     return isinstance(django_request(value), HttpRequest)
 
 
-def refusal(request: Any, answer: engine.Answer) -> Any:
-    """The response for an answer that does not run the view."""
-    if answer.code == engine.NOT_AUTHENTICATED:
-        if is_drf_request(request):
-            from rest_framework.exceptions import NotAuthenticated
-
-            # DRF picks 401 or 403 from the view's authentication classes.
-            raise NotAuthenticated()
-        if engine.wants_json(request):
-            return JsonResponse(engine.body(request, answer), status=403)
-        return redirect_to_login(django_request(request).get_full_path())
-    if is_drf_request(request):
-        from rest_framework.response import Response
-
-        return Response(
-            engine.body(request, answer),
-            status=answer.status,
-            headers={**engine.headers(answer), "Cache-Control": "no-store"},
-        )
-    return engine.render(request, answer)
-
-
-def _decorate(view: View, gate: engine.Gate) -> View:
+def _decorate(view: View, gate: Gate) -> View:
     if iscoroutinefunction(view):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             _self, request, view_args = _split(args)
-            answer = await sync_to_async(gate.check)(request, view_args, kwargs)
-            if answer.allowed:
+            decision = await sync_to_async(gate.check)(request, view_args, kwargs)
+            if decision.allowed:
                 return await view(*args, **kwargs)
-            return await sync_to_async(refusal)(request, answer)
+            return await sync_to_async(rendering.respond)(request, decision)
 
         wrapper: Any = functools.wraps(view)(async_wrapper)
         markcoroutinefunction(wrapper)
@@ -86,9 +63,9 @@ def _decorate(view: View, gate: engine.Gate) -> View:
 
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             _self, request, view_args = _split(args)
-            answer = gate.check(request, view_args, kwargs)
-            if not answer.allowed:
-                return refusal(request, answer)
+            decision = gate.check(request, view_args, kwargs)
+            if not decision.allowed:
+                return rendering.respond(request, decision)
             # Where this wrapper took the view out of ATOMIC_REQUESTS, the gate's
             # work is committed by now: the view gets its transactions back.
             with atomicity.as_atomic_requests(request, owner=wrapper):
@@ -135,10 +112,10 @@ def require_mfa_approval(
     (default ``APPROVAL_MAX_AGE``).
     """
     if callable(action):
-        return _decorate(action, engine.Gate(_default_action(action)))
+        return _decorate(action, Gate(_default_action(action)))
 
     def decorator(view: View) -> View:
         name = action if action is not None else _default_action(view)
-        return _decorate(view, engine.Gate(name, question=question, bind=bind, max_age=max_age))
+        return _decorate(view, Gate(name, question=question, bind=bind, max_age=max_age))
 
     return decorator

@@ -1,29 +1,99 @@
-"""Every failure the app reports, one class per failure a caller may treat differently.
+"""Every failure the app reports, and what each one means to the rest of the app.
 
-All of them derive from :class:`HyperIDError` and carry ``.result`` (HyperID's result
-code, or ``None`` when HyperID gave none), ``.call`` (which HyperID call failed),
-``.http_status`` and ``.transaction_id`` where known. Messages are built from those
-fields only: no exception text ever contains an access or refresh token.
+A failure is a class that declares its meaning, the way DRF's ``Throttled`` carries
+``status_code`` and ``default_code``: the gate, the API and the admin read these
+attributes and never test which class they hold.
+
+- ``code``: the gate's answer code (``mfa_unavailable``, ``mfa_reauthenticate``...);
+- ``status_code``: the HTTP status of that answer;
+- ``retryable``: whether the same request may succeed later (then the answer carries
+  ``Retry-After``, and the client retries it where the call is idempotent);
+- ``user_message``: what the user is told;
+- ``status_get_result``: the result code the API's status-get answers for it.
+
+Four kinds, one base class each:
+
+- :class:`TransientError`: HyperID could not give an answer now (unreachable, timed
+  out, result -1, an answer outside the protocol); the same call may work later.
+- :class:`PermanentError`: HyperID answered no, or there is nothing usable to ask
+  with; the same call fails again until something changes (the user signs in, the
+  site's configuration is fixed).
+- :class:`PolicyRefusal`: refused here, by a local policy (the push limit), before
+  anything was sent.
+- Programming and configuration errors are not refusals: a wrong setting is
+  :class:`HyperIDConfigurationError`, an ``ImproperlyConfigured``.
+
+A HyperID result code is one class: it names its ``result`` and, when the code
+means something only to some calls, those ``calls``; the client finds the class
+for (call, result) in :func:`error_for` and accepts exactly the results
+:func:`results_of` a call lists. Messages are built from the fields below only: no
+exception text ever contains a token.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any, ClassVar
+
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
-from .constants import Result
+from .constants import CANCEL, START, STATUS_GET, Result
+
+# The gate's answer codes (the JSON ``code``), one word per situation.
+PENDING = "mfa_pending"
+RATE_LIMITED = "mfa_rate_limited"
+UNAVAILABLE = "mfa_unavailable"
+REAUTHENTICATE = "mfa_reauthenticate"
+NO_AUTHENTICATOR = "mfa_no_authenticator"
+BAD_REQUEST = "mfa_bad_request"
+MISCONFIGURED = "mfa_misconfigured"
+NOT_AUTHENTICATED = "not_authenticated"
+
+# What a failure is: see the module docstring.
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+POLICY = "policy"
 
 
-class HyperIDError(Exception):
-    """Base class of every HyperID failure."""
+class MFARefusal(Exception):
+    """Anything that keeps a gated view from running, with its meaning attached."""
 
-    #: The result code this class stands for (instances may carry another).
-    default_result: int | None = None
-    default_message = "HyperID request failed"
+    code: ClassVar[str] = UNAVAILABLE
+    status_code: ClassVar[int] = 503
+    retryable: ClassVar[bool] = True
+    user_message: ClassVar[Any] = _("HyperID cannot be reached right now. Try again in a moment.")
+    #: Seconds a client should wait before trying again, when known.
+    retry_after: float | None = None
+    #: For a refusal only the site's maintainers can fix: what to fix (logged).
+    hint: ClassVar[str] = ""
+
+    def user_text(self) -> str:
+        """What the user is told (some messages take the failure's details)."""
+        return str(self.user_message)
+
+
+class HyperIDError(MFARefusal):
+    """Base class of every HyperID failure: by default, HyperID is unavailable.
+
+    Carries ``.result`` (HyperID's result code, or ``None`` when HyperID gave none),
+    ``.call`` (which HyperID call failed), ``.http_status`` and ``.transaction_id``
+    where known, ``.retry_after`` when HyperID said when to retry, and ``.no_effect``.
+    """
+
+    kind: ClassVar[str] = TRANSIENT
+    #: The result code this class stands for (instances may carry another), and the
+    #: calls that may answer it (None: every call).
+    default_result: ClassVar[int | None] = None
+    calls: ClassVar[frozenset[str] | None] = None
+    default_message: ClassVar[str] = "HyperID request failed"
     #: Whether a failure of this kind certainly had no effect at HyperID: refused
     #: before anything was sent, or refused by HyperID's own answer. False where the
     #: call may have been carried out (a timeout, a lost or garbled answer, an HTTP
     #: error from a gateway): for a start, a push may then be on the phone.
-    default_no_effect = False
+    default_no_effect: ClassVar[bool] = False
+    #: The result an API client of status-get is given for this failure.
+    default_status_get_result: ClassVar[int] = Result.SERVICE_UNAVAILABLE
 
     def __init__(
         self,
@@ -41,10 +111,13 @@ class HyperIDError(Exception):
         self.call = call
         self.http_status = http_status
         self.transaction_id = transaction_id
-        #: Seconds the caller should wait before trying again, when known.
         self.retry_after = retry_after
         self.no_effect = self.default_no_effect if no_effect is None else no_effect
         super().__init__(self.message)
+
+    @property
+    def status_get_result(self) -> int:
+        return self.default_status_get_result
 
     def __str__(self) -> str:
         context = []
@@ -62,78 +135,21 @@ class HyperIDError(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-class ServiceUnavailable(HyperIDError):
+# --- transient: try again later -----------------------------------------------------------
+
+
+class TransientError(HyperIDError):
+    """HyperID could not give an answer now; the same call may work later."""
+
+
+class ServiceUnavailable(TransientError):
     """HyperID could not be reached, timed out, answered 5xx or result -1."""
 
     default_result = Result.SERVICE_UNAVAILABLE
     default_message = "HyperID is temporarily unavailable"
 
 
-class InvalidParameters(HyperIDError):
-    """The request was refused as malformed (-2), or refused locally before sending."""
-
-    default_result = Result.INVALID_PARAMETERS
-    default_message = "Invalid parameters for HyperID"
-    default_no_effect = True
-
-
-class AccessDenied(HyperIDError):
-    """HyperID denied access (-3), typically a token without the mfa-client scope."""
-
-    default_result = Result.ACCESS_DENIED
-    default_message = "HyperID denied access"
-    default_no_effect = True
-
-
-class TokenExpired(HyperIDError):
-    """The access token has expired (-4)."""
-
-    default_result = Result.TOKEN_EXPIRED
-    default_message = "The HyperID access token has expired"
-    default_no_effect = True
-
-
-class TokenInvalid(HyperIDError):
-    """The access token is not valid (-5)."""
-
-    default_result = Result.TOKEN_INVALID
-    default_message = "The HyperID access token is invalid"
-    default_no_effect = True
-
-
-class TransactionNotFound(HyperIDError):
-    """HyperID knows no transaction with this id for this user (-6)."""
-
-    default_result = Result.TRANSACTION_NOT_FOUND
-    default_message = "HyperID knows no such transaction"
-    default_no_effect = True
-
-
-class NoAuthenticatorDevice(HyperIDError):
-    """The user has no HyperID Authenticator to send a push to (-7, start only)."""
-
-    default_result = Result.NO_AUTHENTICATOR_DEVICE
-    default_message = "The user has no HyperID Authenticator device"
-    default_no_effect = True
-
-
-class TemplateNotFound(HyperIDError):
-    """The MFA template does not exist (-8, start only)."""
-
-    default_result = Result.TEMPLATE_NOT_FOUND
-    default_message = "HyperID does not know this MFA template"
-    default_no_effect = True
-
-
-class TransactionAlreadyCompleted(HyperIDError):
-    """Cancel came too late: the user already answered (-9, cancel only)."""
-
-    default_result = Result.TRANSACTION_ALREADY_COMPLETED
-    default_message = "The HyperID transaction is already completed"
-    default_no_effect = True
-
-
-class ProtocolError(HyperIDError):
+class ProtocolError(TransientError):
     """HyperID answered something the protocol does not allow.
 
     Not JSON, a missing field, a wrong type, an unknown status or result, another
@@ -143,7 +159,124 @@ class ProtocolError(HyperIDError):
     default_message = "HyperID answered outside the protocol"
 
 
-class TokenUnavailable(HyperIDError):
+# --- permanent: the same call fails again until something changes ---------------------------
+
+
+class PermanentError(HyperIDError):
+    """HyperID refused, or there is nothing usable to ask it with."""
+
+    kind = PERMANENT
+    retryable = False
+    status_code = 502
+    user_message = _("HyperID refused this request.")
+    default_no_effect = True
+
+
+class _SignInAgain(PermanentError):
+    """The user's HyperID token cannot be used: signing in again gives a new one."""
+
+    code = REAUTHENTICATE
+    status_code = 403
+    user_message = _("Sign in with HyperID again to approve this action.")
+
+
+class _Misconfigured(PermanentError):
+    """Only the site's maintainers can fix this; the log line says what to fix."""
+
+    code = MISCONFIGURED
+    status_code = 500
+    user_message = _("This action cannot be approved: the site is not set up correctly.")
+
+
+class InvalidParameters(_Misconfigured):
+    """The request was refused as malformed (-2), or refused locally before sending."""
+
+    default_result = Result.INVALID_PARAMETERS
+    default_message = "Invalid parameters for HyperID"
+    hint = (
+        "HyperID refused a request as malformed: check HYPERID_MFA['TEMPLATE_ID'] and "
+        "the questions' length; if both are right, report it as a bug of django-hyperid-mfa."
+    )
+
+
+class AccessDenied(_SignInAgain):
+    """HyperID denied access (-3), typically a token without the mfa-client scope."""
+
+    default_result = Result.ACCESS_DENIED
+    default_message = "HyperID denied access"
+    default_status_get_result = Result.ACCESS_DENIED
+
+
+class TokenExpired(_SignInAgain):
+    """The access token has expired (-4)."""
+
+    default_result = Result.TOKEN_EXPIRED
+    default_message = "The HyperID access token has expired"
+    default_status_get_result = Result.TOKEN_EXPIRED
+
+
+class TokenInvalid(_SignInAgain):
+    """The access token is not valid (-5)."""
+
+    default_result = Result.TOKEN_INVALID
+    default_message = "The HyperID access token is invalid"
+    default_status_get_result = Result.TOKEN_INVALID
+
+
+class TransactionNotFound(PermanentError):
+    """HyperID knows no transaction with this id for this user (-6)."""
+
+    default_result = Result.TRANSACTION_NOT_FOUND
+    calls = frozenset({STATUS_GET, CANCEL})
+    default_message = "HyperID knows no such transaction"
+    default_status_get_result = Result.TRANSACTION_NOT_FOUND
+
+
+class NoAuthenticatorDevice(PermanentError):
+    """The user has no HyperID Authenticator to send a push to (-7, start only)."""
+
+    code = NO_AUTHENTICATOR
+    status_code = 403
+    user_message = _("Set up the HyperID Authenticator app to approve this action.")
+    default_result = Result.NO_AUTHENTICATOR_DEVICE
+    calls = frozenset({START})
+    default_message = "The user has no HyperID Authenticator device"
+
+
+class TemplateNotFound(_Misconfigured):
+    """The MFA template does not exist (-8, start only)."""
+
+    default_result = Result.TEMPLATE_NOT_FOUND
+    calls = frozenset({START})
+    default_message = "HyperID does not know this MFA template"
+    hint = "Set HYPERID_MFA['TEMPLATE_ID'] to an MFA template of your HyperID client."
+
+
+class TransactionAlreadyExpired(PermanentError):
+    """Cancel came after HyperID expired the push (-8, cancel only): nothing to withdraw."""
+
+    default_result = Result.TRANSACTION_ALREADY_EXPIRED
+    calls = frozenset({CANCEL})
+    default_message = "The HyperID transaction has already expired"
+
+
+class TransactionAlreadyCompleted(PermanentError):
+    """Cancel came too late: the user already answered (-9, cancel only)."""
+
+    default_result = Result.TRANSACTION_ALREADY_COMPLETED
+    calls = frozenset({CANCEL})
+    default_message = "The HyperID transaction is already completed"
+
+
+class TransactionAlreadyCanceled(PermanentError):
+    """Cancel of a push already withdrawn (-10, cancel only): nothing to withdraw."""
+
+    default_result = Result.TRANSACTION_ALREADY_CANCELED
+    calls = frozenset({CANCEL})
+    default_message = "The HyperID transaction is already canceled"
+
+
+class TokenUnavailable(_SignInAgain):
     """No usable HyperID access token for this user: the user must sign in again.
 
     ``.result`` is the HyperID result that made the token unusable (-4 or -5) when
@@ -151,30 +284,111 @@ class TokenUnavailable(HyperIDError):
     """
 
     default_message = "No usable HyperID access token for this user"
+
+    @property
+    def status_get_result(self) -> int:
+        # Expired when HyperID said so; otherwise invalid, "no token at all" included.
+        expired = self.result == Result.TOKEN_EXPIRED
+        return Result.TOKEN_EXPIRED if expired else Result.TOKEN_INVALID
+
+
+# --- refused here, by policy ----------------------------------------------------------------
+
+
+class PolicyRefusal(HyperIDError):
+    """Refused by a local policy before anything was sent to HyperID."""
+
+    kind = POLICY
     default_no_effect = True
 
 
-class RateLimited(HyperIDError):
+class RateLimited(PolicyRefusal):
     """The user asked for more pushes than ``START_RATE_LIMIT`` allows.
 
-    Raised before anything is sent to HyperID; ``.retry_after`` says when to retry.
+    ``.retry_after`` says when to retry.
     """
 
+    code = RATE_LIMITED
+    status_code = 429
+    user_message = _("Too many approval requests. Try again later.")
     default_message = "Too many MFA pushes for this user; try again later"
-    default_no_effect = True
+
+
+class DenialCooldown(RateLimited):
+    """The user denied a push less than ``DENIAL_COOLDOWN`` seconds ago."""
+
+    user_message = _(
+        "You denied the last approval request on your phone. "
+        "Wait %(seconds)s seconds before asking again."
+    )
+    default_message = "A push was just denied; wait before asking again"
+
+    def user_text(self) -> str:
+        return str(self.user_message) % {"seconds": int(self.retry_after or 0)}
+
+
+# --- refused by the gate itself -------------------------------------------------------------
+
+
+class RequestUnreadable(MFARefusal, ValueError):
+    """The request cannot be read for binding, or lacks what the question needs.
+
+    The message, if any, is for the user.
+    """
+
+    code = BAD_REQUEST
+    status_code = 400
+    retryable = False
+    user_message = _("The request could not be read.")
+
+    def user_text(self) -> str:
+        return str(self.args[0]) if self.args else str(self.user_message)
+
+
+class SiteMisconfigured(MFARefusal):
+    """The site cannot ask for approvals as it is set up; the log says what to fix."""
+
+    code = MISCONFIGURED
+    status_code = 500
+    retryable = False
+    user_message = _("This action cannot be approved: the site is not set up correctly.")
 
 
 class HyperIDConfigurationError(ImproperlyConfigured):
     """The ``HYPERID_MFA`` setting is wrong (unknown key, bad value)."""
 
 
-#: The exception class for each (call-independent) result code.
-EXCEPTION_BY_RESULT: dict[int, type[HyperIDError]] = {
-    Result.SERVICE_UNAVAILABLE: ServiceUnavailable,
-    Result.INVALID_PARAMETERS: InvalidParameters,
-    Result.ACCESS_DENIED: AccessDenied,
-    Result.TOKEN_EXPIRED: TokenExpired,
-    Result.TOKEN_INVALID: TokenInvalid,
-    Result.TRANSACTION_NOT_FOUND: TransactionNotFound,
-    Result.NO_AUTHENTICATOR_DEVICE: NoAuthenticatorDevice,
-}
+# --- result codes ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _result_classes() -> tuple[type[HyperIDError], ...]:
+    found: list[type[HyperIDError]] = []
+    pending: list[type[HyperIDError]] = [HyperIDError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.default_result is not None and cls.default_result != Result.SUCCESS:
+            found.append(cls)
+    return tuple(found)
+
+
+def error_for(call: str, result: int) -> type[HyperIDError] | None:
+    """The class of HyperID's ``result`` to ``call``; None if the call cannot answer it."""
+    for cls in _result_classes():
+        if cls.default_result == result and (cls.calls is None or call in cls.calls):
+            return cls
+    return None
+
+
+@functools.cache
+def results_of(call: str) -> frozenset[int]:
+    """Every result ``call`` may answer: success and the codes of its classes."""
+    return frozenset(
+        {Result.SUCCESS}
+        | {
+            int(cls.default_result)
+            for cls in _result_classes()
+            if cls.default_result is not None and (cls.calls is None or call in cls.calls)
+        }
+    )

@@ -50,8 +50,10 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.request import RawPostDataException, UnreadablePostError
 from django.utils.crypto import salted_hmac
 from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
 
 from . import wire
+from .exceptions import RequestUnreadable
 
 #: What ``bind=`` may be: field names, or a callable returning the values to bind.
 Binder = Sequence[str] | Callable[..., Any] | None
@@ -75,8 +77,11 @@ _DJANGO_BODY_ERRORS = (
 )
 
 
-class UnreadableRequest(ValueError):
+class UnreadableRequest(RequestUnreadable):
     """The request body cannot be read for binding (malformed JSON, say)."""
+
+    def user_text(self) -> str:
+        return _("The request could not be read: %s") % self
 
 
 def django_request(request: Any) -> HttpRequest:

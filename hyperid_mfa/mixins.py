@@ -26,7 +26,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from . import atomicity
+from . import atomicity, rendering
 from .gate import Gate
 
 DEFAULT_GATED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -75,29 +75,25 @@ class MFAApprovalRequiredMixin:
         return view
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        from .decorators import refusal
-
         parent = super().dispatch  # type: ignore[misc]
         if getattr(self, "view_is_async", False):
             return self._async_dispatch(parent, request, args, kwargs)
         if is_gated_method(self, request):
-            answer = gate_for_view(self, request).check(request, args, kwargs)
-            if not answer.allowed:
-                return refusal(request, answer)
+            decision = gate_for_view(self, request).check(request, args, kwargs)
+            if not decision.allowed:
+                return rendering.respond(request, decision)
         with atomicity.as_atomic_requests(request, owner=type(self)):
             return parent(request, *args, **kwargs)
 
     def _async_dispatch(self, parent: Any, request: Any, args: Any, kwargs: Any) -> Any:
-        from .decorators import refusal
-
         if not is_gated_method(self, request):
             return parent(request, *args, **kwargs)
         gate = gate_for_view(self, request)
 
         async def gated() -> Any:
-            answer = await sync_to_async(gate.check)(request, args, kwargs)
-            if not answer.allowed:
-                return await sync_to_async(refusal)(request, answer)
+            decision = await sync_to_async(gate.check)(request, args, kwargs)
+            if not decision.allowed:
+                return await sync_to_async(rendering.respond)(request, decision)
             return await parent(request, *args, **kwargs)
 
         return gated()

@@ -11,36 +11,21 @@
 
 It reads the same ``mfa_*`` options as ``MFAApprovalRequiredMixin`` (see
 ``hyperid_mfa.mixins``) and gates the unsafe methods by default. When the view may
-not run, the answer is DESIGN.md's: ``{"code", "detail", "mfa_request"}`` with 403
-(pending, sign in again), 429 or 503 and ``Retry-After``.
+not run, the answer is the gate's: ``{"code", "detail", "mfa_request"}`` with the
+refusal's status (403 pending or sign in again, 429, 503 with ``Retry-After``...).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 
-from . import gate as engine
 from .fingerprint import SAFE_METHODS, django_request
 from .mixins import gate_for_view, is_gated_method
+from .rendering import MFAApprovalRequired
 
-
-class MFAApprovalRequired(APIException):
-    """Raised by MFAApproved: carries the gate's answer as the response body."""
-
-    status_code = 403
-    default_detail = "Approval with HyperID is required."
-    default_code = engine.PENDING
-
-    def __init__(self, request: Any, answer: engine.Answer) -> None:
-        super().__init__()
-        self.status_code = answer.status
-        # Set after __init__: APIException would turn numbers and None into strings.
-        self.detail = engine.body(request, answer)
-        # DRF's exception handler turns ``wait`` into a Retry-After header.
-        self.wait = answer.retry_after
+__all__ = ["MFAApprovalRequired", "MFAApproved"]
 
 
 class MFAApproved(BasePermission):
@@ -59,9 +44,9 @@ class MFAApproved(BasePermission):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return False  # DRF answers 401/403 "not authenticated"
-        answer = gate_for_view(view, request).check(
+        decision = gate_for_view(view, request).check(
             request, getattr(view, "args", ()), getattr(view, "kwargs", {})
         )
-        if answer.allowed:
+        if decision.allowed:
             return True
-        raise MFAApprovalRequired(request, answer)
+        raise MFAApprovalRequired(request, decision)

@@ -370,7 +370,7 @@ def test_concurrent_calls_sharing_a_pool_all_succeed():
     fake = FakeHyperID(base_url=None)
     with fake.serve() as server:
         token = fake.issue_tokens(fake.add_user()).access_token
-        client = HyperIDClient(base_url=server.url, timeout=(1, 0.05), max_retries=0)
+        client = HyperIDClient(base_url=server.url, timeout=(1, 2), max_retries=0)
         transaction_id = client.start_transaction(token, question="Pay?", code="12")
         failures: list[BaseException] = []
 

@@ -451,11 +451,11 @@ def test_next_parameters_are_never_followed_off_site(fake_hyperid, browser):
 def test_a_path_starting_with_two_slashes_stays_on_this_site(fake_hyperid, browser):
     from django.test import RequestFactory
 
-    from hyperid_mfa.gate import _resubmission
+    from hyperid_mfa.rendering import resubmission
 
     request = RequestFactory().post("/gate/function/", {"amount": "1"})
     request.path = "//evil.example/gate/function/"  # as a server may pass it through
-    assert _resubmission(request)["url"] == "/%2Fevil.example/gate/function/"
+    assert resubmission(request)["url"] == "/%2Fevil.example/gate/function/"
 
 
 # --- cost -----------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_start_refuses_a_meaningless_action(hyperid_user, action):
 
 def test_codes_come_from_secrets_and_cover_00_to_99(monkeypatch):
     asked = []
-    monkeypatch.setattr(services.secrets, "randbelow", lambda n: asked.append(n) or 7)
+    monkeypatch.setattr("secrets.randbelow", lambda n: asked.append(n) or 7)
     assert services.new_code() == "07"
     assert asked == [100]
     monkeypatch.undo()

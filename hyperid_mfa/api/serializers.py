@@ -7,19 +7,19 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, CompleteResult, Result, Status
+from ..constants import (
+    STATUS_GET,
+    TRANSACTION_ID_MAX,
+    TRANSACTION_ID_MIN,
+    CompleteResult,
+    Result,
+    Status,
+)
+from ..exceptions import results_of
 from ..models import MFARequest, State
 
 #: The result codes the status-get endpoint answers (HyperID's status-get codes).
-STATUS_GET_RESULTS = (
-    Result.SUCCESS,
-    Result.SERVICE_UNAVAILABLE,
-    Result.INVALID_PARAMETERS,
-    Result.ACCESS_DENIED,
-    Result.TOKEN_EXPIRED,
-    Result.TOKEN_INVALID,
-    Result.TRANSACTION_NOT_FOUND,
-)
+STATUS_GET_RESULTS = tuple(Result(code) for code in sorted(results_of(STATUS_GET), reverse=True))
 
 
 class MFARequestSerializer(serializers.ModelSerializer[MFARequest]):

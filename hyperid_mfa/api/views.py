@@ -31,7 +31,7 @@ from rest_framework.throttling import BaseThrottle
 
 from .. import audit, services
 from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, Result
-from ..exceptions import AccessDenied, HyperIDError, TokenUnavailable
+from ..exceptions import HyperIDError
 from ..models import MFARequest, MFARequestQuerySet, RequestStatus, State
 from . import polling, schema
 from .parsers import AnyBodyParser, NonJSONBody, StrictJSONParser
@@ -43,6 +43,8 @@ from .serializers import (
 from .throttling import CancelThrottle, ListThrottle, MFARateThrottle, PollThrottle
 
 NOT_FOUND = gettext_lazy("No such MFA request.")
+#: Django's refusals of a body past DATA_UPLOAD_MAX_MEMORY_SIZE / _NUMBER_FIELDS / _FILES.
+DJANGO_BODY_LIMITS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
 class MFARequestPagination(PageNumberPagination):
@@ -91,9 +93,10 @@ class MFAAPIView(GenericAPIView[MFARequest]):
         return row
 
     def handle_exception(self, exc: Exception) -> Response:
-        # Django refuses oversized or overfull form bodies (DATA_UPLOAD_MAX_*) while
-        # DRF authenticates; its own answer would be an HTML 400. Answer in JSON.
-        if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        # Django refuses oversized or overfull form bodies (DATA_UPLOAD_MAX_*) wherever
+        # the body is read, DRF's authentication included; its own answer would be an
+        # HTML 400. Answer in JSON.
+        if isinstance(exc, DJANGO_BODY_LIMITS):
             exc = ParseError(gettext("The request body could not be read."))
         return super().handle_exception(exc)
 
@@ -218,20 +221,6 @@ def _transaction_id(body: object) -> int | None:
     return value if TRANSACTION_ID_MIN <= value <= TRANSACTION_ID_MAX else None
 
 
-def _result_of(error: HyperIDError) -> int:
-    """The status-get result code for a failure met while refreshing the request."""
-    if isinstance(error, TokenUnavailable):
-        # The user's token is unusable even after a refresh: expired (-4) when
-        # HyperID said so, otherwise invalid (-5), which includes "no token at all".
-        expired = error.result == Result.TOKEN_EXPIRED
-        return Result.TOKEN_EXPIRED if expired else Result.TOKEN_INVALID
-    if isinstance(error, AccessDenied):
-        return Result.ACCESS_DENIED
-    # Unreachable, -1, an answer outside the protocol, or an upstream refusal of a
-    # request we know to be well-formed: all "try again later" for the caller.
-    return Result.SERVICE_UNAVAILABLE
-
-
 def _answer(result: int, transaction_id: int | None) -> Response:
     return Response(
         {
@@ -295,5 +284,5 @@ class StatusGetView(MFAAPIView):
             return _answer(Result.TRANSACTION_NOT_FOUND, transaction_id)
         mfa_request, error = _refreshed(request, mfa_request)
         if error is not None:
-            return _answer(_result_of(error), transaction_id)
+            return _answer(error.status_get_result, transaction_id)
         return _answer_row(mfa_request)

@@ -1,0 +1,185 @@
+"""Turning the gate's :class:`~hyperid_mfa.gate.Decision` into an answer: the one place
+that knows every kind of response.
+
+- a plain Django view gets an :class:`~django.http.HttpResponse`: JSON for API
+  clients (``Accept: application/json`` or a JSON body), otherwise the approval page,
+  with the same status code; not signed in, it is sent to the login page like
+  ``login_required`` (JSON clients get a 403);
+- a DRF view method gets a DRF ``Response`` with the same JSON body;
+- the DRF permission raises :class:`MFAApprovalRequired`, an ``APIException``
+  carrying that body.
+
+Every answer is ``Cache-Control: no-store`` (it depends on the user and live state)
+and carries ``Retry-After`` where the refusal is worth retrying.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import escape_leading_slashes
+from django.utils.translation import gettext as _
+from rest_framework.exceptions import APIException
+
+from .conf import mfa_settings
+from .exceptions import NOT_AUTHENTICATED, PENDING
+from .fingerprint import CSRF_FIELD, django_request, is_drf_request, is_json_body
+from .gate import Decision
+from .models import MFARequest
+
+PAGE_TEMPLATE = "hyperid_mfa/approval_pending.html"
+
+
+def respond(request: Any, decision: Decision) -> Any:
+    """The answer of a decorated view or the mixin to a decision that does not run it."""
+    if decision.code == NOT_AUTHENTICATED:
+        if is_drf_request(request):
+            from rest_framework.exceptions import NotAuthenticated
+
+            # DRF picks 401 or 403 from the view's authentication classes.
+            raise NotAuthenticated()
+        if wants_json(request):
+            return JsonResponse(json_body(request, decision), status=403)
+        return redirect_to_login(django_request(request).get_full_path())
+    if is_drf_request(request):
+        from rest_framework.response import Response
+
+        return Response(
+            json_body(request, decision), status=decision.status, headers=headers(decision)
+        )
+    if wants_json(request):
+        response: HttpResponse = JsonResponse(json_body(request, decision), status=decision.status)
+    else:
+        response = approval_page(request, decision)
+    for name, value in headers(decision).items():
+        response[name] = value
+    return response
+
+
+class MFAApprovalRequired(APIException):
+    """Raised by the DRF permission: carries the gate's answer as the response body."""
+
+    status_code = 403
+    default_detail = "Approval with HyperID is required."
+    default_code = PENDING
+
+    def __init__(self, request: Any, decision: Decision) -> None:
+        super().__init__()
+        self.status_code = decision.status
+        # Set after __init__: APIException would turn numbers and None into strings.
+        self.detail = json_body(request, decision)
+        # DRF's exception handler turns ``wait`` into a Retry-After header.
+        self.wait = decision.retry_after
+
+
+def wants_json(request: Any) -> bool:
+    """DRF requests, ``Accept: application/json`` and JSON bodies get JSON."""
+    if is_drf_request(request):
+        return True
+    plain = django_request(request)
+    if is_json_body(plain):
+        return True
+    accept = plain.META.get("HTTP_ACCEPT", "")
+    for media_range in accept.split(","):
+        media_type = media_range.split(";")[0].strip().lower()
+        if media_type == "application/json" or media_type.endswith("+json"):
+            return True
+    return False
+
+
+def json_body(request: Any, decision: Decision) -> dict[str, Any]:
+    """The JSON body: code, detail and, where one exists, the MFA request."""
+    data: dict[str, Any] = {"code": decision.code, "detail": decision.detail}
+    mfa_request = decision.mfa_request
+    if mfa_request is not None:
+        data["mfa_request"] = {
+            "id": str(mfa_request.pk),
+            "transaction_id": mfa_request.transaction_id,
+            "state": mfa_request.state,
+            "code": mfa_request.code,
+            "question": mfa_request.question,
+            "status_url": _url(django_request(request), "hyperid_mfa:request-detail", mfa_request),
+            "expires_at": mfa_request.expires_at.isoformat(),
+        }
+    return data
+
+
+def headers(decision: Decision) -> dict[str, str]:
+    extra = {"Cache-Control": "no-store"}
+    if decision.retry_after is not None:
+        extra["Retry-After"] = str(decision.retry_after)
+    return extra
+
+
+def approval_page(request: Any, decision: Decision) -> HttpResponse:
+    """The HTML page: the code to match, the question, and the script's settings."""
+    plain = django_request(request)
+    mfa_request = decision.mfa_request
+    context = {
+        "answer": decision,
+        "mfa_request": mfa_request,
+        "base_template": mfa_settings.BASE_TEMPLATE,
+        "config": {
+            "state": mfa_request.state if mfa_request else None,
+            "code": decision.code,
+            "statusUrl": _url(plain, "hyperid_mfa:request-detail", mfa_request),
+            "cancelUrl": _url(plain, "hyperid_mfa:request-cancel", mfa_request),
+            "pollInterval": mfa_settings.POLL_INTERVAL,
+            "retryAfter": decision.retry_after,
+            "resubmit": resubmission(plain),
+            "messages": _page_messages(),
+        },
+    }
+    return HttpResponse(
+        render_to_string(PAGE_TEMPLATE, context, request=plain), status=decision.status
+    )
+
+
+def resubmission(request: HttpRequest) -> dict[str, Any]:
+    """How the approval page sends the original request again (its form's method, URL
+    and hidden fields). The URL is a path on this site, never a redirect target
+    taken from the request."""
+    if request.method == "POST" and not is_json_body(request):
+        data, url, method = request.POST, request.get_full_path(), "POST"
+    else:
+        # A GET form replaces the query string with its fields: carry them as fields.
+        data, url, method = request.GET, request.path, "GET"
+    fields = [[key, value] for key in data if key != CSRF_FIELD for value in data.getlist(key)]
+    return {
+        "method": method,
+        # A path beginning with // would be read as another host: keep it on this site.
+        "url": escape_leading_slashes(url),
+        "fields": fields,
+        "has_files": method == "POST" and bool(request.FILES),
+    }
+
+
+def _url(request: HttpRequest, name: str, mfa_request: MFARequest | None) -> str | None:
+    if mfa_request is None:
+        return None
+    try:
+        return request.build_absolute_uri(reverse(name, args=[mfa_request.pk]))
+    except NoReverseMatch:
+        return None
+
+
+def _page_messages() -> dict[str, str]:
+    """Texts the page's script shows, translated here (the script carries none)."""
+    return {
+        "pending": _("Waiting for your approval…"),
+        "approved": _("Approved. Continuing…"),
+        "denied": _("You denied this request in the app."),
+        "expired": _("The request expired before it was approved."),
+        "canceled": _("The request was canceled."),
+        "failed": _("HyperID no longer knows this request."),
+        "consumed": _("This approval has already been used."),
+        "error": _("Cannot reach the server; still trying…"),
+        "cancelFailed": _("Could not cancel the request. Try again."),
+        "filesLost": _(
+            "Approved. Submit the form again to continue: files cannot be resent automatically."
+        ),
+    }

@@ -1,0 +1,77 @@
+"""Retention: deleting finished requests once they are old enough.
+
+``hyperid_mfa_purge`` and the Celery task ``hyperid_mfa.purge_finished`` run
+:func:`purge_finished`. Reached through :mod:`hyperid_mfa.services`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from .models import MFARequest, MFARequestQuerySet
+
+logger = logging.getLogger("hyperid_mfa")
+
+#: Rows deleted per statement by :func:`purge_finished`: short transactions, short locks.
+PURGE_BATCH_SIZE = 1000
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | float | timedelta) -> timedelta:
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"`` (or seconds, or a timedelta) as a timedelta.
+
+    A string must carry its unit: a bare ``"30"`` could mean seconds or days.
+    Raises ``ValueError`` for anything else, and for zero or negative durations.
+    """
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        duration = timedelta(seconds=value)
+    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        duration = timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+    else:
+        raise ValueError(
+            f"cannot read the duration {value!r}: write a number and a unit (s, m, h or d), "
+            "for example '30d'"
+        )
+    if duration <= timedelta(0):
+        raise ValueError(f"the duration {value!r} must be positive")
+    return duration
+
+
+def finished_before(cutoff: datetime) -> MFARequestQuerySet:
+    """Finished requests created before ``cutoff``: what retention may delete.
+
+    Pending requests are never included, however old: the poller still follows them,
+    and deleting one would leave a push on the user's phone that no row answers for.
+    """
+    return MFARequest.objects.finished().filter(created_at__lt=cutoff)
+
+
+def purge_finished(older_than: str | float | timedelta, *, dry_run: bool = False) -> int:
+    """Delete finished requests created more than ``older_than`` ago; return how many.
+
+    ``older_than`` is read by :func:`parse_duration`. With ``dry_run`` nothing is
+    deleted and the count is of what would be. Deletes in batches of
+    ``PURGE_BATCH_SIZE`` so that a large backlog never holds long locks.
+    """
+    cutoff = timezone.now() - parse_duration(older_than)
+    rows = finished_before(cutoff)
+    if dry_run:
+        return rows.count()
+    deleted = 0
+    while True:
+        batch = list(rows.values_list("pk", flat=True)[:PURGE_BATCH_SIZE])
+        if not batch:
+            break
+        # The status test again: only finished rows, even if the query above were changed.
+        count, _ = MFARequest.objects.finished().filter(pk__in=batch).delete()
+        deleted += count
+    logger.info("Purged %d finished MFA request(s) created before %s", deleted, cutoff.isoformat())
+    return deleted
