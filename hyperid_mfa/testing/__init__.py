@@ -40,24 +40,14 @@ play the user's phone (the demo's simulator, ``manage.py hyperid_mfa_simulator``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .answers import FakeResponse
 from .authenticator import Authenticator
-from .fake import CALLS, FAULTS, FakeHyperID, FakeResponse, FakeTransaction, RecordedCall, TokenPair
-
-if TYPE_CHECKING:
-    from .server import FakeHyperIDServer
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use so that ``python -m hyperid_mfa.testing.server`` does not
-    # find its own module already imported (runpy warns about that).
-    if name == "FakeHyperIDServer":
-        from .server import FakeHyperIDServer
-
-        return FakeHyperIDServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from .calls import CALLS, RecordedCall
+from .fake import FakeHyperID
+from .faults import FAULTS
+from .http_server import FakeHyperIDServer
+from .tokens import TokenPair
+from .transactions import FakeTransaction
 
 __all__ = [
     "CALLS",

@@ -43,7 +43,9 @@ import secrets
 from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from .fake import FakeHyperID, FakeResponse, FakeTransaction
+from .answers import FakeResponse
+from .fake import FakeHyperID
+from .transactions import FakeTransaction
 
 __all__ = ["AUTHENTICATOR_PATH", "Authenticator"]
 

@@ -1,0 +1,237 @@
+"""Injected faults: which there are, what they take, and how they bend an answer.
+
+:meth:`FakeHyperID.inject` documents each fault. Some answer *instead of* the call
+(HyperID never processes it), the others bend the answer *after* the call was
+processed. Faults wait in a queue in injection order; one call gets at most one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .answers import Answer, FakeResponse, html_response, json_response
+from .calls import CALL_START, CALL_STATUS_GET, CALLS
+from .encoding import canonical_json, is_int
+
+__all__ = ["FAULTS", "Fault", "FaultQueue"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FaultSpec:
+    #: Answered in place of the call (the call is not processed) rather than after it.
+    instead: bool
+    params: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+    #: Calls the fault can apply to; None: any.
+    calls: frozenset[str] | None = None
+    #: The answer field the fault needs in a success answer; "*" means params["field"].
+    field: str | None = None
+
+
+_FAULT_SPECS: dict[str, _FaultSpec] = {
+    "http_500": _FaultSpec(instead=True),
+    "http_502": _FaultSpec(instead=True),
+    "http_503": _FaultSpec(instead=True, params=frozenset({"retry_after"})),
+    "http_429": _FaultSpec(instead=True, params=frozenset({"retry_after"})),
+    "connection_error": _FaultSpec(instead=True),
+    "html": _FaultSpec(instead=True),
+    "result": _FaultSpec(
+        instead=True, params=frozenset({"result"}), required=frozenset({"result"})
+    ),
+    "timeout": _FaultSpec(instead=False, params=frozenset({"seconds"})),
+    "delay": _FaultSpec(
+        instead=False, params=frozenset({"seconds"}), required=frozenset({"seconds"})
+    ),
+    "malformed_json": _FaultSpec(instead=False),
+    "truncated_json": _FaultSpec(instead=False),
+    "wrong_transaction_id": _FaultSpec(
+        instead=False, calls=frozenset({CALL_STATUS_GET, CALL_START}), field="transaction_id"
+    ),
+    "status": _FaultSpec(
+        instead=False,
+        params=frozenset({"value"}),
+        required=frozenset({"value"}),
+        calls=frozenset({CALL_STATUS_GET}),
+        field="transaction_status",
+    ),
+    "complete_result": _FaultSpec(
+        instead=False,
+        params=frozenset({"value"}),
+        required=frozenset({"value"}),
+        calls=frozenset({CALL_STATUS_GET}),
+        field="transaction_complete_result",
+    ),
+    "missing_field": _FaultSpec(
+        instead=False, params=frozenset({"field"}), required=frozenset({"field"}), field="*"
+    ),
+}
+
+#: The fault names :meth:`FakeHyperID.inject` accepts.
+FAULTS: frozenset[str] = frozenset(_FAULT_SPECS)
+
+_DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclasses.dataclass
+class Fault:
+    kind: str
+    call: str | None
+    remaining: int | None  # None: forever
+    params: dict[str, Any]
+
+    @classmethod
+    def checked(
+        cls, fault: str, call: str | None, times: int | None, params: Mapping[str, Any]
+    ) -> Fault:
+        """The fault ``inject()`` asked for; ValueError or TypeError if it cannot be."""
+        spec = _FAULT_SPECS.get(fault)
+        if spec is None:
+            raise ValueError(f"unknown fault {fault!r}; choose from {sorted(FAULTS)}")
+        if call is not None and call not in CALLS:
+            raise ValueError(f"unknown call {call!r}; choose from {list(CALLS)}")
+        if call is not None and spec.calls is not None and call not in spec.calls:
+            raise ValueError(
+                f"fault {fault!r} never applies to {call!r}; it applies to {sorted(spec.calls)}"
+            )
+        if times is not None and (not is_int(times) or times < 0):
+            raise ValueError("times must be a non-negative int, or None for forever")
+        unknown = set(params) - spec.params
+        if unknown:
+            raise TypeError(f"fault {fault!r} takes no parameter(s) {sorted(unknown)}")
+        missing = spec.required - set(params)
+        if missing:
+            raise TypeError(f"fault {fault!r} needs parameter(s) {sorted(missing)}")
+        for key in ("seconds", "retry_after"):
+            value = params.get(key)
+            if isinstance(value, bool) or (
+                isinstance(value, (int, float)) and not (math.isfinite(value) and value >= 0)
+            ):
+                raise ValueError(f"{key} must be a non-negative number")
+        if "seconds" in params and not isinstance(params["seconds"], (int, float)):
+            raise TypeError("seconds must be a number")
+        if "retry_after" in params and re.search(r"[\r\n]", str(params["retry_after"])):
+            raise ValueError("retry_after must not contain line breaks")
+        if "field" in params and not isinstance(params["field"], str):
+            raise TypeError("field must be a string")
+        for key in ("value", "result"):
+            if key in params:
+                canonical_json(params[key])  # must be JSON-serialisable: TypeError if not
+        return cls(fault, call, times or None, dict(params))
+
+    @property
+    def spec(self) -> _FaultSpec:
+        return _FAULT_SPECS[self.kind]
+
+    def matches(self, call: str) -> bool:
+        if self.call is not None and self.call != call:
+            return False
+        allowed = self.spec.calls
+        return allowed is None or call in allowed
+
+    def field(self) -> str | None:
+        field = self.spec.field
+        return str(self.params["field"]) if field == "*" else field
+
+    def applies_to(self, answer: Answer) -> bool:
+        field = self.field()
+        if field is None:
+            return True
+        return answer.is_success and field in answer.payload
+
+    def result(self) -> int | None:
+        """The result code a ``result`` fault answers with, when it is an int."""
+        result = self.params.get("result") if self.kind == "result" else None
+        return result if is_int(result) else None
+
+    def answer_instead(self) -> FakeResponse:
+        kind = self.kind
+        retry_after = self.params.get("retry_after")
+        extra = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        if kind == "http_500":
+            return html_response(500, "500 Internal Server Error")
+        if kind == "http_502":
+            return html_response(502, "502 Bad Gateway")
+        if kind == "http_503":
+            return html_response(503, "503 Service Temporarily Unavailable", extra)
+        if kind == "http_429":
+            return html_response(429, "429 Too Many Requests", extra)
+        if kind == "connection_error":
+            return FakeResponse(0, {}, b"", disconnect=True, exception="connection_error")
+        if kind == "html":
+            return html_response(200, "HyperID")
+        return json_response(200, {"result": self.params["result"]})  # "result"
+
+    def answer_after(self, answer: Answer) -> FakeResponse:
+        kind = self.kind
+        payload = dict(answer.payload)
+        if kind == "timeout":
+            response = json_response(answer.status, payload, answer.headers)
+            response.delay = float(self.params.get("seconds", _DEFAULT_TIMEOUT_SECONDS))
+            response.exception = "timeout"
+            return response
+        if kind == "delay":
+            response = json_response(answer.status, payload, answer.headers)
+            response.delay = float(self.params["seconds"])
+            return response
+        if kind == "malformed_json":
+            response = json_response(answer.status, payload, answer.headers)
+            response.body = b"{not json"
+            return response
+        if kind == "truncated_json":
+            response = json_response(answer.status, payload, answer.headers)
+            response.body = response.body[: len(response.body) // 2]
+            return response
+        if kind == "wrong_transaction_id":
+            payload["transaction_id"] = int(payload["transaction_id"]) + 1
+        elif kind == "status":
+            payload["transaction_status"] = self.params["value"]
+        elif kind == "complete_result":
+            payload["transaction_complete_result"] = self.params["value"]
+        elif kind == "missing_field":
+            del payload[str(self.params["field"])]
+        return json_response(answer.status, payload, answer.headers)
+
+
+class FaultQueue:
+    """The faults still waiting, in injection order."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        self._faults.append(fault)
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def take_instead(self, call: str) -> Fault | None:
+        """The fault that answers ``call`` in its place, if the first one waiting for it does."""
+        first = next((f for f in self._faults if f.matches(call)), None)
+        if first is None or not first.spec.instead:
+            return None
+        self._take(first)
+        return first
+
+    def take_after(self, call: str, answer: Answer) -> Fault | None:
+        """The first fault waiting to bend ``answer``, the answer to ``call``."""
+        fault = next(
+            (
+                f
+                for f in self._faults
+                if f.matches(call) and not f.spec.instead and f.applies_to(answer)
+            ),
+            None,
+        )
+        if fault is not None:
+            self._take(fault)
+        return fault
+
+    def _take(self, fault: Fault) -> None:
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.remove(fault)
