@@ -24,18 +24,11 @@ token provider (where a user's HyperID access token comes from).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import requests
-from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext
-
-from .exceptions import HyperIDConfigurationError
-
-DEFAULT_ADAPTER = "hyperid_mfa.adapter.MFAAdapter"
 
 
 @runtime_checkable
@@ -75,42 +68,15 @@ class MFAAdapter:
         """Where users' HyperID access tokens come from (``TOKEN_PROVIDER`` by default)."""
         from .conf import mfa_settings
 
-        provider_class = mfa_settings.TOKEN_PROVIDER
-        provider = provider_class() if isinstance(provider_class, type) else provider_class
-        if not isinstance(provider, TokenProvider):
-            raise HyperIDConfigurationError(
-                "HYPERID_MFA['TOKEN_PROVIDER'] must name a class with get_access_token(user) "
-                "and refresh_access_token(user)."
-            )
-        return provider
-
-
-@functools.cache
-def _adapter_class(path: str) -> type[MFAAdapter]:
-    try:
-        cls = import_string(path)
-    except ImportError as err:
-        raise HyperIDConfigurationError(
-            f"HYPERID_MFA['ADAPTER'] = {path!r} cannot be imported: {err}"
-        ) from err
-    if not (isinstance(cls, type) and issubclass(cls, MFAAdapter)):
-        raise HyperIDConfigurationError(
-            f"HYPERID_MFA['ADAPTER'] = {path!r} is not a subclass of "
-            "hyperid_mfa.adapter.MFAAdapter."
-        )
-    return cls
+        # What TOKEN_PROVIDER names has both methods: the settings refuse it otherwise (E005).
+        provider = mfa_settings.TOKEN_PROVIDER
+        instance: TokenProvider = provider() if isinstance(provider, type) else provider
+        return instance
 
 
 def get_adapter() -> MFAAdapter:
-    """The project's adapter (``HYPERID_MFA['ADAPTER']``)."""
+    """The project's adapter (``HYPERID_MFA['ADAPTER']``, checked by E011)."""
     from .conf import mfa_settings
 
-    return _adapter_class(getattr(mfa_settings, "ADAPTER", DEFAULT_ADAPTER))()
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == "HYPERID_MFA":
-        _adapter_class.cache_clear()
-
-
-setting_changed.connect(_reload, dispatch_uid="hyperid_mfa.adapter.reload")
+    adapter: MFAAdapter = mfa_settings.ADAPTER()
+    return adapter

@@ -8,8 +8,12 @@ class HyperIDMFAConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.checks import Tags, register
+
         from . import receivers
+        from .atomicity import check_atomic_requests
         from .checks import register_checks
 
         register_checks()
+        register(check_atomic_requests, Tags.urls, Tags.security)
         receivers.connect()

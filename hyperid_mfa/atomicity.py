@@ -24,8 +24,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.core.checks import CheckMessage, Error
 from django.db import connections, router, transaction
 
+from .checks import E009
 from .fingerprint import django_request
 
 
@@ -107,3 +109,87 @@ def in_callers_transaction() -> str | None:
         elif connection.connection is not None and not connection.autocommit:
             return alias  # set_autocommit(False) by hand
     return None
+
+
+# --- the system check: gated views left inside ATOMIC_REQUESTS (E009) ---------------------
+
+
+def _url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    from django.urls import URLPattern, URLResolver
+
+    for entry in patterns:
+        if isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.callback
+        elif isinstance(entry, URLResolver):
+            yield from _url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
+
+
+def _gates(item: Any) -> bool:
+    """Whether a DRF permission (a class, or ``A & B`` style operands) includes the
+    gate's: the gate's classes say so with ``mfa_gated``."""
+    if isinstance(item, type):
+        return bool(getattr(item, "mfa_gated", False))
+    return any(
+        _gates(getattr(item, name)) for name in ("op1_class", "op2_class") if hasattr(item, name)
+    )
+
+
+def is_gated(callback: Any) -> bool:
+    """Whether a URL callback runs the gate: a decorated function, a class with the
+    mixin, the DRF permission, or a decorated method."""
+    if getattr(callback, "mfa_gate", None) is not None:
+        return True
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if not isinstance(view_class, type):
+        return False
+    if getattr(view_class, "mfa_gated", False):
+        return True
+    if any(_gates(permission) for permission in getattr(view_class, "permission_classes", ())):
+        return True
+    return any(
+        getattr(member, "mfa_gate", None) is not None
+        for klass in view_class.__mro__
+        for member in vars(klass).values()
+        if callable(member)
+    )
+
+
+def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E009: a gated view that Django would run inside ``ATOMIC_REQUESTS``.
+
+    Its approval would be spent inside the view's transaction and come back unspent
+    when the view fails; the gate refuses such requests (500 ``mfa_misconfigured``).
+    """
+    from asgiref.sync import iscoroutinefunction
+    from django.urls import get_resolver
+
+    aliases = atomic_request_aliases()
+    if not aliases:
+        return []
+    messages: list[CheckMessage] = []
+    for route, callback in _url_callbacks(get_resolver().url_patterns):
+        # Django itself refuses ATOMIC_REQUESTS on async views.
+        if iscoroutinefunction(callback) or not is_gated(callback):
+            continue
+        excluded = getattr(callback, "_non_atomic_requests", ())
+        atomic_on = [alias for alias in aliases if alias not in excluded]
+        if not atomic_on:
+            continue
+        name = getattr(callback, "__qualname__", repr(callback))
+        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+        if isinstance(view_class, type):
+            name = f"{view_class.__module__}.{view_class.__qualname__}"
+        messages.append(
+            Error(
+                f"The gated view {name} (URL {route!r}) runs inside ATOMIC_REQUESTS on "
+                f"{', '.join(map(repr, atomic_on))}: an approval spent inside the view's "
+                "transaction would come back unspent when the view fails, so the gate "
+                "refuses every request to it.",
+                hint="Decorate the view class with @method_decorator(transaction."
+                "non_atomic_requests, name='dispatch') and open transaction.atomic() "
+                "inside the handler where you need one, or use MFAApprovalRequiredMixin "
+                "or @require_mfa_approval on a function view, which do this themselves.",
+                id=E009,
+            )
+        )
+    return messages

@@ -1,4 +1,15 @@
-"""System checks for the ``HYPERID_MFA`` setting (``python manage.py check``).
+"""What a valid ``HYPERID_MFA`` is, and the system checks (``python manage.py check``).
+
+This module is the only validator of the setting. It holds the table of keys with
+their defaults and the rules each value must follow; ``conf`` builds ``mfa_settings``
+only from a value these rules accept and refuses any other at run time with the
+same messages (:func:`value_errors`). The system checks add what depends on the
+deployment rather than on the value (plain ``http://``, missing credentials,
+Celery, keys derived from ``SECRET_KEY``, gated views inside ``ATOMIC_REQUESTS``).
+
+``conf`` imports this module, so it imports nothing that reads settings: the
+gated-view check finds the gate's classes among the modules already imported
+(see :func:`_loaded`) instead of importing them.
 
 Registered from ``HyperIDMFAConfig.ready()``. Each problem has an id
 (``hyperid_mfa.E001``...) and a hint saying how to fix it.
@@ -8,17 +19,49 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, SETTING_NAME, parse_rate
-from .exceptions import HyperIDConfigurationError
+from . import crypto, wire
+from .constants import DEFAULT_TEMPLATE_ID, PRODUCTION_API_BASE_URL, PRODUCTION_ISSUER
+
+SETTING_NAME = "HYPERID_MFA"
+
+DEFAULTS: dict[str, Any] = {
+    "API_BASE_URL": PRODUCTION_API_BASE_URL,
+    # (connect, read) seconds. Every HTTP call has a timeout.
+    "TIMEOUT": (3.05, 10),
+    "MAX_RETRIES": 2,
+    "TOKEN_PROVIDER": "hyperid_mfa.tokens.StoredTokenProvider",
+    "ISSUER": PRODUCTION_ISSUER,
+    "CLIENT_ID": None,
+    "CLIENT_SECRET": None,
+    # None: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); a system check warns.
+    "TOKEN_ENCRYPTION_KEYS": None,
+    "REQUEST_TTL": 300,
+    "APPROVAL_MAX_AGE": 300,
+    "MIN_REFRESH_INTERVAL": 2,
+    "START_RATE_LIMIT": "5/10m",
+    # Seconds after a denial before the same user may be sent another push.
+    "DENIAL_COOLDOWN": 30,
+    "TEMPLATE_ID": DEFAULT_TEMPLATE_ID,
+    # The template the approval page extends (it must define a "content" block).
+    "BASE_TEMPLATE": "hyperid_mfa/base.html",
+    # Seconds a client should wait between polls of a pending request.
+    "POLL_INTERVAL": 2,
+    # With Celery: schedule a refresh task this many seconds after each push (None: off).
+    "REFRESH_AFTER_START": None,
+    # What a project may swap: the HTTP session, the default question, the token provider.
+    "ADAPTER": "hyperid_mfa.adapter.MFAAdapter",
+}
+
+#: Keys whose value is an import string, resolved at its first read.
+IMPORT_STRINGS = frozenset({"TOKEN_PROVIDER", "ADAPTER"})
 
 # id -> meaning, for the documentation and the tests.
 E001 = "hyperid_mfa.E001"  # not a dict / unknown keys
@@ -31,7 +74,11 @@ W007 = "hyperid_mfa.W007"  # encryption keys derived from SECRET_KEY
 E008 = "hyperid_mfa.E008"  # START_RATE_LIMIT unreadable
 E009 = "hyperid_mfa.E009"  # a gated view runs inside ATOMIC_REQUESTS
 W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
+E011 = "hyperid_mfa.E011"  # ADAPTER unimportable or not an adapter
 W012 = "hyperid_mfa.W012"  # REFRESH_AFTER_START set, but Celery is not installed
+
+
+# --- the rules of each value ---------------------------------------------------------------
 
 
 def _is_number(value: Any) -> bool:
@@ -87,46 +134,131 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or _non_negative(v),
         "None or a number of seconds, 0 or more",
     ),
+    "ADAPTER": (lambda v: isinstance(v, (str, type)), "an import string of an adapter class"),
+}
+
+# What the E002 hint says where "The default is <repr>." would mislead.
+_DEFAULT_HINTS = {
+    "TOKEN_ENCRYPTION_KEYS": (
+        "Leave it unset to derive keys from SECRET_KEY and SECRET_KEY_FALLBACKS "
+        f"(warning {W007}), or list keys made with "
+        "cryptography.fernet.Fernet.generate_key(), newest first."
+    ),
 }
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+# Values never quoted in a message: it reaches logs and error pages at run time.
+_SECRETS = frozenset({"CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS"})
+
+
+def _wrong_type(key: str, value: Any, expected: str) -> CheckMessage:
+    shown = f"a {type(value).__name__}" if key in _SECRETS else repr(value)
+    return Error(
+        f"{SETTING_NAME}[{key!r}] must be {expected}, not {shown}.",
+        hint=_DEFAULT_HINTS.get(key, f"The default is {DEFAULTS[key]!r}."),
+        id=E002,
+    )
+
+
+def _url_errors(key: str, value: str) -> list[CheckMessage]:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return []
+    except ValueError:  # "http://[::1" and other unbalanced brackets
+        pass
+    return [
+        Error(
+            f"{SETTING_NAME}[{key!r}] is not an absolute http(s) URL: {value!r}.",
+            hint="Write it like 'https://api.hypersecureid.com'.",
+            id=E003,
+        )
+    ]
 
 
-def _check_url(key: str, value: str) -> list[CheckMessage]:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def _key_errors(value: Any) -> list[CheckMessage]:
+    keys = [value] if isinstance(value, (str, bytes)) else list(value or ())
+    for index, key in enumerate(keys):
+        try:
+            crypto.check_key(key)
+        except ValueError:
+            return [
+                Error(
+                    f"{SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'][{index}] is not a Fernet key.",
+                    hint="Make one with cryptography.fernet.Fernet.generate_key().",
+                    id=E006,
+                )
+            ]
+    return []
+
+
+def _rate_errors(value: str | None) -> list[CheckMessage]:
+    try:
+        wire.parse_rate(value)
+    except ValueError as err:
         return [
             Error(
-                f"{SETTING_NAME}[{key!r}] is not an absolute http(s) URL: {value!r}.",
-                hint="Write it like 'https://api.hypersecureid.com'.",
-                id=E003,
-            )
-        ]
-    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not settings.DEBUG:
-        return [
-            Error(
-                f"{SETTING_NAME}[{key!r}] uses plain http:// to {parts.hostname}: access tokens "
-                "would cross the network unencrypted.",
-                hint="Use https://. Plain http:// is accepted only for loopback hosts "
-                "(a local simulator) or with DEBUG on.",
-                id=E004,
+                f"{SETTING_NAME}['START_RATE_LIMIT']: {err}.",
+                hint="For example '5/10m': five pushes per user per ten minutes.",
+                id=E008,
             )
         ]
     return []
 
 
-def _check_provider(value: Any) -> list[CheckMessage]:
+# Rules that read a value of the right type further.
+_VALUE_RULES: dict[str, Callable[[Any], list[CheckMessage]]] = {
+    "API_BASE_URL": lambda v: _url_errors("API_BASE_URL", v),
+    "ISSUER": lambda v: _url_errors("ISSUER", v),
+    "TOKEN_ENCRYPTION_KEYS": _key_errors,
+    "START_RATE_LIMIT": _rate_errors,
+}
+
+
+def value_errors(raw: Any) -> list[CheckMessage]:
+    """What makes ``raw``, a value of ``HYPERID_MFA``, unusable: E001, E002, E003,
+    E006 and E008. Empty when every value may be used as it is.
+
+    ``conf`` refuses, at run time, a setting for which this is not empty.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                hint=f"Write {SETTING_NAME} = {{'CLIENT_ID': ..., ...}}.",
+                id=E001,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    unknown = sorted(set(raw) - set(DEFAULTS), key=repr)
+    if unknown:
+        errors.append(
+            Error(
+                f"{SETTING_NAME} has unknown key(s): {', '.join(map(repr, unknown))}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id=E001,
+            )
+        )
+    for key, value in raw.items():
+        if key not in _TYPES:
+            continue
+        test, expected = _TYPES[key]
+        if not test(value):
+            errors.append(_wrong_type(key, value, expected))
+        elif key in _VALUE_RULES:
+            errors += _VALUE_RULES[key](value)
+    return errors
+
+
+def load_token_provider(value: Any) -> tuple[Any, list[CheckMessage]]:
+    """The class ``TOKEN_PROVIDER`` names, and the E005 errors that make it unusable
+    (then the class is None)."""
     try:
         provider = import_string(value) if isinstance(value, str) else value
     except ImportError as err:
-        return [
+        return None, [
             Error(
                 f"{SETTING_NAME}['TOKEN_PROVIDER'] = {value!r} cannot be imported: {err}.",
                 hint="Give the dotted path of a class, "
@@ -140,7 +272,7 @@ def _check_provider(value: Any) -> list[CheckMessage]:
         if not callable(getattr(provider, name, None))
     ]
     if missing:
-        return [
+        return None, [
             Error(
                 f"{SETTING_NAME}['TOKEN_PROVIDER'] {value!r} lacks {', '.join(missing)}.",
                 hint="A token provider has get_access_token(user) and "
@@ -148,84 +280,106 @@ def _check_provider(value: Any) -> list[CheckMessage]:
                 id=E005,
             )
         ]
-    return []
+    return provider, []
 
 
-def _check_keys(value: Any) -> list[CheckMessage]:
-    if not value:
-        # Django itself refuses an empty SECRET_KEY, so a derived key always exists.
-        return [
-            Warning(
-                "HyperID tokens are encrypted with a key derived from SECRET_KEY.",
-                hint=f"Set {SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'] to a list of keys made "
-                "with cryptography.fernet.Fernet.generate_key(), so that rotating "
-                "SECRET_KEY does not make stored tokens unreadable.",
-                id=W007,
+#: What an adapter must have (see hyperid_mfa.adapter.MFAAdapter).
+ADAPTER_METHODS = ("get_requests_session", "format_question", "get_token_provider")
+
+
+def load_adapter(value: Any) -> tuple[Any, list[CheckMessage]]:
+    """The class ``ADAPTER`` names, and the E011 errors that make it unusable (then
+    the class is None)."""
+    hint = (
+        "Give the dotted path of a subclass of hyperid_mfa.adapter.MFAAdapter, or leave "
+        "ADAPTER unset."
+    )
+    try:
+        adapter = import_string(value) if isinstance(value, str) else value
+    except ImportError as err:
+        return None, [
+            Error(
+                f"{SETTING_NAME}['ADAPTER'] = {value!r} cannot be imported: {err}.",
+                hint=hint,
+                id=E011,
             )
         ]
-    keys = [value] if isinstance(value, (str, bytes)) else list(value)
-    for index, key in enumerate(keys):
-        try:
-            Fernet(key)
-        except (ValueError, TypeError):
-            return [
-                Error(
-                    f"{SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'][{index}] is not a Fernet key.",
-                    hint="Make one with cryptography.fernet.Fernet.generate_key().",
-                    id=E006,
-                )
-            ]
+    missing = [name for name in ADAPTER_METHODS if not callable(getattr(adapter, name, None))]
+    if not isinstance(adapter, type) or missing:
+        return None, [
+            Error(
+                f"{SETTING_NAME}['ADAPTER'] {value!r} is not an adapter class"
+                + (f" (it lacks {', '.join(missing)})." if missing else "."),
+                hint=hint,
+                id=E011,
+            )
+        ]
+    return adapter, []
+
+
+# --- what depends on the deployment ---------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _plain_http_errors(key: str, value: str) -> list[CheckMessage]:
+    parts = urlsplit(value)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and not settings.DEBUG:
+        return [
+            Error(
+                f"{SETTING_NAME}[{key!r}] uses plain http:// to {parts.hostname}: access tokens "
+                "would cross the network unencrypted.",
+                hint="Use https://. Plain http:// is accepted only for loopback hosts "
+                "(a local simulator) or with DEBUG on.",
+                id=E004,
+            )
+        ]
     return []
+
+
+def _derived_keys_warning() -> CheckMessage:
+    # Django itself refuses an empty SECRET_KEY, so a derived key always exists.
+    return Warning(
+        "HyperID tokens are encrypted with keys derived from SECRET_KEY and "
+        "SECRET_KEY_FALLBACKS: a token stays readable only while the secret it was "
+        "stored under is one of them.",
+        hint=f"Set {SETTING_NAME}['TOKEN_ENCRYPTION_KEYS'] to a list of keys made with "
+        "cryptography.fernet.Fernet.generate_key(). To keep the tokens stored so far, "
+        "list hyperid_mfa.crypto.derive_key(SECRET_KEY) after the new key until "
+        "manage.py hyperid_mfa_rotate_keys has run.",
+        id=W007,
+    )
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        return [
-            Error(
-                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
-                hint=f"Write {SETTING_NAME} = {{'CLIENT_ID': ..., ...}}.",
-                id=E001,
-            )
-        ]
-    messages: list[CheckMessage] = []
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        messages.append(
-            Error(
-                f"{SETTING_NAME} has unknown key(s): {', '.join(map(repr, unknown))}.",
-                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-                id=E001,
-            )
-        )
-    values = {**DEFAULTS, **{k: v for k, v in raw.items() if k in DEFAULTS}}
-    valid = {}
-    for key, (test, expected) in _TYPES.items():
-        if test(values[key]):
-            valid[key] = values[key]
-        else:
-            messages.append(
-                Error(
-                    f"{SETTING_NAME}[{key!r}] must be {expected}, not {values[key]!r}.",
-                    hint=f"The default is {DEFAULTS[key]!r}.",
-                    id=E002,
-                )
-            )
+    messages = value_errors(raw)
+    if raw is not None and not isinstance(raw, Mapping):
+        return messages
+    given = raw or {}
+    values = {**DEFAULTS, **{key: given[key] for key in given if key in DEFAULTS}}
+    wrong = {key for key in values if not _TYPES[key][0](values[key])}
     for key in ("API_BASE_URL", "ISSUER"):
-        if key in valid:
-            messages += _check_url(key, valid[key])
-    if "TOKEN_PROVIDER" in valid:
-        messages += _check_provider(valid["TOKEN_PROVIDER"])
-    if "TOKEN_ENCRYPTION_KEYS" in valid:
-        messages += _check_keys(valid["TOKEN_ENCRYPTION_KEYS"])
-    if "START_RATE_LIMIT" in valid:
-        try:
-            parse_rate(valid["START_RATE_LIMIT"])
-        except HyperIDConfigurationError as err:
-            messages.append(Error(str(err), hint="For example '5/10m'.", id=E008))
-    if valid.get("REFRESH_AFTER_START") is not None and importlib.util.find_spec("celery") is None:
+        if key not in wrong and not _url_errors(key, values[key]):
+            messages += _plain_http_errors(key, values[key])
+    if "TOKEN_PROVIDER" not in wrong:
+        messages += load_token_provider(values["TOKEN_PROVIDER"])[1]
+    if "ADAPTER" not in wrong:
+        messages += load_adapter(values["ADAPTER"])[1]
+    if "TOKEN_ENCRYPTION_KEYS" not in wrong and not values["TOKEN_ENCRYPTION_KEYS"]:
+        messages.append(_derived_keys_warning())
+    if (
+        "REFRESH_AFTER_START" not in wrong
+        and values["REFRESH_AFTER_START"] is not None
+        and importlib.util.find_spec("celery") is None
+    ):
         messages.append(
             Warning(
                 f"{SETTING_NAME}['REFRESH_AFTER_START'] is set, but Celery is not installed: "
@@ -234,8 +388,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id=W012,
             )
         )
-    provider = values["TOKEN_PROVIDER"]
-    uses_stored = provider == DEFAULTS["TOKEN_PROVIDER"]
+    uses_stored = values["TOKEN_PROVIDER"] == DEFAULTS["TOKEN_PROVIDER"]
     if uses_stored and not (values["CLIENT_ID"] and values["CLIENT_SECRET"]):
         messages.append(
             Warning(
@@ -249,97 +402,5 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return messages
 
 
-# --- gated views and ATOMIC_REQUESTS ---------------------------------------------------
-
-
-def _url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    from django.urls import URLPattern, URLResolver
-
-    for entry in patterns:
-        if isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry.callback
-        elif isinstance(entry, URLResolver):
-            yield from _url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
-
-
-def _holds_permission(permission: Any, wanted: type) -> bool:
-    """Whether a DRF permission (a class, or ``A & B`` style operands) includes ``wanted``."""
-    if isinstance(permission, type):
-        return issubclass(permission, wanted)
-    return any(
-        _holds_permission(getattr(permission, name), wanted)
-        for name in ("op1_class", "op2_class")
-        if hasattr(permission, name)
-    )
-
-
-def _is_gated(callback: Any) -> bool:
-    if getattr(callback, "mfa_gate", None) is not None:
-        return True
-    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    if not isinstance(view_class, type):
-        return False
-    from .mixins import MFAApprovalRequiredMixin
-
-    if issubclass(view_class, MFAApprovalRequiredMixin):
-        return True
-    if importlib.util.find_spec("rest_framework") is not None:
-        from .permissions import MFAApproved
-
-        permissions = getattr(view_class, "permission_classes", ()) or ()
-        if any(_holds_permission(permission, MFAApproved) for permission in permissions):
-            return True
-    return any(
-        getattr(member, "mfa_gate", None) is not None
-        for klass in view_class.__mro__
-        for member in vars(klass).values()
-        if callable(member)
-    )
-
-
-def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E009: a gated view that Django would run inside ``ATOMIC_REQUESTS``.
-
-    Its approval would be spent inside the view's transaction and come back unspent
-    when the view fails; the gate refuses such requests (500 ``mfa_misconfigured``).
-    """
-    from asgiref.sync import iscoroutinefunction
-    from django.urls import get_resolver
-
-    from .atomicity import atomic_request_aliases
-
-    aliases = atomic_request_aliases()
-    if not aliases:
-        return []
-    messages: list[CheckMessage] = []
-    for route, callback in _url_callbacks(get_resolver().url_patterns):
-        # Django itself refuses ATOMIC_REQUESTS on async views.
-        if iscoroutinefunction(callback) or not _is_gated(callback):
-            continue
-        excluded = getattr(callback, "_non_atomic_requests", ())
-        atomic_on = [alias for alias in aliases if alias not in excluded]
-        if not atomic_on:
-            continue
-        name = getattr(callback, "__qualname__", repr(callback))
-        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-        if isinstance(view_class, type):
-            name = f"{view_class.__module__}.{view_class.__qualname__}"
-        messages.append(
-            Error(
-                f"The gated view {name} (URL {route!r}) runs inside ATOMIC_REQUESTS on "
-                f"{', '.join(map(repr, atomic_on))}: an approval spent inside the view's "
-                "transaction would come back unspent when the view fails, so the gate "
-                "refuses every request to it.",
-                hint="Decorate the view class with @method_decorator(transaction."
-                "non_atomic_requests, name='dispatch') and open transaction.atomic() "
-                "inside the handler where you need one, or use MFAApprovalRequiredMixin "
-                "or @require_mfa_approval on a function view, which do this themselves.",
-                id=E009,
-            )
-        )
-    return messages
-
-
 def register_checks() -> None:
     register(check_settings, Tags.security, deploy=False)
-    register(check_atomic_requests, Tags.urls, Tags.security)

@@ -1,109 +1,202 @@
 """The ``HYPERID_MFA`` setting, read through one object: ``mfa_settings``.
 
-Values are read from ``django.conf.settings`` at every access, so
-``override_settings(HYPERID_MFA=...)`` takes effect everywhere, the HTTP client's
-base URL included. Only the objects that import strings resolve to are cached, and
-that cache is dropped whenever ``setting_changed`` fires for ``HYPERID_MFA``.
+``mfa_settings.REQUEST_TTL`` reads a typed, immutable :class:`Settings` built from
+``HYPERID_MFA`` the first time a value is needed, and kept until ``setting_changed``
+fires for ``HYPERID_MFA``, ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS``
+(``override_settings`` and pytest-django's ``settings`` fixture send it, so both
+take effect everywhere, the HTTP client's base URL included). After its first read
+a value is a plain attribute of ``mfa_settings``: the request path pays for no
+validation. A change that sends no ``setting_changed`` (assigning to or deleting
+from ``django.conf.settings`` directly) is seen after ``mfa_settings.reload()``.
 
-Defaults are never written back into ``django.conf.settings``.
+``checks.py`` is the only validator: a :class:`Settings` is built only from a value
+its rules accept, and any other raises :class:`HyperIDConfigurationError` at the
+first read, with the messages ``manage.py check`` would show. The table of keys and
+defaults lives there too, next to the rules; it is importable from here.
+``checks`` imports nothing that reads settings, so this module may import it.
+
+Import strings are resolved at their first read. Defaults are never written back
+into ``django.conf.settings``.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.core.checks import CheckMessage
 from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 
-from .constants import (
-    DEFAULT_TEMPLATE_ID,
-    PRODUCTION_API_BASE_URL,
-    PRODUCTION_ISSUER,
-    TOKEN_ENDPOINT_PATH,
-)
+from . import checks, crypto, wire
+from .checks import DEFAULTS, IMPORT_STRINGS, SETTING_NAME
+from .constants import TOKEN_ENDPOINT_PATH
+from .crypto import derive_key
 from .exceptions import HyperIDConfigurationError
+from .wire import Rate
 
-SETTING_NAME = "HYPERID_MFA"
+__all__ = [
+    "DEFAULTS",
+    "IMPORT_STRINGS",
+    "SETTING_NAME",
+    "MFASettings",
+    "Rate",
+    "Settings",
+    "derive_key",
+    "encryption_keys",
+    "key_ring",
+    "keys_are_derived",
+    "mfa_settings",
+    "parse_rate",
+    "start_rate",
+    "timeout",
+    "token_endpoint",
+]
 
-DEFAULTS: dict[str, Any] = {
-    "API_BASE_URL": PRODUCTION_API_BASE_URL,
-    # (connect, read) seconds. Every HTTP call has a timeout.
-    "TIMEOUT": (3.05, 10),
-    "MAX_RETRIES": 2,
-    "TOKEN_PROVIDER": "hyperid_mfa.tokens.StoredTokenProvider",
-    "ISSUER": PRODUCTION_ISSUER,
-    "CLIENT_ID": None,
-    "CLIENT_SECRET": None,
-    # None: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); a system check warns.
-    "TOKEN_ENCRYPTION_KEYS": None,
-    "REQUEST_TTL": 300,
-    "APPROVAL_MAX_AGE": 300,
-    "MIN_REFRESH_INTERVAL": 2,
-    "START_RATE_LIMIT": "5/10m",
-    # Seconds after a denial before the same user may be sent another push.
-    "DENIAL_COOLDOWN": 30,
-    "TEMPLATE_ID": DEFAULT_TEMPLATE_ID,
-    # The template the approval page extends (it must define a "content" block).
-    "BASE_TEMPLATE": "hyperid_mfa/base.html",
-    # Seconds a client should wait between polls of a pending request.
-    "POLL_INTERVAL": 2,
-    # With Celery: schedule a refresh task this many seconds after each push (None: off).
-    "REFRESH_AFTER_START": None,
-}
 
-#: Keys whose value is an import string, resolved lazily.
-IMPORT_STRINGS = frozenset({"TOKEN_PROVIDER"})
+def _refusal(messages: list[CheckMessage]) -> HyperIDConfigurationError:
+    return HyperIDConfigurationError(
+        " ".join(f"{message.msg} {message.hint}" for message in messages)
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``HYPERID_MFA`` with its defaults, as the rules of ``checks`` accepted it.
+
+    The upper-case fields hold the configured values (lists as tuples); the
+    lower-case properties what the app derives from them.
+    """
+
+    API_BASE_URL: str
+    TIMEOUT: float | tuple[float, float]
+    MAX_RETRIES: int
+    TOKEN_PROVIDER: str | type  # as configured; mfa_settings.TOKEN_PROVIDER is the class
+    ISSUER: str
+    CLIENT_ID: str | None
+    # Kept out of repr: error reports show the local variables that hold settings.
+    CLIENT_SECRET: str | None = field(repr=False)
+    TOKEN_ENCRYPTION_KEYS: str | bytes | tuple[str | bytes, ...] | None = field(repr=False)
+    REQUEST_TTL: float
+    APPROVAL_MAX_AGE: float
+    MIN_REFRESH_INTERVAL: float
+    START_RATE_LIMIT: str | None
+    DENIAL_COOLDOWN: float
+    TEMPLATE_ID: int
+    BASE_TEMPLATE: str
+    POLL_INTERVAL: float
+    REFRESH_AFTER_START: float | None
+    ADAPTER: str | type  # as configured; mfa_settings.ADAPTER is the class
+
+    @classmethod
+    def from_django(cls) -> Settings:
+        """The current ``HYPERID_MFA``; raises HyperIDConfigurationError if it is wrong."""
+        raw = getattr(settings, SETTING_NAME, None)
+        errors = checks.value_errors(raw)
+        if errors:
+            raise _refusal(errors)
+        # Tuples, not lists: what one reader holds, no other can change.
+        values: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in {**DEFAULTS, **(raw or {})}.items()
+        }
+        return cls(**values)
+
+    @cached_property
+    def token_provider(self) -> Any:
+        provider, errors = checks.load_token_provider(self.TOKEN_PROVIDER)
+        if errors:
+            raise _refusal(errors)
+        return provider
+
+    @cached_property
+    def adapter_class(self) -> Any:
+        adapter, errors = checks.load_adapter(self.ADAPTER)
+        if errors:
+            raise _refusal(errors)
+        return adapter
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        """``TIMEOUT`` as a (connect, read) pair; a single number sets both."""
+        if isinstance(self.TIMEOUT, tuple):
+            connect, read = self.TIMEOUT
+            return (float(connect), float(read))
+        return (float(self.TIMEOUT), float(self.TIMEOUT))
+
+    @cached_property
+    def start_rate(self) -> Rate | None:
+        return wire.parse_rate(self.START_RATE_LIMIT)
+
+    @cached_property
+    def token_endpoint(self) -> str:
+        return self.ISSUER.rstrip("/") + TOKEN_ENDPOINT_PATH
+
+    @property
+    def keys_are_derived(self) -> bool:
+        return not self.TOKEN_ENCRYPTION_KEYS
+
+    @cached_property
+    def key_ring(self) -> crypto.KeyRing:
+        # Read at first use, not at build: SECRET_KEY matters only to derived keys.
+        configured = self.TOKEN_ENCRYPTION_KEYS
+        if isinstance(configured, (str, bytes)):
+            configured = (configured,)
+        if configured:
+            return crypto.KeyRing(tuple(crypto.check_key(key) for key in configured))
+        # No SECRET_KEY at all is Django's error to raise (it does, on this read).
+        secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+        return crypto.KeyRing.derived(secrets)
+
+    def value(self, name: str) -> Any:
+        """What ``mfa_settings.<name>`` reads: the field, import strings resolved."""
+        if name == "TOKEN_PROVIDER":
+            return self.token_provider
+        if name == "ADAPTER":
+            return self.adapter_class
+        return getattr(self, name)
 
 
 class MFASettings:
-    """Attribute access to ``HYPERID_MFA`` with defaults; see the module docstring."""
+    """Attribute access to the current :class:`Settings`; see the module docstring."""
 
-    def __init__(self, defaults: Mapping[str, Any] | None = None) -> None:
-        self.defaults = dict(DEFAULTS if defaults is None else defaults)
-        self._imported: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: Settings | None = None
+        self._generation = 0
 
-    @property
-    def user_settings(self) -> Mapping[str, Any]:
-        value = getattr(settings, SETTING_NAME, None)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise HyperIDConfigurationError(
-                f"{SETTING_NAME} must be a dict, not {type(value).__name__}."
-            )
-        unknown = sorted(set(value) - set(self.defaults))
-        if unknown:
-            raise HyperIDConfigurationError(
-                f"{SETTING_NAME} has unknown key(s): {', '.join(map(repr, unknown))}. "
-                f"Known keys: {', '.join(sorted(self.defaults))}."
-            )
-        return value
+    def current(self) -> Settings:
+        """The settings in force, built now if they changed since the last read."""
+        current = self._current
+        if current is None:
+            generation = self._generation
+            current = Settings.from_django()
+            with self._lock:
+                # A change that came while this was built leaves it uncached.
+                if generation == self._generation:
+                    self._current = current
+        return current
 
     def __getattr__(self, name: str) -> Any:
-        if name not in self.defaults:
+        # Reached only for a value not read since the last change.
+        if name not in DEFAULTS:
             raise AttributeError(f"Invalid {SETTING_NAME} setting: {name!r}")
-        value = self.user_settings.get(name, self.defaults[name])
-        if name in IMPORT_STRINGS and isinstance(value, str):
-            if name not in self._imported:
-                try:
-                    self._imported[name] = import_string(value)
-                except ImportError as err:
-                    raise HyperIDConfigurationError(
-                        f"{SETTING_NAME}[{name!r}] = {value!r} cannot be imported: {err}"
-                    ) from err
-            return self._imported[name]
+        current = self.current()
+        value = current.value(name)
+        with self._lock:
+            if current is self._current:
+                self.__dict__[name] = value
         return value
 
     def reload(self) -> None:
-        self._imported.clear()
-        _encryption_keys.cache_clear()
+        """Forget the settings and every value read from them."""
+        with self._lock:
+            self._generation += 1
+            self._current = None
+            for name in DEFAULTS:
+                self.__dict__.pop(name, None)
 
 
 mfa_settings = MFASettings()
@@ -122,71 +215,38 @@ setting_changed.connect(_reload, dispatch_uid="hyperid_mfa.conf.reload")
 
 def timeout() -> tuple[float, float]:
     """``TIMEOUT`` as a (connect, read) pair; a single number sets both."""
-    value = mfa_settings.TIMEOUT
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value), float(value))
-    connect, read = value
-    return (float(connect), float(read))
-
-
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    period: int  # seconds
+    return mfa_settings.current().timeout
 
 
 def parse_rate(value: str | None) -> Rate | None:
-    """Parse ``"5/10m"`` (5 per 10 minutes), ``"3/h"``, ``"10/30s"``; None disables."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise HyperIDConfigurationError(f"A rate must be a string like '5/10m', not {value!r}.")
-    match = _RATE_RE.match(value)
-    if not match:
-        raise HyperIDConfigurationError(
-            f"Cannot read the rate {value!r}: write it as '<count>/<number><s|m|h|d>', "
-            "for example '5/10m'."
-        )
-    count, multiplier, unit = match.groups()
-    period = int(multiplier or 1) * _UNIT_SECONDS[unit]
-    if int(count) < 1 or period < 1:
-        raise HyperIDConfigurationError(f"The rate {value!r} must allow at least one push.")
-    return Rate(count=int(count), period=period)
+    """``"5/10m"`` (5 per 10 minutes), ``"3/h"``, ``"10/30s"``; None disables.
+
+    :func:`hyperid_mfa.wire.parse_rate`, raising HyperIDConfigurationError.
+    """
+    try:
+        return wire.parse_rate(value)
+    except ValueError as err:
+        message = str(err)
+        raise HyperIDConfigurationError(f"{message[:1].upper()}{message[1:]}.") from err
 
 
 def start_rate() -> Rate | None:
-    return parse_rate(mfa_settings.START_RATE_LIMIT)
+    return mfa_settings.current().start_rate
 
 
-def derive_key(secret: str) -> bytes:
-    """A Fernet key derived from a Django secret, for projects that set no key."""
-    digest = hashlib.sha256(b"hyperid_mfa.token-encryption\x00" + secret.encode()).digest()
-    return base64.urlsafe_b64encode(digest)
+def key_ring() -> crypto.KeyRing:
+    """The keys that encrypt and decrypt stored tokens."""
+    return mfa_settings.current().key_ring
 
 
 def encryption_keys() -> tuple[bytes, ...]:
-    """The Fernet keys, newest first. Empty only when nothing at all is configured."""
-    return _encryption_keys()
-
-
-@functools.lru_cache(maxsize=1)
-def _encryption_keys() -> tuple[bytes, ...]:
-    configured = mfa_settings.TOKEN_ENCRYPTION_KEYS
-    if configured:
-        if isinstance(configured, (str, bytes)):
-            configured = [configured]
-        return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in configured)
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return tuple(derive_key(s) for s in secrets if s)
+    """The Fernet keys, newest first (without the decrypt-only legacy keys)."""
+    return key_ring().keys
 
 
 def keys_are_derived() -> bool:
-    return not mfa_settings.TOKEN_ENCRYPTION_KEYS
+    return mfa_settings.current().keys_are_derived
 
 
 def token_endpoint() -> str:
-    return str(mfa_settings.ISSUER).rstrip("/") + TOKEN_ENDPOINT_PATH
+    return mfa_settings.current().token_endpoint

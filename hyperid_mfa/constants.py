@@ -57,6 +57,7 @@ CANCEL = "cancel"
 AVAILABILITY = "availability"
 TOKEN = "token"  # noqa: S105 - the OIDC token endpoint's name, not a secret
 
+
 def is_approval(status: int | None, complete_result: int | None) -> bool:
     """Whether a transaction's status and complete result say "approved": completed,
     and approved. The one definition; every other reads it."""

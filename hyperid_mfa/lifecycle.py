@@ -12,28 +12,24 @@ Reached through :mod:`hyperid_mfa.services`.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol, TypeVar
 
-from django.db import IntegrityError, router, transaction
+from django.db import router
 from django.db.models import F, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from . import audit, ratelimit, signals
+from . import audit, signals
 from .adapter import get_adapter
 from .client import HyperIDClient, get_client
 from .conf import mfa_settings
 from .constants import CompleteResult, Result, Status
 from .exceptions import (
-    DenialCooldown,
     HyperIDError,
-    ProtocolError,
-    RateLimited,
     TokenExpired,
     TokenInvalid,
     TokenUnavailable,
@@ -46,7 +42,6 @@ from .models import (
     State,
     UserModel,
     can_update_returning,
-    database_now,
     seconds_ago,
     storable_result,
 )
@@ -65,19 +60,8 @@ class TokenSource(Protocol):
     def forget(self, user: UserModel) -> None: ...
 
 
-MAX_QUESTION_LENGTH = MFARequest._meta.get_field("question").max_length or 500
-MAX_ACTION_LENGTH = MFARequest._meta.get_field("action").max_length or 200
 #: Best-effort cancels (after local expiry or a user's cancel) are tried once.
 _best_effort_client = HyperIDClient(max_retries=0)
-
-
-def new_code() -> str:
-    """The two-digit number the user matches on the phone: uniform over 00..99."""
-    return f"{secrets.randbelow(100):02d}"
-
-
-def default_question(action: str) -> str:
-    return gettext("Approve: %(action)s?") % {"action": action}
 
 
 def with_token(
@@ -105,130 +89,6 @@ def with_token(
             call=err.call,
             transaction_id=err.transaction_id,
         ) from None
-
-
-# --- starting -------------------------------------------------------------------------
-
-
-def _check_cooldown(user: UserModel, now: datetime) -> None:
-    """Raise :class:`RateLimited` if the user denied a push less than
-    ``DENIAL_COOLDOWN`` seconds ago (``now`` is the database's clock)."""
-    cooldown = mfa_settings.DENIAL_COOLDOWN
-    if not cooldown:
-        return
-    since = now - timedelta(seconds=cooldown)
-    last_denial = (
-        MFARequest.objects.filter(
-            user=user,
-            status=RequestStatus.COMPLETED,
-            complete_result=CompleteResult.DENIED,
-            completed_at__gt=since,
-        )
-        .order_by("-completed_at")
-        .values_list("completed_at", flat=True)
-        .first()
-    )
-    if last_denial is not None:
-        wait = (last_denial - since).total_seconds()
-        audit.log("refused: cooldown after a denial", user_id=user.pk)
-        raise DenialCooldown(retry_after=max(1, int(wait) + 1))
-
-
-def _reserve_push(user: UserModel, now: datetime) -> ratelimit.Reservation:
-    """Take one of the user's push slots, or raise :class:`RateLimited`."""
-    _check_cooldown(user, now)
-    reservation = ratelimit.reserve(user.pk, now=now.timestamp())
-    if not reservation.allowed:
-        audit.log("refused: push rate limit", user_id=user.pk)
-        raise RateLimited(retry_after=reservation.retry_after)
-    return reservation
-
-
-def start_request(
-    user: UserModel,
-    action: str,
-    *,
-    question: str | None = None,
-    fingerprint: str = "",
-) -> MFARequest:
-    """Send a push to the user's HyperID Authenticator and record it, pending.
-
-    The push is counted against ``START_RATE_LIMIT`` before it is sent. Raises
-    :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
-    :class:`HyperIDError` of a failed start. A start that certainly had no effect
-    at HyperID gives its slot back; one whose answer was lost or garbled keeps it
-    (the push may be on the phone) and is withdrawn where the answer still named
-    its transaction.
-    """
-    if not isinstance(action, str) or not action.strip() or len(action) > MAX_ACTION_LENGTH:
-        raise ValueError(
-            f"action must be a non-empty string of at most {MAX_ACTION_LENGTH} characters"
-        )
-    text = (question if question is not None else default_question(action)).strip()
-    if not text:
-        raise ValueError("question must not be empty")
-    if len(text) > MAX_QUESTION_LENGTH:
-        text = text[: MAX_QUESTION_LENGTH - 1] + "…"
-    now = database_now()
-    reservation = _reserve_push(user, now)
-    code = new_code()
-    client = get_client()
-    try:
-        transaction_id = with_token(
-            user, lambda token: client.start_transaction(token, question=text, code=code)
-        )
-    except HyperIDError as err:
-        if err.no_effect:
-            reservation.release()
-        else:
-            _start_outcome_unknown(user, action, err)
-        raise
-    # Any other exception leaves the slot taken: whether the push went out is unknown.
-    try:
-        with transaction.atomic(using=router.db_for_write(MFARequest)):
-            mfa_request = MFARequest.objects.create(
-                user=user,
-                transaction_id=transaction_id,
-                action=action,
-                question=text,
-                code=code,
-                fingerprint=fingerprint,
-                created_at=now,
-                expires_at=now + timedelta(seconds=mfa_settings.REQUEST_TTL),
-                last_result=Result.SUCCESS,
-            )
-    except IntegrityError:
-        # HyperID handed out a transaction_id we already hold: trust neither.
-        raise ProtocolError(
-            "HyperID returned a transaction_id that is already in use",
-            call="start",
-            transaction_id=transaction_id,
-        ) from None
-    audit.log("started", mfa_request=mfa_request)
-    signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
-    return mfa_request
-
-
-def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> None:
-    """A start whose answer was lost: the push may be on the phone. It keeps its
-    slot in the push limit; where the answer still named a transaction, the push
-    is withdrawn, since nothing here will ever follow it."""
-    logger.warning(
-        "HyperID's answer to a start for user %s was lost (%s): a push may have reached "
-        "the phone; it counts against START_RATE_LIMIT",
-        user.pk,
-        err,
-    )
-    audit.log(f"start outcome unknown ({action}): the push may have been sent", user_id=user.pk)
-    orphan = err.transaction_id
-    if orphan is None:
-        return
-    try:
-        with_token(user, lambda token: _best_effort_client.cancel_transaction(token, orphan))
-    except HyperIDError as cancel_err:
-        logger.info("Could not withdraw the orphaned push %s: %s", orphan, cancel_err)
-    else:
-        audit.log(f"withdrew the orphaned push {orphan}", user_id=user.pk)
 
 
 # --- following a request ----------------------------------------------------------------
@@ -418,15 +278,21 @@ def expire_locally(mfa_request: MFARequest) -> bool:
 
 def _withdraw_push(mfa_request: MFARequest) -> None:
     """Cancel the push upstream, once and best effort: the request is already final."""
+    withdraw(mfa_request.user, mfa_request.transaction_id)
+
+
+def withdraw(user: UserModel, transaction_id: int) -> bool:
+    """Cancel a push at HyperID, once and best effort; whether it is gone from the phone."""
     try:
         with_token(
-            mfa_request.user,
-            lambda token: _best_effort_client.cancel_transaction(token, mfa_request.transaction_id),
+            user, lambda token: _best_effort_client.cancel_transaction(token, transaction_id)
         )
     except TransactionAlreadyCompleted:
-        pass  # the user answered just now; locally the request stays final
+        return False  # the user answered just now; locally the request stays final
     except HyperIDError as err:
-        logger.info("Could not withdraw the push of request %s upstream: %s", mfa_request.pk, err)
+        logger.info("Could not withdraw push %s upstream: %s", transaction_id, err)
+        return False
+    return True
 
 
 def cancel_request(mfa_request: MFARequest) -> MFARequest:

@@ -1,12 +1,12 @@
 """The service layer: the only place that combines the client, tokens, models and signals.
 
 Views, the decorator, the admin, commands and tasks call these functions. They live
-in three modules by concern, all reached from here:
+in four modules by concern, all reached from here:
 
-- :mod:`hyperid_mfa.lifecycle`: one request started, followed, canceled, its
-  approval spent (:func:`start_request`, :func:`refresh_request`,
-  :func:`cancel_request`, :func:`consume_approval`, :func:`pending_request`, and
-  :func:`settle` for the gate);
+- :mod:`hyperid_mfa.pushes`: a push sent, within the push limit (:func:`start_request`);
+- :mod:`hyperid_mfa.lifecycle`: one request followed, canceled, its approval spent
+  (:func:`refresh_request`, :func:`cancel_request`, :func:`consume_approval`,
+  :func:`pending_request`, and :func:`settle` for the gate);
 - :mod:`hyperid_mfa.poller`: every pending request followed in workers
   (:func:`refresh_pending`);
 - :mod:`hyperid_mfa.retention`: old finished requests deleted
@@ -16,19 +16,21 @@ in three modules by concern, all reached from here:
 from __future__ import annotations
 
 from .lifecycle import (
-    MAX_ACTION_LENGTH,
-    MAX_QUESTION_LENGTH,
     cancel_request,
     consume_approval,
-    default_question,
-    new_code,
     pending_request,
     refresh_by_id,
     refresh_request,
     settle,
-    start_request,
 )
 from .poller import POLL_BATCH_SIZE, refresh_pending
+from .pushes import (
+    MAX_ACTION_LENGTH,
+    MAX_QUESTION_LENGTH,
+    default_question,
+    new_code,
+    start_request,
+)
 from .retention import PURGE_BATCH_SIZE, finished_before, parse_duration, purge_finished
 
 __all__ = [

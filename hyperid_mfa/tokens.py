@@ -28,21 +28,21 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import OperationalError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import encryption_keys, mfa_settings
+from .adapter import TokenProvider, get_adapter
+from .conf import key_ring
+from .crypto import InvalidToken, KeyRing
 from .exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from .models import HyperIDToken, UserModel
 
@@ -55,28 +55,9 @@ EXPIRY_LEEWAY = 30
 REFRESH_REUSE_WINDOW = 5
 
 
-@runtime_checkable
-class TokenProvider(Protocol):
-    """What the app needs from a token provider (instantiated without arguments)."""
-
-    def get_access_token(self, user: UserModel) -> str:
-        """A current access token with the ``mfa-client`` scope, or raise TokenUnavailable."""
-        ...
-
-    def refresh_access_token(self, user: UserModel) -> str:
-        """A new access token after HyperID refused the last one, or raise TokenUnavailable."""
-        ...
-
-
 def get_token_provider() -> TokenProvider:
-    provider_class = mfa_settings.TOKEN_PROVIDER
-    provider = provider_class() if isinstance(provider_class, type) else provider_class
-    if not isinstance(provider, TokenProvider):
-        raise HyperIDConfigurationError(
-            "HYPERID_MFA['TOKEN_PROVIDER'] must name a class with get_access_token(user) "
-            "and refresh_access_token(user)."
-        )
-    return provider
+    """The provider the project's adapter gives (``TOKEN_PROVIDER`` by default)."""
+    return get_adapter().get_token_provider()
 
 
 # @sensitive_variables keeps clear tokens out of Django's error reports. Without names
@@ -87,69 +68,120 @@ def get_token_provider() -> TokenProvider:
 # --- encryption at rest -------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet_for(keys: tuple[bytes, ...]) -> MultiFernet:
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except (ValueError, TypeError, binascii.Error) as err:
-        raise HyperIDConfigurationError(
-            "HYPERID_MFA['TOKEN_ENCRYPTION_KEYS'] must be Fernet keys "
-            "(32 url-safe base64-encoded bytes; Fernet.generate_key() makes one)."
-        ) from err
-
-
-def _fernet() -> MultiFernet:
-    keys = encryption_keys()
-    if not keys:
-        raise HyperIDConfigurationError(
-            "No key to encrypt HyperID tokens: set HYPERID_MFA['TOKEN_ENCRYPTION_KEYS'] "
-            "or SECRET_KEY."
-        )
-    return _fernet_for(keys)
-
-
 @sensitive_variables()
 def encrypt(value: str) -> str:
-    return _fernet().encrypt(value.encode()).decode("ascii")
+    """``value`` encrypted under the newest key (see :mod:`hyperid_mfa.crypto`)."""
+    return key_ring().encrypt(value)
 
 
 @sensitive_variables()
 def decrypt(value: str) -> str:
+    """A stored token in clear; TokenUnavailable when no configured key reads it."""
     try:
-        return _fernet().decrypt(value.encode("ascii")).decode()
-    except (InvalidToken, UnicodeError) as err:
+        return key_ring().decrypt(value)
+    except InvalidToken as err:
         raise TokenUnavailable(
             "a stored HyperID token cannot be decrypted with the configured keys"
         ) from err
 
 
-def rotate_encryption(batch_size: int = 500) -> int:
-    """Re-encrypt every stored token with the newest key; returns the rows rewritten.
+class UndecryptableTokens(HyperIDConfigurationError):
+    """Stored token rows that no configured key decrypts (``pks``), found by
+    :func:`rotate_encryption`, which rewrote ``rewritten`` other rows."""
 
-    Run it after putting a new key first in ``TOKEN_ENCRYPTION_KEYS``; then the old
-    key can be removed.
+    def __init__(self, pks: list[Any], rewritten: int = 0) -> None:
+        self.pks = pks
+        self.rewritten = rewritten
+        super().__init__(
+            f"{len(pks)} stored HyperID token row(s) cannot be decrypted with any "
+            f"configured key; {rewritten or 'no'} other row(s) were re-encrypted"
+        )
+
+
+#: Token rows read, then rewritten, per transaction by :func:`rotate_encryption`.
+ROTATION_BATCH_SIZE = 500
+
+
+def rotate_encryption(batch_size: int = ROTATION_BATCH_SIZE, *, dry_run: bool = False) -> int:
+    """Re-encrypt under the newest key every stored token that is not already under it.
+
+    Returns how many rows were rewritten (with ``dry_run``, how many would be; nothing
+    is written). Run it after putting a new key first in ``TOKEN_ENCRYPTION_KEYS``
+    (or after upgrading from a version that derived keys from ``SECRET_KEY`` by bare
+    SHA-256); then the old key can be removed.
+
+    Raises :class:`UndecryptableTokens` when some row cannot be decrypted with any
+    configured key (the key it needs is missing): before rewriting anything when the
+    scan finds it, after the other rows when a row changed under an unknown key
+    while they were rewritten.
     """
-    fernet = _fernet()
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    ring = key_ring()
+    stale, unreadable = _rows_to_rotate(ring, batch_size)
+    if unreadable:
+        raise UndecryptableTokens(unreadable)
+    if dry_run:
+        return len(stale)
     rewritten = 0
-    for pk in HyperIDToken.objects.values_list("pk", flat=True).iterator(chunk_size=batch_size):
-        with transaction.atomic():
-            row = HyperIDToken.objects.select_for_update().filter(pk=pk).first()
-            if row is None:
-                continue
-            row.access_token_encrypted = _rotated(fernet, row.access_token_encrypted)
-            if row.refresh_token_encrypted:
-                row.refresh_token_encrypted = _rotated(fernet, row.refresh_token_encrypted)
-            row.save(
-                update_fields=["access_token_encrypted", "refresh_token_encrypted", "updated_at"]
-            )
-            rewritten += 1
+    for start in range(0, len(stale), batch_size):
+        done, lost = _rotate_batch(ring, stale[start : start + batch_size])
+        rewritten += done
+        unreadable += lost
+    if unreadable:
+        # Rewritten meanwhile under a key this process does not know (a deployment
+        # half done): left as they are.
+        raise UndecryptableTokens(unreadable, rewritten)
     return rewritten
 
 
-@sensitive_variables()
-def _rotated(fernet: MultiFernet, ciphertext: str) -> str:
-    # MultiFernet.rotate holds the clear token while it encrypts it again.
-    return fernet.rotate(ciphertext.encode()).decode()
+def _rows_to_rotate(ring: KeyRing, batch_size: int) -> tuple[list[Any], list[Any]]:
+    """The pks of rows not under the newest key, and of rows no key reads."""
+    stale: list[Any] = []
+    unreadable: list[Any] = []
+    rows = HyperIDToken.objects.order_by("pk").values_list(
+        "pk", "access_token_encrypted", "refresh_token_encrypted"
+    )
+    for pk, *ciphertexts in rows.iterator(chunk_size=batch_size):
+        present = [ciphertext for ciphertext in ciphertexts if ciphertext]
+        if all(ring.is_current(ciphertext) for ciphertext in present):
+            continue
+        try:
+            for ciphertext in present:
+                ring.decrypt(ciphertext)
+        except InvalidToken:
+            unreadable.append(pk)
+        else:
+            stale.append(pk)
+    return stale, unreadable
+
+
+def _rotate_batch(ring: KeyRing, pks: list[Any]) -> tuple[int, list[Any]]:
+    """Rewrite these rows under the newest key: (how many were, pks no key reads)."""
+    rewritten = 0
+    unreadable = []
+    using = router.db_for_write(HyperIDToken)
+    with transaction.atomic(using=using):
+        # Locked, and read again, so that a refresh that stored new tokens since the
+        # scan is neither overwritten with the old ones nor encrypted twice.
+        rows = HyperIDToken.objects.using(using).select_for_update().filter(pk__in=pks)
+        for row in rows.order_by("pk"):
+            fields = [
+                name
+                for name in ("access_token_encrypted", "refresh_token_encrypted")
+                if getattr(row, name) and not ring.is_current(getattr(row, name))
+            ]
+            try:
+                rotated = {name: ring.rotate(getattr(row, name)) for name in fields}
+            except InvalidToken:
+                unreadable.append(row.pk)
+                continue
+            if rotated:
+                for name, ciphertext in rotated.items():
+                    setattr(row, name, ciphertext)
+                row.save(update_fields=[*rotated, "updated_at"])
+                rewritten += 1
+    return rewritten, unreadable
 
 
 # --- storing and reading --------------------------------------------------------------

@@ -16,7 +16,8 @@ from django.core.checks import run_checks
 from django.db import connection, transaction
 from django.test import Client
 
-from hyperid_mfa.checks import E009, check_atomic_requests
+from hyperid_mfa.atomicity import check_atomic_requests
+from hyperid_mfa.checks import E009
 from tests import atomic_views
 from tests.conftest import approve_pending
 

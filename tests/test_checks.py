@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from hyperid_mfa.checks import check_settings
+from hyperid_mfa import checks
+from hyperid_mfa.checks import check_settings, value_errors
 
 GOOD = {
     "API_BASE_URL": "https://api.hypersecureid.com",
@@ -116,6 +120,51 @@ def test_every_setting_has_a_type_check():
     assert set(_TYPES) == set(DEFAULTS)
 
 
+def test_the_defaults_follow_the_rules():
+    assert value_errors(checks.DEFAULTS) == []
+    assert value_errors(None) == []  # no HYPERID_MFA at all: every default
+
+
+def test_the_keys_hint_says_what_unset_means_as_the_docs_do():
+    docs = (Path(__file__).parents[1] / "docs" / "settings.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| `TOKEN_ENCRYPTION_KEYS`"))
+    assert "derived from `SECRET_KEY` and `SECRET_KEY_FALLBACKS`" in row
+    with override_settings(HYPERID_MFA={**GOOD, "TOKEN_ENCRYPTION_KEYS": [1, 2]}):
+        [message] = check_settings()
+    assert "SECRET_KEY and SECRET_KEY_FALLBACKS" in message.hint
+    assert "default is None" not in message.hint
+
+
+def test_w007_names_the_fallbacks_that_keep_derived_keys_readable():
+    with override_settings(
+        HYPERID_MFA={k: v for k, v in GOOD.items() if k != "TOKEN_ENCRYPTION_KEYS"}
+    ):
+        [message] = check_settings()
+    assert message.id == "hyperid_mfa.W007"
+    assert "SECRET_KEY_FALLBACKS" in message.msg + message.hint
+
+
+def test_value_errors_are_the_errors_conf_refuses_at_run_time():
+    # E004 (plain http://) depends on DEBUG and the host, not on the value alone.
+    errors = value_errors({"API_BASE_URL": "http://api.hypersecureid.com", "REQUEST_TTL": 0})
+    assert [m.id for m in errors] == ["hyperid_mfa.E002"]
+
+
+def test_checks_imports_nothing_that_reads_settings():
+    """conf imports checks for the rules; checks must not import conf back, not even
+    through the gate's modules (decorators, mixins, atomicity -> models -> conf)."""
+    tree = ast.parse(Path(checks.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            imported |= {node.module} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hyperid_mfa"):
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names if a.name.startswith("hyperid_mfa")}
+    assert imported <= {"constants", "crypto", "wire"}
+
+
 def test_refresh_after_start_without_celery_warns_w012(monkeypatch):
     import importlib.util
 
@@ -127,3 +176,23 @@ def test_refresh_after_start_without_celery_warns_w012(monkeypatch):
     )
     assert ids(REFRESH_AFTER_START=2) == ["hyperid_mfa.W012"]
     assert ids(REFRESH_AFTER_START=None) == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://[not-ip]:8100/"])
+def test_a_url_python_cannot_split_is_e003_not_a_crash(url):
+    assert ids(API_BASE_URL=url) == ["hyperid_mfa.E003"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("TOKEN_ENCRYPTION_KEYS", ("u7wGgNsWdkdEJA0nHGz4oYhZyqlVDOL6kD0XjrHnyKs=", 5)),
+        ("CLIENT_SECRET", b"the-client-secret"),
+    ],
+)
+def test_secrets_of_the_wrong_type_are_not_quoted(key, value):
+    with override_settings(HYPERID_MFA={**GOOD, key: value}):
+        [message] = check_settings()
+    assert message.id == "hyperid_mfa.E002"
+    assert "u7wGg" not in message.msg
+    assert "the-client-secret" not in message.msg

@@ -12,12 +12,15 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from hyperid_mfa import services
+from hyperid_mfa.crypto import derive_key, legacy_derive_key
 from hyperid_mfa.exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import (
     StoredTokenProvider,
     TokenProvider,
+    UndecryptableTokens,
     decrypt,
+    encrypt,
     forget_tokens,
     get_token_provider,
     jwt_expiry,
@@ -118,6 +121,115 @@ def test_keys_derived_from_secret_key_survive_its_rotation_through_fallbacks(use
         HYPERID_MFA={}, SECRET_KEY="second-secret", SECRET_KEY_FALLBACKS=["first-secret"]
     ):
         assert StoredTokenProvider().get_access_token(user) == "kept.access.token"
+
+
+def test_a_token_stored_under_the_sha256_derived_key_still_decrypts_then_rotates(user, settings):
+    settings.HYPERID_MFA = {}
+    settings.SECRET_KEY = "the-projects-secret"
+    # What a version before HKDF stored: Fernet under sha256(prefix + SECRET_KEY).
+    legacy = Fernet(legacy_derive_key("the-projects-secret"))
+    HyperIDToken.objects.create(
+        user=user,
+        access_token_encrypted=legacy.encrypt(b"old.access.token").decode(),
+        refresh_token_encrypted=legacy.encrypt(b"old-refresh").decode(),
+    )
+    assert StoredTokenProvider().get_access_token(user) == "old.access.token"
+
+    assert rotate_encryption() == 1
+
+    hkdf = Fernet(derive_key("the-projects-secret"))
+    assert hkdf.decrypt(stored(user).access_token_encrypted.encode()) == b"old.access.token"
+    assert hkdf.decrypt(stored(user).refresh_token_encrypted.encode()) == b"old-refresh"
+    assert rotate_encryption() == 0
+
+
+def test_new_tokens_are_encrypted_under_the_hkdf_key_only(user, settings):
+    settings.HYPERID_MFA = {}
+    settings.SECRET_KEY = "the-projects-secret"
+    store_tokens(user, "new.access.token")
+    ciphertext = stored(user).access_token_encrypted.encode()
+    assert Fernet(derive_key("the-projects-secret")).decrypt(ciphertext) == b"new.access.token"
+
+
+def test_rotation_rewrites_only_rows_not_under_the_newest_key(user, other_user):
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(user, "old.access.token")
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}):
+        store_tokens(other_user, "new.access.token", "new-refresh")
+        untouched = stored(other_user).access_token_encrypted
+        assert rotate_encryption(dry_run=True) == 1
+        assert rotate_encryption(batch_size=1) == 1
+        assert stored(other_user).access_token_encrypted == untouched
+        assert rotate_encryption() == 0
+
+
+def test_a_row_no_key_decrypts_stops_rotation_before_anything_changes(user, other_user):
+    lost_key = Fernet.generate_key().decode()
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [lost_key]}):
+        store_tokens(user, "lost.access.token")
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(other_user, "kept.access.token")
+    before = list(HyperIDToken.objects.values_list("access_token_encrypted", flat=True))
+    with (
+        override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}),
+        pytest.raises(UndecryptableTokens, match="1 stored") as info,
+    ):
+        rotate_encryption()
+    assert info.value.pks == [stored(user).pk]
+    assert info.value.rewritten == 0
+    assert list(HyperIDToken.objects.values_list("access_token_encrypted", flat=True)) == before
+
+
+def test_a_row_rewritten_meanwhile_is_rotated_as_it_is_now(user, monkeypatch):
+    from hyperid_mfa import tokens
+
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(user, "scanned.access.token")
+    real_scan = tokens._rows_to_rotate
+
+    def scan_then_refresh(ring, batch_size):
+        found = real_scan(ring, batch_size)
+        # A refresh stores new tokens (under the newest key) between scan and rewrite.
+        store_tokens(user, "refreshed.access.token", "refreshed-refresh")
+        return found
+
+    monkeypatch.setattr(tokens, "_rows_to_rotate", scan_then_refresh)
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}):
+        assert rotate_encryption() == 0
+        assert decrypt(stored(user).access_token_encrypted) == "refreshed.access.token"
+
+
+def test_a_row_no_key_reads_any_more_is_left_and_reported(user, other_user, monkeypatch):
+    from hyperid_mfa import tokens
+
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
+        store_tokens(user, "first.access.token")
+        store_tokens(other_user, "second.access.token")
+    real_scan = tokens._rows_to_rotate
+    unknown = Fernet(Fernet.generate_key())
+
+    def scan_then_foreign_write(ring, batch_size):
+        found = real_scan(ring, batch_size)
+        # Another process, already on a key this one lacks, rewrote a row.
+        HyperIDToken.objects.filter(user=user).update(
+            access_token_encrypted=unknown.encrypt(b"x").decode()
+        )
+        return found
+
+    monkeypatch.setattr(tokens, "_rows_to_rotate", scan_then_foreign_write)
+    with (
+        override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}),
+        pytest.raises(UndecryptableTokens, match="1 other row") as info,
+    ):
+        rotate_encryption()
+    assert info.value.pks == [stored(user).pk]
+    with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [NEW_KEY]}):
+        assert decrypt(stored(other_user).access_token_encrypted) == "second.access.token"
+
+
+def test_rotation_batches_must_hold_a_row():
+    with pytest.raises(ValueError, match="batch_size"):
+        rotate_encryption(batch_size=0)
 
 
 def test_malformed_keys_are_a_configuration_error(user):
@@ -260,3 +372,20 @@ def test_a_provider_without_the_methods_is_refused(settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "TOKEN_PROVIDER": "builtins.object"}
     with pytest.raises(HyperIDConfigurationError, match="get_access_token"):
         get_token_provider()
+
+
+#: A provider given as an object rather than a class is used as it is.
+PROVIDER_OBJECT = SessionlessProvider()
+
+
+def test_a_provider_object_is_used_as_it_is(settings):
+    settings.HYPERID_MFA = {
+        **settings.HYPERID_MFA,
+        "TOKEN_PROVIDER": "tests.test_tokens.PROVIDER_OBJECT",
+    }
+    assert get_token_provider() is PROVIDER_OBJECT
+
+
+def test_encrypt_writes_under_the_newest_key(settings):
+    settings.HYPERID_MFA = {"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}
+    assert Fernet(NEW_KEY).decrypt(encrypt("a.b.c").encode()) == b"a.b.c"
