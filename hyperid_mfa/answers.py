@@ -14,8 +14,6 @@ from typing import Any
 
 from . import wire
 from .constants import (
-    TRANSACTION_ID_MAX,
-    TRANSACTION_ID_MIN,
     CompleteResult,
     Result,
     Status,
@@ -31,15 +29,10 @@ OAUTH_ERROR_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 def validate_transaction_id(transaction_id: object) -> int:
     """Return ``transaction_id`` if it is an int in 1..2**63-1, else raise InvalidParameters."""
-    if type(transaction_id) is not int:
-        raise InvalidParameters(
-            f"transaction_id must be an integer, not {type(transaction_id).__name__}"
-        )
-    if not TRANSACTION_ID_MIN <= transaction_id <= TRANSACTION_ID_MAX:
-        raise InvalidParameters(
-            f"transaction_id must be between {TRANSACTION_ID_MIN} and {TRANSACTION_ID_MAX}"
-        )
-    return transaction_id
+    try:
+        return wire.check_transaction_id(transaction_id)
+    except ValueError as err:
+        raise InvalidParameters(str(err)) from None
 
 
 @dataclass(frozen=True)

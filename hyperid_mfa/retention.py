@@ -7,42 +7,19 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
 from .models import MFARequest, MFARequestQuerySet
+from .wire import parse_duration
+
+__all__ = ["PURGE_BATCH_SIZE", "finished_before", "parse_duration", "purge_finished"]
 
 logger = logging.getLogger("hyperid_mfa")
 
 #: Rows deleted per statement by :func:`purge_finished`: short transactions, short locks.
 PURGE_BATCH_SIZE = 1000
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: str | float | timedelta) -> timedelta:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"`` (or seconds, or a timedelta) as a timedelta.
-
-    A string must carry its unit: a bare ``"30"`` could mean seconds or days.
-    Raises ``ValueError`` for anything else, and for zero or negative durations.
-    """
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
-        duration = timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
-    else:
-        raise ValueError(
-            f"cannot read the duration {value!r}: write a number and a unit (s, m, h or d), "
-            "for example '30d'"
-        )
-    if duration <= timedelta(0):
-        raise ValueError(f"the duration {value!r} must be positive")
-    return duration
 
 
 def finished_before(cutoff: datetime) -> MFARequestQuerySet:

@@ -6,7 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, CompleteResult, Status
+from ..constants import TRANSACTION_ID_MAX, CompleteResult, Status, is_approval
+from ..wire import check_transaction_id
 
 __all__ = ["FakeTransaction", "TransactionBook", "valid_transaction_id"]
 
@@ -36,7 +37,7 @@ class FakeTransaction:
 
     @property
     def is_approved(self) -> bool:
-        return self.status == Status.COMPLETED and self.complete_result == CompleteResult.APPROVED
+        return is_approval(self.status, self.complete_result)
 
     @property
     def is_denied(self) -> bool:
@@ -66,9 +67,10 @@ class FakeTransaction:
 
 
 def valid_transaction_id(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    try:
+        return check_transaction_id(value)
+    except ValueError:
         return None
-    return value if TRANSACTION_ID_MIN <= value <= TRANSACTION_ID_MAX else None
 
 
 class TransactionBook:
