@@ -284,7 +284,7 @@ def test_a_fixed_setting_is_read_again(settings):
 
 def test_what_depends_on_the_deployment_is_only_a_system_check(settings):
     # Plain http:// to another host, no credentials: manage.py check says so, the
-    # app still runs (DESIGN.md: nothing refuses plain http:// at run time).
+    # app still runs (docs/design.md: nothing refuses plain http:// at run time).
     settings.HYPERID_MFA = {"API_BASE_URL": "http://hyperid.internal"}
     assert mfa_settings.API_BASE_URL == "http://hyperid.internal"
     assert {m.id for m in checks.check_settings()} == {checks.E004, checks.W007, checks.W010}

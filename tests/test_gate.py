@@ -1,4 +1,4 @@
-"""The gate on every kind of view: DESIGN.md's table of answers, binding, and attacks."""
+"""The gate on every kind of view: docs/design.md's table of answers, binding, and attacks."""
 
 from __future__ import annotations
 
