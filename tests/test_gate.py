@@ -510,3 +510,29 @@ def test_a_result_code_too_large_for_the_column_is_recorded_not_a_500(fake_hyper
     assert stored.is_pending
     assert "40000" in stored.last_error
     assert stored.last_result is None
+
+
+# --- databases without UPDATE ... RETURNING ---------------------------------------------------
+
+
+@pytest.fixture
+def no_update_returning(monkeypatch):
+    """As on a database without UPDATE ... RETURNING: the two-step paths."""
+    from hyperid_mfa import lifecycle
+
+    monkeypatch.setattr(lifecycle, "can_update_returning", lambda using: False)
+
+
+@pytest.mark.parametrize("kind", ["function", "drf-permission"])
+def test_without_update_returning_an_approval_runs_the_view_once(
+    fake_hyperid, browser, kind, no_update_returning
+):
+    submit(browser, kind)
+    approve_pending(fake_hyperid)
+    assert submit(browser, kind).status_code == 200  # learnt from HyperID inline
+    assert submit(browser, kind).status_code == 403
+    submit(browser, kind, amount="600")
+    approve_pending(fake_hyperid)
+    services.refresh_pending(concurrency=1)  # learnt by the poller: waiting locally
+    assert submit(browser, kind, amount="600").status_code == 200
+    assert runs(kind) == ["500", "600"]
