@@ -65,8 +65,8 @@ def test_a_gate_without_a_question_asks_the_adapter(company_adapter, fake_hyperi
 
 def test_an_adapter_that_cannot_be_imported_is_a_check_error_and_a_clear_failure(settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "ADAPTER": "nowhere.Adapter"}
-    errors = [m for m in run_checks() if m.id == "hyperid_mfa.E011"]
-    assert errors and "nowhere.Adapter" in errors[0].msg
+    [error] = [m for m in run_checks() if m.id == "hyperid_mfa.E011"]
+    assert "nowhere.Adapter" in error.msg
     with pytest.raises(HyperIDConfigurationError, match="ADAPTER"):
         get_adapter()
 
