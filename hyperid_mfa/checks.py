@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_AFTER_START": None,
     # What a project may swap: the HTTP session, the default question, the token provider.
     "ADAPTER": "hyperid_mfa.adapter.MFAAdapter",
+    # Where "sign in with HyperID again" leads (a path or URL name); None: allauth's
+    # HyperID login when hyperid_mfa.contrib.allauth is installed, else no link.
+    "REAUTHENTICATE_URL": None,
 }
 
 #: Keys whose value is an import string, resolved at its first read.
@@ -135,6 +138,10 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "None or a number of seconds, 0 or more",
     ),
     "ADAPTER": (lambda v: isinstance(v, (str, type)), "an import string of an adapter class"),
+    "REAUTHENTICATE_URL": (
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+        "a path, a URL or a URL name, or None",
+    ),
 }
 
 # What the E002 hint says where "The default is <repr>." would mislead.
@@ -163,7 +170,7 @@ def _wrong_type(key: str, value: Any, expected: str) -> CheckMessage:
 def _url_errors(key: str, value: str) -> list[CheckMessage]:
     try:
         parts = urlsplit(value)
-        if parts.scheme in ("http", "https") and parts.hostname:
+        if parts.scheme in ("http", "https") and parts.hostname and _host_is_valid(parts.netloc):
             return []
     except ValueError:  # "http://[::1" and other unbalanced brackets
         pass
@@ -174,6 +181,18 @@ def _url_errors(key: str, value: str) -> list[CheckMessage]:
             id=E003,
         )
     ]
+
+
+def _host_is_valid(netloc: str) -> bool:
+    """A bracketed host must be an IPv6 address (Python before 3.11 does not check)."""
+    host = netloc.rpartition("@")[2]
+    if not host.startswith("["):
+        return True
+    try:
+        ipaddress.IPv6Address(host[1 : host.index("]")])
+    except ValueError:
+        return False
+    return True
 
 
 def _key_errors(value: Any) -> list[CheckMessage]:
