@@ -89,6 +89,7 @@ class Settings:
     POLL_INTERVAL: float
     REFRESH_AFTER_START: float | None
     ADAPTER: str | type  # as configured; mfa_settings.ADAPTER is the class
+    REAUTHENTICATE_URL: str | None
 
     @classmethod
     def from_django(cls) -> Settings:

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import escape_leading_slashes
+from django.utils.http import escape_leading_slashes, url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import APIException
 
 from .conf import mfa_settings
-from .exceptions import NOT_AUTHENTICATED, PENDING
+from .exceptions import NOT_AUTHENTICATED, PENDING, REAUTHENTICATE
 from .fingerprint import CSRF_FIELD, django_request, is_drf_request, is_json_body
 from .gate import Decision
 from .models import MFARequest
@@ -92,8 +94,13 @@ def wants_json(request: Any) -> bool:
 
 
 def json_body(request: Any, decision: Decision) -> dict[str, Any]:
-    """The JSON body: code, detail and, where one exists, the MFA request."""
+    """The JSON body: code, detail, where one exists the MFA request, and for "sign
+    in again" the URL that does it (``REAUTHENTICATE_URL``), where there is one."""
     data: dict[str, Any] = {"code": decision.code, "detail": decision.detail}
+    if decision.code == REAUTHENTICATE:
+        url = reauthenticate_url(request)
+        if url is not None:
+            data["reauthenticate_url"] = url
     mfa_request = decision.mfa_request
     if mfa_request is not None:
         data["mfa_request"] = {
@@ -122,6 +129,9 @@ def approval_page(request: Any, decision: Decision) -> HttpResponse:
     context = {
         "answer": decision,
         "mfa_request": mfa_request,
+        "reauthenticate_url": (
+            reauthenticate_url(request) if decision.code == REAUTHENTICATE else None
+        ),
         "base_template": mfa_settings.BASE_TEMPLATE,
         "config": {
             "state": mfa_request.state if mfa_request else None,
@@ -137,6 +147,50 @@ def approval_page(request: Any, decision: Decision) -> HttpResponse:
     return HttpResponse(
         render_to_string(PAGE_TEMPLATE, context, request=plain), status=decision.status
     )
+
+
+#: allauth's login URL for the HyperID app of hyperid_mfa.contrib.allauth.
+ALLAUTH_LOGIN = ("openid_connect_login", {"provider_id": "hyperid"})
+
+
+def reauthenticate_url(request: Any) -> str | None:
+    """Where the user signs in with HyperID again, coming back here afterwards.
+
+    ``REAUTHENTICATE_URL`` (a URL name, a path or an absolute URL); unset, allauth's
+    HyperID login when ``hyperid_mfa.contrib.allauth`` is installed; else None.
+    """
+    configured = mfa_settings.REAUTHENTICATE_URL
+    if configured is None:
+        if not apps.is_installed("hyperid_mfa.contrib.allauth"):
+            return None
+        name, kwargs = ALLAUTH_LOGIN
+        try:
+            url = reverse(name, kwargs=kwargs)
+        except NoReverseMatch:
+            return None
+    else:
+        try:
+            url = reverse(configured)
+        except NoReverseMatch:
+            url = configured
+    back = _back_here(django_request(request))
+    if back is None:
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urlencode({REDIRECT_FIELD_NAME: back})}"
+
+
+def _back_here(request: HttpRequest) -> str | None:
+    """The page to come back to after signing in: this one if it can be reloaded
+    (GET), else the page the form was on, if it is on this site."""
+    if request.method in ("GET", "HEAD"):
+        return request.get_full_path()
+    referer = request.META.get("HTTP_REFERER")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer
+    return None
 
 
 def resubmission(request: HttpRequest) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .adapter import TokenProvider, get_adapter
 from .conf import key_ring
+from .constants import MFA_SCOPE
 from .crypto import InvalidToken, KeyRing
 from .exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from .models import HyperIDToken, UserModel
@@ -188,17 +189,24 @@ def _rotate_batch(ring: KeyRing, pks: list[Any]) -> tuple[int, list[Any]]:
 
 
 @sensitive_variables()
-def jwt_expiry(token: str) -> datetime | None:
-    """The ``exp`` claim of a JWT-shaped token, unverified: used only to refresh early."""
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT-shaped token, unverified ({} for anything else): used only
+    for hints (when to refresh, which scopes were granted), never to trust the token."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
+        return {}
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+@sensitive_variables()
+def jwt_expiry(token: str) -> datetime | None:
+    """The ``exp`` claim of a JWT-shaped token, unverified: used only to refresh early."""
+    exp = jwt_claims(token).get("exp")
     if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not 0 < exp < 2**40:
         return None
     return datetime.fromtimestamp(exp, tz=dt_timezone.utc)
@@ -240,6 +248,44 @@ def store_tokens(
     }
     row, _created = HyperIDToken.objects.update_or_create(user=user, defaults=values)
     return row
+
+
+@sensitive_variables("access_token", "refresh_token")
+def store_sign_in_tokens(
+    user: UserModel,
+    access_token: str,
+    refresh_token: str | None = None,
+    *,
+    expires_in: int | None = None,
+    refresh_expires_in: int | None = None,
+    scope: str | None = None,
+) -> bool:
+    """Keep the tokens of a HyperID sign-in if they can send pushes; whether it did.
+
+    A token without the ``mfa-client`` scope would only make HyperID refuse every
+    push: it is not stored (the user's earlier tokens, if any, stay). ``scope`` is
+    the token endpoint's; without it, the access token's own ``scope`` claim is read,
+    and a token that says nothing about its scopes is stored.
+    """
+    granted = scope if scope is not None else jwt_claims(access_token).get("scope")
+    if isinstance(granted, str) and MFA_SCOPE not in granted.split():
+        logger.warning(
+            "HyperID sign-in of user %s granted no %r scope: its tokens are not stored "
+            "(ask for the scope: 'openid %s')",
+            user.pk,
+            MFA_SCOPE,
+            MFA_SCOPE,
+        )
+        return False
+    store_tokens(
+        user,
+        access_token,
+        refresh_token,
+        expires_in=expires_in,
+        refresh_expires_in=refresh_expires_in,
+    )
+    logger.info("Stored the HyperID tokens of user %s from a sign-in", user.pk)
+    return True
 
 
 def forget_tokens(user: UserModel) -> None:

@@ -410,7 +410,7 @@ def test_browser_gets_the_approval_page_with_the_code_and_question(fake_hyperid,
     [
         ("rate_limit", 429, "Too many approval requests"),
         ("down", 503, "HyperID is unavailable"),
-        ("no_token", 403, "Approval is not possible"),
+        ("no_token", 403, "Sign in with HyperID again"),
     ],
 )
 def test_html_answers_have_the_same_status_codes_as_json(
@@ -536,3 +536,42 @@ def test_without_update_returning_an_approval_runs_the_view_once(
     services.refresh_pending(concurrency=1)  # learnt by the poller: waiting locally
     assert submit(browser, kind, amount="600").status_code == 200
     assert runs(kind) == ["500", "600"]
+
+
+# --- signing in again ---------------------------------------------------------------------
+
+
+def test_sign_in_again_offers_the_configured_url_and_a_way_back(
+    fake_hyperid, browser, hyperid_user, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REAUTHENTICATE_URL": "/sso/hyperid/"}
+    HyperIDToken.objects.filter(user=hyperid_user).delete()
+
+    as_json = browser.get("/gate/export/?month=5", HTTP_ACCEPT="application/json")
+    page = browser.get("/gate/export/?month=5")
+
+    assert as_json.json()["code"] == "mfa_reauthenticate"
+    assert (
+        as_json.json()["reauthenticate_url"] == "/sso/hyperid/?next=%2Fgate%2Fexport%2F%3Fmonth%3D5"
+    )
+    assert 'href="/sso/hyperid/?next=%2Fgate%2Fexport%2F%3Fmonth%3D5"' in page.content.decode()
+
+
+def test_after_a_post_the_way_back_is_the_page_the_form_was_on(
+    fake_hyperid, browser, hyperid_user, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REAUTHENTICATE_URL": "/sso/hyperid/"}
+    HyperIDToken.objects.filter(user=hyperid_user).delete()
+    on_site = submit(browser, "function", HTTP_REFERER="http://testserver/gate/transfer-form/")
+    off_site = submit(browser, "function", HTTP_REFERER="https://evil.example/phish")
+    assert on_site.json()["reauthenticate_url"] == (
+        "/sso/hyperid/?next=http%3A%2F%2Ftestserver%2Fgate%2Ftransfer-form%2F"
+    )
+    assert off_site.json()["reauthenticate_url"] == "/sso/hyperid/"
+
+
+def test_without_a_sign_in_url_the_answer_has_none(fake_hyperid, browser, hyperid_user):
+    HyperIDToken.objects.filter(user=hyperid_user).delete()
+    body = submit(browser, "function").json()
+    assert body["code"] == "mfa_reauthenticate"
+    assert "reauthenticate_url" not in body

@@ -389,3 +389,30 @@ def test_a_provider_object_is_used_as_it_is(settings):
 def test_encrypt_writes_under_the_newest_key(settings):
     settings.HYPERID_MFA = {"TOKEN_ENCRYPTION_KEYS": [NEW_KEY, OLD_KEY]}
     assert Fernet(NEW_KEY).decrypt(encrypt("a.b.c").encode()) == b"a.b.c"
+
+
+# --- tokens from a sign-in --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_sign_in_without_the_mfa_client_scope_stores_no_token(fake_hyperid, user):
+    from hyperid_mfa.tokens import store_sign_in_tokens
+
+    subject = fake_hyperid.add_user("nomfa")
+    pair = fake_hyperid.issue_tokens(subject, scopes=("openid", "email"))
+    assert not store_sign_in_tokens(user, pair.access_token, pair.refresh_token)
+    assert not HyperIDToken.objects.filter(user=user).exists()
+    # The token endpoint's own word wins over the token's claim.
+    assert not store_sign_in_tokens(user, "opaque-token", scope="openid email")
+    assert not HyperIDToken.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db
+def test_a_sign_in_with_the_mfa_client_scope_is_stored_encrypted(fake_hyperid, user):
+    from hyperid_mfa.tokens import store_sign_in_tokens
+
+    pair = fake_hyperid.issue_tokens(fake_hyperid.add_user("withmfa"))
+    assert store_sign_in_tokens(user, pair.access_token, pair.refresh_token)
+    row = HyperIDToken.objects.get(user=user)
+    assert pair.access_token not in row.access_token_encrypted
+    assert decrypt(row.access_token_encrypted) == pair.access_token
