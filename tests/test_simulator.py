@@ -511,3 +511,59 @@ def test_the_standalone_simulator_says_clearly_when_its_port_is_taken(taken_port
     assert completed.returncode == 2
     assert f"cannot listen on 127.0.0.1:{taken_port}" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_the_simulator_refuses_a_redirect_uri_that_cannot_be_one() -> None:
+    with pytest.raises(CommandError, match=r"--redirect-uri: .*fragment"):
+        call_command(
+            "hyperid_mfa_simulator", port=0, redirect_uris=["https://site.test/cb#x"], verbosity=0
+        )
+
+
+def test_the_simulator_is_an_openid_provider_for_the_redirect_uris_it_is_given() -> None:
+    process = run_simulator(
+        "--port",
+        "0",
+        "--redirect-uri",
+        "https://site.test/accounts/oidc/hyperid/login/callback/",
+        "--redirect-uri",
+        "https://site.test/oidc/callback/",
+        "--no-loopback-redirect-uris",
+    )
+    try:
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(6)]
+        match = re.match(r"HyperID simulator at (http://127\.0\.0\.1:\d+) ", banner[0])
+        assert match, banner
+        url = match.group(1)
+        issuer = f"{url}/auth/realms/HyperID"
+        assert banner[2].strip() == f"OpenID provider, issuer: {issuer}"
+        assert banner[3].strip() == f"discovery: {issuer}/.well-known/openid-configuration"
+        # The project's CLIENT_ID (tests.settings) is the client that signs in.
+        assert banner[4].strip() == (
+            "client_id: tests; redirect URIs: "
+            "https://site.test/accounts/oidc/hyperid/login/callback/, "
+            "https://site.test/oidc/callback/"
+        )
+        with requests.Session() as http:
+            document = http.get(f"{issuer}/.well-known/openid-configuration", timeout=5).json()
+            assert document["issuer"] == issuer
+
+            def authorize(redirect_uri: str) -> requests.Response:
+                params = {
+                    "response_type": "code",
+                    "client_id": "tests",
+                    "redirect_uri": redirect_uri,
+                    "scope": "openid mfa-client",
+                }
+                return http.get(document["authorization_endpoint"], params=params, timeout=5)
+
+            assert authorize("https://site.test/oidc/callback/").status_code == 200
+            assert authorize("http://127.0.0.1:8000/oidc/callback/").status_code == 400
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0

@@ -666,7 +666,7 @@ def test_refresh_with_garbled_basic_authentication_answers_401(fake: FakeHyperID
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
-@pytest.mark.parametrize("grant_type", ["authorization_code", "password", "client_credentials"])
+@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit"])
 def test_refresh_with_another_grant_type_answers_unsupported_grant_type(
     fake: FakeHyperID, api: Api, grant_type: str
 ) -> None:

@@ -1,8 +1,9 @@
 """An in-memory HyperID for tests and demos: ``FakeHyperID``.
 
 It issues tokens, runs MFA transactions, answers every result code of the four MFA
-calls and the OIDC token endpoint, expires things by its own clock, and misbehaves on
-request. It needs no Django: only the standard library, ``requests`` and, for
+calls and the OIDC token endpoint, signs users in as an OpenID provider, expires things
+by its own clock, and misbehaves on request. It needs no Django: only the standard
+library, ``requests``, ``cryptography`` (ID tokens are RS256) and, for
 :meth:`FakeHyperID.mock`, ``responses``.
 
 In a unit test (``requests`` intercepted in-process)::
@@ -34,6 +35,20 @@ Over real HTTP (demo, integration tests)::
         settings.HYPERID_MFA = {**settings.HYPERID_MFA, **fake.settings()}
 
 or ``python -m hyperid_mfa.testing.server --port 8765`` in a process of its own.
+
+It is an OpenID provider too, at ``fake.issuer`` (HyperID's Keycloak paths; discovery
+at ``fake.discovery_url``): django-allauth's ``openid_connect`` provider or
+mozilla-django-oidc sign in against it unmodified, through a sign-in page that takes
+any account name. Its client is ``fake.client_id``/``fake.client_secret``; loopback
+redirect URIs work on any port, others are registered::
+
+    fake = FakeHyperID(base_url=None, redirect_uris=["https://site.test/oidc/callback/"])
+    fake.register_redirect_uri("https://site.test/accounts/hyperid/login/callback/")
+
+ID tokens carry the fake's clock (``iat``, ``exp``, ``auth_time``), and relying parties
+check them against the time of day: sign in through a library on a fake whose clock
+is the real one (the default), not pinned or moved on with :meth:`FakeHyperID.advance`.
+To expire a signed-in user's access token, use ``fake.expire_access_tokens(subject)``.
 ``Authenticator(fake).handle``, given to ``serve(handler=...)``, adds web pages that
 play the user's phone (the demo's simulator, ``manage.py hyperid_mfa_simulator``).
 """

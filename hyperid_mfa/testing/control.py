@@ -9,6 +9,8 @@ the user's phone and drive the fake:
   (404 unknown, 409 not pending)
 - ``POST /_fake/users`` ``{"subject", "has_device", "scopes", "expires_in"}`` (all
   optional) -> ``{"subject", "access_token", "refresh_token", "expires_in"}``
+- ``POST /_fake/tokens/expire`` ``{"subject"}`` -> ``{"expired": n}``: the user's
+  access tokens answer -4 from now on (the app then refreshes them)
 - ``GET  /_fake/calls`` -> ``{"status-get": n, "start": n, ...}``
 - ``POST /_fake/faults`` ``{"fault", "call", "times", ...params}``, ``DELETE /_fake/faults``
 - ``POST /_fake/advance`` ``{"seconds": n}``
@@ -57,6 +59,7 @@ class ControlledFake(Protocol):
         scopes: Iterable[str] = ...,
         expires_in: float | None = None,
     ) -> TokenPair: ...
+    def expire_access_tokens(self, subject: str) -> int: ...
     def transactions(self, subject: str | None = None) -> list[FakeTransaction]: ...
     def approve(self, transaction_id: int) -> FakeTransaction: ...
     def deny(self, transaction_id: int) -> FakeTransaction: ...
@@ -130,6 +133,13 @@ def _control(
     if route == "/_fake/users":
         require("POST")
         return _add_user(fake, body_object())
+
+    if route == "/_fake/tokens/expire":
+        require("POST")
+        subject = body_object().get("subject")
+        if not isinstance(subject, str) or not subject:
+            raise _ControlError(400, "subject must be a non-empty string")
+        return json_response(200, {"expired": fake.expire_access_tokens(subject)})
 
     if route == "/_fake/calls":
         require("GET")

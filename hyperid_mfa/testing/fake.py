@@ -1,9 +1,11 @@
 """:class:`FakeHyperID`, the in-memory HyperID's public face.
 
 Everything HyperID would decide sits behind it, one module per concern:
-:mod:`.state` (clock, addresses, accounts) with :mod:`.tokens` and
-:mod:`.transactions`; the calls in :mod:`.mfa` and :mod:`.oidc`; :mod:`.faults`; the
-call log in :mod:`.calls`; the ``/_fake/`` endpoints in :mod:`.control`.
+:mod:`.state` (clock, addresses, client, accounts) with :mod:`.tokens`,
+:mod:`.transactions`, :mod:`.grants` and :mod:`.signing`; the calls in :mod:`.mfa` and
+:mod:`.oidc`; the OpenID provider's sign-in in :mod:`.provider` and :mod:`.signin`;
+:mod:`.faults`; the call log in :mod:`.calls`; the ``/_fake/`` endpoints in
+:mod:`.control`.
 :meth:`FakeHyperID.handle` turns one HTTP request (method, path, headers, body) into a
 :class:`FakeResponse` (see :mod:`.routing`); the two transports,
 :meth:`FakeHyperID.mock` (the ``responses`` library, :mod:`.mock_transport`) and
@@ -32,6 +34,7 @@ from .faults import FAULTS, Fault, FaultQueue
 from .http_server import MAX_BODY_BYTES as MAX_BODY_BYTES
 from .http_server import FakeHyperIDServer
 from .mock_transport import intercept_requests
+from .provider import DISCOVERY_PATH
 from .routing import Router
 from .state import REALM_PATH, HyperIDState, normalize_url
 from .tokens import TokenPair
@@ -65,6 +68,12 @@ class FakeHyperID:
     Reach it through :meth:`mock` (``requests`` calls intercepted in-process) or
     :meth:`serve` (a real HTTP server on loopback).
 
+    It is also an OpenID provider at :attr:`issuer` (discovery at
+    :attr:`discovery_url`), so that a site signs its users in with allauth's or
+    mozilla-django-oidc's code flow: one client (``client_id``/``client_secret``),
+    whose redirect URIs are ``redirect_uris`` (see :meth:`register_redirect_uri`)
+    and, unless ``allow_loopback_redirect_uris`` is false, any loopback URI.
+
     ``base_url=None`` creates a fake without an address; :meth:`serve` gives it the
     server's. ``serve()`` always moves ``base_url`` and ``issuer`` to the server's
     scheme, host and port (keeping their paths), so :meth:`settings` points at the
@@ -87,6 +96,8 @@ class FakeHyperID:
         client_secret: str = "fake-secret",  # noqa: S107 - the fake's own, public
         rotate_refresh_tokens: bool = True,
         first_transaction_id: int = 1,
+        redirect_uris: Iterable[str] = (),
+        allow_loopback_redirect_uris: bool = True,
     ) -> None:
         self._lock = threading.RLock()
         self._state = HyperIDState(
@@ -100,6 +111,8 @@ class FakeHyperID:
             client_secret=client_secret,
             rotate_refresh_tokens=rotate_refresh_tokens,
             first_transaction_id=first_transaction_id,
+            redirect_uris=redirect_uris,
+            allow_loopback_redirect_uris=allow_loopback_redirect_uris,
         )
         self._faults = FaultQueue()
         self._calls = CallLog(MAX_RECORDED_CALLS)
@@ -159,6 +172,25 @@ class FakeHyperID:
     def rotate_refresh_tokens(self, value: bool) -> None:
         self._state.rotate_refresh_tokens = value
 
+    @property
+    def allow_loopback_redirect_uris(self) -> bool:
+        return self._state.allow_loopback_redirect_uris
+
+    @allow_loopback_redirect_uris.setter
+    def allow_loopback_redirect_uris(self, value: bool) -> None:
+        self._state.allow_loopback_redirect_uris = bool(value)
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        """The client's registered redirect URIs (loopback ones need no registering)."""
+        with self._lock:
+            return tuple(self._state.redirect_uris)
+
+    def register_redirect_uri(self, uri: str) -> None:
+        """Let the client be sent back to ``uri`` (matched exactly); ``ValueError`` if invalid."""
+        with self._lock:
+            self._state.register_redirect_uri(uri)
+
     # ------------------------------------------------------------------ addresses
 
     @property
@@ -193,6 +225,11 @@ class FakeHyperID:
     @property
     def token_url(self) -> str:
         return self.issuer + TOKEN_ENDPOINT_PATH
+
+    @property
+    def discovery_url(self) -> str:
+        """``<issuer>/.well-known/openid-configuration``: where an OIDC client starts."""
+        return self.issuer + DISCOVERY_PATH
 
     def settings(self) -> dict[str, Any]:
         """The ``HYPERID_MFA`` entries an app needs to talk to this fake.
@@ -278,6 +315,15 @@ class FakeHyperID:
                 raise ValueError("not an access token issued by this FakeHyperID")
             # -inf rather than now(): a clock that steps back must not revive it.
             record.expires_at = -math.inf
+
+    def expire_access_tokens(self, subject: str) -> int:
+        """Make every access token of the user expired (-4); return how many still worked.
+
+        What a test needs when it does not hold the token, e.g. after a sign-in in a
+        browser: the app's next push refreshes it with its refresh token.
+        """
+        with self._lock:
+            return self._state.tokens.expire_access(subject, self._state.now())
 
     def revoke_tokens(self, subject: str) -> None:
         """Revoke every token the user holds: access tokens answer -5, refreshes fail.

@@ -1,7 +1,8 @@
 """How the fake answers a request: which call it is, then faults and the call log around it.
 
 The path alone decides (hosts are ignored): the control endpoints below the base
-path, the MFA calls at their paths below it, the token endpoint below the issuer's.
+path, the MFA calls at their paths below it, the token endpoint and the rest of the
+OpenID provider (:mod:`.provider`) below the issuer's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ..constants import TOKEN_ENDPOINT_PATH
-from . import mfa, oidc
+from . import mfa, oidc, provider
 from .answers import Answer, FakeResponse, json_response
 from .calls import CALL_TOKEN, CallLog
 from .control import CONTROL_PREFIX, ControlledFake, control
@@ -51,6 +52,14 @@ class Router:
         base_path, issuer_path = self._state.route_paths()
         if route.startswith(base_path + CONTROL_PREFIX):
             return control(fake, method, route[len(base_path) :], target.query, body)
+        endpoint = route[len(issuer_path) :] if route.startswith(issuer_path + "/") else None
+        if endpoint is not None and endpoint != TOKEN_ENDPOINT_PATH:
+            # The sign-in's endpoints: not calls of the app's, so neither logged nor faulted.
+            response = provider.answer(
+                self._state, method, route, endpoint, target.query, lowered, body
+            )
+            if response is not None:
+                return response
         name = mfa.PATHS.get(route[len(base_path) :]) if route.startswith(base_path) else None
         if route == issuer_path + TOKEN_ENDPOINT_PATH:
             name = CALL_TOKEN

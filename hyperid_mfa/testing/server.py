@@ -49,10 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--transaction-ttl", type=float, default=300.0)
     parser.add_argument("--token-ttl", type=float, default=3600.0)
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a redirect URI of the sign-in's client (repeatable); loopback ones need none",
+    )
     args = parser.parse_args(argv)
     fake = FakeHyperID(
         base_url=None, transaction_ttl=args.transaction_ttl, token_ttl=args.token_ttl
     )
+    for uri in args.redirect_uri:
+        try:
+            fake.register_redirect_uri(uri)
+        except ValueError as err:
+            parser.error(str(err))
     try:
         server = fake.serve(
             args.host, args.port, latency=args.latency, handler=Authenticator(fake).handle
@@ -64,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FakeHyperID serving at {server.url}", flush=True)
         print(f"API_BASE_URL={fake.base_url} ISSUER={fake.issuer}", flush=True)
         print(f"authenticator: {server.url}{AUTHENTICATOR_PATH}", flush=True)
+        print(f"OpenID discovery: {fake.discovery_url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0

@@ -1,16 +1,20 @@
 """What HyperID holds: its clock, addresses, client, accounts, tokens and transactions.
 
-The calls (:mod:`.mfa`, :mod:`.oidc`) read and change this state; :class:`FakeHyperID`
-is its public face and holds the one lock around every use, so nothing here locks.
+The calls (:mod:`.mfa`, :mod:`.oidc`, :mod:`.signin`, :mod:`.provider`) read and change
+this state; :class:`FakeHyperID` is its public face and holds the one lock around
+every use, so nothing here locks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN
+from .clients import checked_redirect_uri
+from .grants import GrantBook
+from .signing import SigningKey
 from .tokens import TokenBook
 from .transactions import TransactionBook, valid_transaction_id
 
@@ -34,7 +38,8 @@ class HyperIDState:
 
     ``base_url`` and ``issuer`` are normalized URLs or None (no address yet; the
     issuer derived from ``base_url``). ``users`` maps each subject, oldest first, to
-    whether it has an authenticator device.
+    whether it has an authenticator device. ``redirect_uris`` are the client's
+    registered ones, in registration order.
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class HyperIDState:
         client_secret: str,
         rotate_refresh_tokens: bool,
         first_transaction_id: int,
+        redirect_uris: Iterable[str] = (),
+        allow_loopback_redirect_uris: bool = True,
     ) -> None:
         if valid_transaction_id(first_transaction_id) is None:
             raise ValueError(
@@ -72,9 +79,15 @@ class HyperIDState:
         self.client_id = client_id
         self.client_secret = client_secret
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.redirect_uris: list[str] = []
+        for uri in [redirect_uris] if isinstance(redirect_uris, str) else redirect_uris:
+            self.register_redirect_uri(uri)
+        self.allow_loopback_redirect_uris = bool(allow_loopback_redirect_uris)
         self.users: dict[str, bool] = {}
         self.tokens = TokenBook()
         self.transactions = TransactionBook(self.now, first_transaction_id)
+        self.signing_key = SigningKey()
+        self.grants = GrantBook(self.now)
 
     # ------------------------------------------------------------------ clock
 
@@ -104,22 +117,47 @@ class HyperIDState:
             issuer_path = base_path + REALM_PATH
         return base_path, issuer_path
 
+    def current_issuer(self) -> str:
+        """The issuer tokens name: the explicit one, else derived from ``base_url``."""
+        if self.issuer is not None:
+            return self.issuer
+        if self.base_url is not None:
+            return self.base_url + REALM_PATH
+        return REALM_PATH  # not served yet: there is no address to name
+
+    # ------------------------------------------------------------------ client
+
+    def register_redirect_uri(self, uri: str) -> None:
+        checked = checked_redirect_uri(uri)
+        if checked not in self.redirect_uris:
+            self.redirect_uris.append(checked)
+
     # ------------------------------------------------------------------ tokens
 
-    def mint(self, kind: str, subject: str, scopes: tuple[str, ...], ttl: float) -> str:
-        """A new token for ``subject``, issued under the fake's current issuer."""
-        if self.issuer is not None:
-            issuer = self.issuer
-        elif self.base_url is not None:
-            issuer = self.base_url + REALM_PATH
-        else:
-            issuer = REALM_PATH  # not served yet: there is no address to name
+    def mint(
+        self,
+        kind: str,
+        subject: str,
+        scopes: tuple[str, ...],
+        ttl: float,
+        *,
+        auth_time: float | None = None,
+        grant: str | None = None,
+    ) -> str:
+        """A new token for ``subject``, issued under the fake's current issuer.
+
+        ``auth_time`` (when the user signed in) defaults to now; ``grant`` names the
+        authorization code the token descends from.
+        """
+        now = self.now()
         return self.tokens.mint(
             kind,
             subject,
             scopes,
-            now=self.now(),
+            now=now,
             ttl=ttl,
-            issuer=issuer,
+            issuer=self.current_issuer(),
             client_id=self.client_id,
+            auth_time=now if auth_time is None else auth_time,
+            grant=grant,
         )

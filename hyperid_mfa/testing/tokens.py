@@ -2,6 +2,8 @@
 
 A token carries only its id (``jti``) and the claims an app might read; whether it is
 expired, revoked or already used is kept here, so tests can change it afterwards.
+Access and refresh tokens are opaque to clients (HS256 with the fake's own secret);
+ID tokens, which clients verify, are RS256 (see :mod:`.signing`).
 """
 
 from __future__ import annotations
@@ -37,10 +39,19 @@ class TokenPair:
 
 @dataclasses.dataclass
 class TokenRecord:
+    """What the fake knows of one token.
+
+    ``grant`` names the authorization code the token descends from (refreshes
+    included), so that replaying that code revokes them all; None for tokens that
+    :meth:`FakeHyperID.issue_tokens` made. ``auth_time`` is when the user signed in.
+    """
+
     kind: str  # "access" or "refresh"
     subject: str
     scopes: tuple[str, ...]
     expires_at: float
+    auth_time: float
+    grant: str | None = None
     revoked: bool = False
     used: bool = False
 
@@ -63,6 +74,8 @@ class TokenBook:
         ttl: float,
         issuer: str,
         client_id: str,
+        auth_time: float,
+        grant: str | None = None,
     ) -> str:
         jti = str(uuid.uuid4())
         claims = {
@@ -81,7 +94,12 @@ class TokenBook:
         )
         signature = hmac.new(self._secret, signing_input.encode("ascii"), hashlib.sha256).digest()
         self._records[jti] = TokenRecord(
-            kind=kind, subject=subject, scopes=scopes, expires_at=now + ttl
+            kind=kind,
+            subject=subject,
+            scopes=scopes,
+            expires_at=now + ttl,
+            auth_time=auth_time,
+            grant=grant,
         )
         return signing_input + "." + b64url_encode(signature)
 
@@ -118,3 +136,19 @@ class TokenBook:
         for record in self._records.values():
             if record.subject == subject:
                 record.revoked = True
+
+    def revoke_grant(self, grant: str) -> None:
+        """Revoke every token issued from one authorization code, refreshed ones included."""
+        for record in self._records.values():
+            if record.grant == grant:
+                record.revoked = True
+
+    def expire_access(self, subject: str, now: float) -> int:
+        """Expire every access token of the user; return how many still worked."""
+        working = 0
+        for record in self._records.values():
+            if record.kind == "access" and record.subject == subject:
+                working += not record.revoked and now < record.expires_at
+                # -inf rather than now: a clock that steps back must not revive them.
+                record.expires_at = -math.inf
+        return working

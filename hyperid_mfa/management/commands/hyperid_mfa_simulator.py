@@ -6,6 +6,15 @@ HyperID (minus TLS). Its authenticator pages (``/authenticator/``) list each use
 pending pushes and answer them with number matching; see
 :mod:`hyperid_mfa.testing.authenticator`.
 
+It is also an OpenID provider at its issuer (``<base>/auth/realms/HyperID``), so that
+the site signs its users in with "Sign in with HyperID" through django-allauth's
+``openid_connect`` provider or mozilla-django-oidc, unmodified: point them at the
+discovery URL the banner prints. The sign-in page takes any account name and makes
+the account, with a simulated phone, when it is new. The site's redirect URI must be
+registered with ``--redirect-uri`` unless it is a loopback URL (``http://127.0.0.1:PORT/``,
+``http://localhost:PORT/``), which is accepted on any port unless
+``--no-loopback-redirect-uris``.
+
 By default it listens where the project's ``HYPERID_MFA["API_BASE_URL"]`` points when
 that is a loopback ``http://`` URL, else on 127.0.0.1:8765, and it accepts the
 project's ``CLIENT_ID``/``CLIENT_SECRET`` at its token endpoint so that token
@@ -107,6 +116,21 @@ class Command(BaseCommand):
             "ids keep growing across restarts, as the project's database expects.",
         )
         parser.add_argument(
+            "--redirect-uri",
+            action="append",
+            dest="redirect_uris",
+            default=[],
+            metavar="URI",
+            help="A redirect URI of the site's sign-in callback, matched exactly; repeat "
+            "for several. Loopback URIs need none.",
+        )
+        parser.add_argument(
+            "--no-loopback-redirect-uris",
+            action="store_false",
+            dest="allow_loopback_redirect_uris",
+            help="Accept only the --redirect-uri ones, not any loopback URI.",
+        )
+        parser.add_argument(
             "--latency",
             type=float,
             default=0.0,
@@ -181,7 +205,13 @@ class Command(BaseCommand):
             transaction_ttl=options["transaction_ttl"],
             token_ttl=options["token_ttl"],
             first_transaction_id=options["first_transaction_id"],
+            allow_loopback_redirect_uris=options["allow_loopback_redirect_uris"],
         )
+        for uri in options["redirect_uris"]:
+            try:
+                fake.register_redirect_uri(uri)
+            except ValueError as err:
+                raise CommandError(f"--redirect-uri: {err}.") from None
         # The project refreshes tokens with its own client credentials.
         if mfa_settings.CLIENT_ID:
             fake.client_id = str(mfa_settings.CLIENT_ID)
@@ -196,6 +226,13 @@ class Command(BaseCommand):
             # The first line names the address: a parent that passed --port 0 reads it.
             self.stdout.write(f"HyperID simulator at {url} (a test double: not HyperID)")
             self.stdout.write(f"  phones (authenticator pages): {url}{AUTHENTICATOR_PATH}")
+            self.stdout.write(f"  OpenID provider, issuer: {fake.issuer}")
+            self.stdout.write(f"    discovery: {fake.discovery_url}")
+            loopback = " and any loopback URI" if fake.allow_loopback_redirect_uris else ""
+            registered = ", ".join(fake.redirect_uris) or "none registered"
+            self.stdout.write(
+                f"    client_id: {fake.client_id}; redirect URIs: {registered}{loopback}"
+            )
             self.stdout.write(
                 f'  HYPERID_MFA = {{"API_BASE_URL": "{fake.base_url}", "ISSUER": "{fake.issuer}"}}'
             )
