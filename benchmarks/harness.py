@@ -268,6 +268,10 @@ class FakeHyperIDProcess(Service):
         answer = self._call("POST", "/_bench/start", {"access_token": access_token, "count": count})
         return [int(value) for value in answer["transaction_ids"]]
 
+    def approve(self, transaction_id: int) -> None:
+        """The user's phone approves this push."""
+        self._call("POST", f"/_fake/transactions/{int(transaction_id)}/approve")
+
     def set_latency(self, seconds: float) -> None:
         self._call("POST", "/_bench/latency", {"seconds": seconds})
 

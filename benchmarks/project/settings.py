@@ -62,6 +62,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "rest_framework",
     "hyperid_mfa",
+    # The peer of case 2: django-otp's single-use static tokens on the same view.
+    "django_otp",
+    "django_otp.plugins.otp_static",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,7 @@ urlpatterns = [
     path("bench/health/", views.health, name="bench-health"),
     path("bench/plain/", views.plain_view, name="bench-plain"),
     path("bench/gated/", views.gated_view, name="bench-gated"),
+    path("bench/otp/", views.otp_view, name="bench-otp"),
     path("bench/plain-write/", views.plain_write_view, name="bench-plain-write"),
     path("bench/gated-write/", views.gated_write_view, name="bench-gated-write"),
     path("bench/bare/<uuid:pk>/", views.BareRequestView.as_view(), name="bench-bare"),

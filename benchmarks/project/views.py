@@ -42,6 +42,21 @@ def gated_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"done", content_type="text/plain")
 
 
+@login_required
+def otp_view(request: HttpRequest) -> HttpResponse:
+    """The same trivial view behind django-otp's single-use check, the gate's peer: the
+    user's static device spends the token posted as ``otp_token`` (``verify_token``
+    deletes it), as django-otp's verification form does with the device it is given."""
+    # Imported here: the harness's smoke tests import this module on the test suite's
+    # settings, where django-otp is installed only for case 2's test.
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    device = StaticDevice.objects.devices_for_user(request.user, confirmed=True).first()
+    if device is None or not device.verify_token(request.POST.get("otp_token", "")):
+        return HttpResponse(b"refused", status=403, content_type="text/plain")
+    return HttpResponse(b"done", content_type="text/plain")
+
+
 def _act(request: HttpRequest) -> HttpResponse:
     # The least a view worth gating does: write one row. (login_required let only a
     # signed-in user through.)
