@@ -10,6 +10,7 @@ only by the tests marked ``redis``.
 import atexit
 import contextlib
 import glob
+import importlib.util
 import os
 import secrets
 import tempfile
@@ -104,6 +105,50 @@ TEMPLATES = [
         },
     }
 ]
+
+# --- sign-in with HyperID, when the [allauth] / [oidc] extras are installed ----------------
+# tests/test_sign_in.py points the HyperID app at a FakeHyperID served for the test.
+
+HAVE_ALLAUTH = importlib.util.find_spec("allauth") is not None
+HAVE_MOZILLA_OIDC = importlib.util.find_spec("mozilla_django_oidc") is not None
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if HAVE_ALLAUTH:
+    INSTALLED_APPS += [
+        "allauth",
+        "allauth.account",
+        "allauth.socialaccount",
+        "allauth.socialaccount.providers.openid_connect",
+        "hyperid_mfa.contrib.allauth",
+    ]
+    MIDDLEWARE.append("allauth.account.middleware.AccountMiddleware")
+    AUTHENTICATION_BACKENDS.append("allauth.account.auth_backends.AuthenticationBackend")
+    SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "hyperid",
+                    "name": "HyperID",
+                    "client_id": "tests",
+                    "secret": "tests-secret",
+                    "settings": {
+                        "server_url": "https://login.hypersecureid.test/auth/realms/HyperID",
+                        "scope": ["openid", "email", "mfa-client"],
+                    },
+                }
+            ]
+        }
+    }
+    ACCOUNT_EMAIL_VERIFICATION = "none"
+    SOCIALACCOUNT_LOGIN_ON_GET = True
+if HAVE_MOZILLA_OIDC:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    # The backend itself goes into AUTHENTICATION_BACKENDS in its own tests, with the
+    # provider's endpoints: it reads them when it is created.
+    OIDC_RP_CLIENT_ID = "tests"
+    OIDC_RP_CLIENT_SECRET = "tests-secret"
+    OIDC_RP_SCOPES = "openid email mfa-client"
+    OIDC_RP_SIGN_ALGO = "RS256"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 STATIC_URL = "/static/"

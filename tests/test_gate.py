@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -570,8 +571,25 @@ def test_after_a_post_the_way_back_is_the_page_the_form_was_on(
     assert off_site.json()["reauthenticate_url"] == "/sso/hyperid/"
 
 
-def test_without_a_sign_in_url_the_answer_has_none(fake_hyperid, browser, hyperid_user):
+def test_without_a_sign_in_url_the_answer_has_none(
+    fake_hyperid, browser, hyperid_user, monkeypatch
+):
+    from hyperid_mfa import rendering
+
+    # As in a project without hyperid_mfa.contrib.allauth.
+    monkeypatch.setattr(rendering, "ALLAUTH_LOGIN", ("no-such-url-name", {}))
     HyperIDToken.objects.filter(user=hyperid_user).delete()
     body = submit(browser, "function").json()
     assert body["code"] == "mfa_reauthenticate"
     assert "reauthenticate_url" not in body
+
+
+@pytest.mark.skipif(not settings.HAVE_ALLAUTH, reason="needs the [allauth] extra")
+def test_with_allauth_signing_in_again_goes_to_its_hyperid_login(
+    fake_hyperid, browser, hyperid_user
+):
+    HyperIDToken.objects.filter(user=hyperid_user).delete()
+    body = browser.get("/gate/export/?month=5", HTTP_ACCEPT="application/json").json()
+    assert body["reauthenticate_url"] == (
+        "/accounts/oidc/hyperid/login/?next=%2Fgate%2Fexport%2F%3Fmonth%3D5"
+    )

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,6 +10,11 @@ urlpatterns = [
     path("gate/", include("tests.gate_views")),
     path("atomic/", include("tests.atomic_views")),
 ]
+
+if settings.HAVE_ALLAUTH:
+    urlpatterns.append(path("accounts/", include("allauth.urls")))
+if settings.HAVE_MOZILLA_OIDC:
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
 
 if HAVE_SPECTACULAR:  # the openapi extra; the API's schema, fuzzed by tests/test_api_fuzz.py
     urlpatterns.append(path("schema/", schema_view(mount="mfa/"), name="schema"))

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class HyperIDAllauthConfig(AppConfig):
+    name = "hyperid_mfa.contrib.allauth"
+    label = "hyperid_mfa_allauth"
+    verbose_name = "HyperID MFA: django-allauth sign-in"
+
+    def ready(self) -> None:
+        from django.core.checks import Tags, register
+
+        from . import checks, receivers
+
+        receivers.connect()
+        register(checks.check_hyperid_app, Tags.security)
