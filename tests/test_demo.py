@@ -1,6 +1,7 @@
 """The README's quickstart, end to end: ``./scripts/demo`` in a fresh clone.
 
-What a newcomer does: clone the repository, run ``./scripts/demo``, sign in, transfer
+What a newcomer does: clone the repository, run ``./scripts/demo``, sign in with
+HyperID (allauth's OpenID Connect login against the simulator), transfer
 money, approve the push on the simulator's phone page, and see the transfer exactly
 once; the same through the API; Ctrl-C stops everything. This test does the same in
 a ``git clone`` of the committed HEAD into a temporary directory, on free ports, with
@@ -171,12 +172,15 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> None:
     for page in (site, phone):
         page.set_default_timeout(TIMEOUT_MS)
     try:
-        # Sign in: the site gets alice's HyperID tokens from the simulator.
+        # Sign in with HyperID: allauth's OpenID Connect login, against the
+        # simulator's sign-in page; the site keeps alice's HyperID tokens.
         site.goto(f"{demo.web}/")
-        site.fill("#id_username", USERNAME)
-        site.fill("#id_password", PASSWORD)
         site.click("#sign-in")
+        site.wait_for_url(f"{demo.simulator}/**")
+        site.fill("input[name=subject]", USERNAME)
+        site.click("button.sign-in")
         site.wait_for_url(f"{demo.web}/")
+        assert "You are signed in with HyperID" in (site.text_content("main") or "")
 
         # The transfer waits for approval: the bank shows the code to match.
         site.goto(f"{demo.web}/transfer/")

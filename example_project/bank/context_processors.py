@@ -1,5 +1,6 @@
 from typing import Any
 
+from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -12,5 +13,11 @@ def hyperid_simulator(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     phone_url = simulator + AUTHENTICATOR_PATH
     if user is not None and user.is_authenticated:
-        phone_url = simulator + Authenticator.phone_path(user.get_username())
+        # The phone of the user's HyperID account (its subject), as allauth recorded it.
+        subject = (
+            SocialAccount.objects.filter(user=user, provider="hyperid")
+            .values_list("uid", flat=True)
+            .first()
+        )
+        phone_url = simulator + Authenticator.phone_path(subject or user.get_username())
     return {"hyperid_simulator_url": simulator, "hyperid_phone_url": phone_url}

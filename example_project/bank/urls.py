@@ -4,9 +4,8 @@ from . import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", views.HyperIDLoginView.as_view(), name="login"),
-    path("accounts/logout/", views.sign_out, name="logout"),
-    path("accounts/hyperid/", views.reconnect_hyperid, name="reconnect-hyperid"),
+    path("sign-in/", views.sign_in, name="login"),
+    path("sign-out/", views.sign_out, name="logout"),
     path("transfer/", views.transfer, name="transfer"),
     path("transfers/", views.transfers, name="transfers"),
     path("api/transfers/", api.TransferListCreateView.as_view(), name="api-transfers"),

@@ -1,13 +1,10 @@
-"""The bank's pages: sign-in, the transfer form behind the HyperID gate, the transfers."""
+"""The bank's pages: sign-in with HyperID, the transfer form behind the gate, the transfers."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -17,36 +14,14 @@ from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import forget_tokens
 
 from .forms import TransferForm
-from .hyperid import SimulatorUnavailable, sign_in_with_hyperid
 from .models import Transfer, transfer_question
 
 
-class HyperIDLoginView(LoginView):
-    """Sign-in that also stores the user's HyperID tokens, as a HyperID login callback would."""
-
-    template_name = "bank/login.html"
-    redirect_authenticated_user = True
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        try:
-            sign_in_with_hyperid(form.get_user())
-        except SimulatorUnavailable as err:
-            form.add_error(None, str(err))
-            return self.form_invalid(form)
-        return super().form_valid(form)
-
-
-@require_POST
-@login_required
-def reconnect_hyperid(request: HttpRequest) -> HttpResponse:
-    """New HyperID tokens, e.g. after the simulator restarted and forgot the old ones."""
-    try:
-        sign_in_with_hyperid(request.user)
-    except SimulatorUnavailable as err:
-        messages.error(request, str(err))
-    else:
-        messages.success(request, "Signed in with HyperID again.")
-    return redirect("home")
+def sign_in(request: HttpRequest) -> HttpResponse:
+    """The "Sign in with HyperID" page: its button starts allauth's OpenID Connect login."""
+    if request.user.is_authenticated:
+        return redirect("home")
+    return render(request, "bank/login.html", {"next": request.GET.get("next", "")})
 
 
 @require_POST

@@ -28,7 +28,14 @@ INSTALLED_APPS = [
     # offline, where the CDN that drf-spectacular uses by default is out of reach.
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Sign in with HyperID: allauth's OpenID Connect provider, and the app that keeps
+    # the tokens of each HyperID sign-in for the gate.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "hyperid_mfa",
+    "hyperid_mfa.contrib.allauth",
     "bank",
 ]
 
@@ -40,6 +47,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # Passwords: the admin, and the API's Basic authentication in the README.
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
 ROOT_URLCONF = "example_project.urls"
@@ -94,6 +108,30 @@ LOGOUT_REDIRECT_URL = "login"
 # Where the simulator listens (./scripts/demo sets it when it picks another port).
 # Plain http:// is accepted for loopback addresses only (system check hyperid_mfa.E004).
 HYPERID_SIMULATOR_URL = os.environ.get("EXAMPLE_HYPERID_URL", "http://127.0.0.1:8765").rstrip("/")
+
+# HyperID's OpenID Connect login, in allauth's generic provider. A real project:
+# HyperID's issuer as server_url, and the client HyperID registered for the site (its
+# redirect URI: https://<site>/accounts/oidc/hyperid/login/callback/).
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "APPS": [
+            {
+                "provider_id": "hyperid",
+                "name": "HyperID",
+                "client_id": "example-bank",
+                "secret": "example-bank-secret",
+                "settings": {
+                    "server_url": HYPERID_SIMULATOR_URL + "/auth/realms/HyperID",
+                    # mfa-client: the access token may send MFA pushes.
+                    "scope": ["openid", "email", "mfa-client"],
+                },
+            }
+        ]
+    }
+}
+# A new HyperID account becomes a user at once, named after its HyperID username.
+SOCIALACCOUNT_AUTO_SIGNUP = True
+ACCOUNT_EMAIL_VERIFICATION = "none"
 
 HYPERID_MFA = {
     # A real project: "https://api.hypersecureid.com" and HyperID's issuer (the defaults).

@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("", include("bank.urls")),
+    # allauth: "Sign in with HyperID" (/accounts/oidc/hyperid/login/) and its callback.
+    path("accounts/", include("allauth.urls")),
     # The app's API: the approval page polls it; API clients may too.
     path("mfa/", include("hyperid_mfa.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

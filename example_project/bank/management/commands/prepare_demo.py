@@ -1,9 +1,15 @@
-"""``manage.py prepare_demo``: the demo's users with known passwords, everyone signed out."""
+"""``manage.py prepare_demo``: the demo's users, everyone signed out.
+
+alice is a bank customer whose HyperID account is ``alice`` on the simulator: signing
+in with HyperID as alice lands on her. Her password serves the README's API examples
+(Basic authentication) only; the site signs her in through HyperID.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
@@ -13,9 +19,11 @@ from hyperid_mfa.models import HyperIDToken
 
 # (username, password, is_superuser, what for). Fixed and printed: a local demo only.
 DEMO_USERS = [
-    ("alice", "alice-demo", False, "a bank customer: sign in on the site"),
+    ("alice", "alice-demo", False, "a bank customer: sign in with HyperID as alice"),
     ("admin", "admin-demo", True, "superuser: /admin/"),
 ]
+#: The HyperID account (subject) of each demo user who signs in with HyperID.
+HYPERID_SUBJECTS = {"alice": "alice"}
 
 
 class Command(BaseCommand):
@@ -33,6 +41,11 @@ class Command(BaseCommand):
             user.is_active = True
             user.is_staff = user.is_superuser = is_superuser
             user.save()
+            subject = HYPERID_SUBJECTS.get(username)
+            if subject is not None:
+                SocialAccount.objects.update_or_create(
+                    provider="hyperid", uid=subject, defaults={"user": user}
+                )
         # The simulator starts empty on every run, so HyperID tokens kept from an
         # earlier run are worthless: everyone signs in with HyperID again.
         HyperIDToken.objects.all().delete()
