@@ -46,6 +46,7 @@ from .models import (
     storable_result,
 )
 from .sensitive import Secret
+from .spending import consume_approval, spent
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -258,7 +259,7 @@ def _transition(
     elif new_state == State.DENIED:
         signals.mfa_request_denied.send(sender=MFARequest, mfa_request=mfa_request)
     if spend:
-        _spent(mfa_request)
+        spent(mfa_request)
     return True
 
 
@@ -309,45 +310,6 @@ def cancel_request(mfa_request: MFARequest) -> MFARequest:
 
 
 # --- using an approval --------------------------------------------------------------------
-
-
-def consume_approval(
-    user: UserModel,
-    action: str,
-    fingerprint: str = "",
-    max_age: float | None = None,
-) -> MFARequest | None:
-    """Use the user's approval of (action, fingerprint), once; None if there is none.
-
-    An approval is usable for ``max_age`` seconds (default ``APPROVAL_MAX_AGE``)
-    after it was learnt, by the database's clock. One conditional UPDATE finds and
-    spends it: of N concurrent callers exactly one gets it.
-    """
-    usable = MFARequest.objects.bound_to(user, action, fingerprint).consumable(max_age=max_age)
-    newest = usable.order_by("-completed_at")
-    using = router.db_for_write(MFARequest)
-    if can_update_returning(using):
-        # The UPDATE's own condition (not yet spent) decides the race; the subquery
-        # only points at the row.
-        rows = MFARequest.objects.using(using).filter(
-            pk__in=Subquery(newest.values("pk")[:1]), consumed_at__isnull=True
-        )
-        spent = rows.update_returning(consumed_at=Now())
-        if not spent:
-            return None
-        _spent(spent[0])
-        return spent[0]
-    for candidate in newest[:3]:
-        if usable.filter(pk=candidate.pk).update(consumed_at=Now()):
-            candidate.consumed_at = timezone.now()  # the row holds the database's time
-            _spent(candidate)
-            return candidate
-    return None
-
-
-def _spent(mfa_request: MFARequest) -> None:
-    audit.log("consumed", mfa_request=mfa_request)
-    signals.mfa_request_consumed.send(sender=MFARequest, mfa_request=mfa_request)
 
 
 def settle(

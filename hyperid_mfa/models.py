@@ -112,9 +112,37 @@ def can_update_returning(using: str) -> bool:
     )
 
 
-def seconds_ago(seconds: float) -> Any:
+def seconds_ago(seconds: float | timedelta) -> Any:
     """``Now() - seconds`` as a database expression."""
-    return Now() - timedelta(seconds=seconds)
+    delta = seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds)
+    return Now() - delta
+
+
+class ReturningUpdate:
+    """An ``UPDATE ... RETURNING`` compiled by the ORM: run it, with its parameters or
+    with others in their places (the statement is compiled once, bound per call)."""
+
+    def __init__(self, model: Any, using: str, compiler: Any, sql: str, params: list[Any]) -> None:
+        connection = connections[using]
+        self.model, self.using, self.compiler = model, using, compiler
+        self.fields = model._meta.concrete_fields
+        columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in self.fields)
+        self.sql = f"{sql} RETURNING {columns}" if sql else ""
+        self.params = params
+        self.converters = compiler.get_converters(
+            [field.get_col(model._meta.db_table) for field in self.fields]
+        )
+
+    def run(self, params: list[Any] | None = None) -> list[Any]:
+        if not self.sql:
+            return []
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, self.params if params is None else params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = list(self.compiler.apply_converters(rows, self.converters))
+        names = [field.attname for field in self.fields]
+        return [self.model.from_db(self.using, names, tuple(row)) for row in rows]
 
 
 class MFARequestQuerySet(models.QuerySet["MFARequest"]):
@@ -136,7 +164,7 @@ class MFARequestQuerySet(models.QuerySet["MFARequest"]):
         except KeyError:
             raise ValueError(f"unknown state {state!r}") from None
 
-    def consumable(self, *, max_age: float | None = None) -> MFARequestQuerySet:
+    def consumable(self, *, max_age: float | timedelta | None = None) -> MFARequestQuerySet:
         """Approved, not consumed, approved no longer than ``max_age`` seconds ago
         (by the database's clock)."""
         age = mfa_settings.APPROVAL_MAX_AGE if max_age is None else max_age
@@ -150,7 +178,10 @@ class MFARequestQuerySet(models.QuerySet["MFARequest"]):
         For the hot paths of the gate: one round trip finds a row and changes it, so
         that the conditions of the UPDATE decide who wins.
         """
-        connection = connections[self.db]
+        return self.compile_update_returning(**values).run()
+
+    def compile_update_returning(self, **values: Any) -> ReturningUpdate:
+        """The statement of :meth:`update_returning`, compiled, to run now or again."""
         if not can_update_returning(self.db):
             raise NotImplementedError("this database has no UPDATE ... RETURNING")
         query = cast(UpdateQuery, self.query.chain(UpdateQuery))
@@ -158,19 +189,7 @@ class MFARequestQuerySet(models.QuerySet["MFARequest"]):
         compiler = query.get_compiler(self.db)
         compiler.pre_sql_setup()
         sql, params = compiler.as_sql()
-        if not sql:
-            return []
-        opts = self.model._meta
-        fields = opts.concrete_fields
-        columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-        with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING {columns}", params)
-            rows = cursor.fetchall()
-        converters = compiler.get_converters([field.get_col(opts.db_table) for field in fields])
-        if converters:
-            rows = list(compiler.apply_converters(rows, converters))
-        names = [field.attname for field in fields]
-        return [self.model.from_db(self.db, names, tuple(row)) for row in rows]
+        return ReturningUpdate(self.model, self.db, compiler, sql, list(params))
 
     def due_for_refresh(self, *, interval: float | None = None) -> MFARequestQuerySet:
         """Pending requests nobody has asked HyperID about for ``interval`` seconds

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from .lifecycle import (
     cancel_request,
-    consume_approval,
     pending_request,
     refresh_by_id,
     refresh_request,
@@ -32,6 +31,7 @@ from .pushes import (
     start_request,
 )
 from .retention import PURGE_BATCH_SIZE, finished_before, parse_duration, purge_finished
+from .spending import consume_approval
 
 __all__ = [
     "MAX_ACTION_LENGTH",

@@ -519,9 +519,10 @@ def test_a_result_code_too_large_for_the_column_is_recorded_not_a_500(fake_hyper
 @pytest.fixture
 def no_update_returning(monkeypatch):
     """As on a database without UPDATE ... RETURNING: the two-step paths."""
-    from hyperid_mfa import lifecycle
+    from hyperid_mfa import lifecycle, spending
 
     monkeypatch.setattr(lifecycle, "can_update_returning", lambda using: False)
+    monkeypatch.setattr(spending, "_statement", lambda using: None)
 
 
 @pytest.mark.parametrize("kind", ["function", "drf-permission"])

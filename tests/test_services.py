@@ -551,3 +551,22 @@ def test_cancel_says_in_the_audit_log_that_it_was_not_the_phone(fake_hyperid, hy
     caplog.set_level(logging.INFO, logger="hyperid_mfa")
     services.cancel_request(started(hyperid_user))
     assert "canceled here, not on the phone" in caplog.text
+
+
+def test_the_compiled_spend_binds_each_calls_values(fake_hyperid, hyperid_user, other_user):
+    """The statement is compiled once: every call must still spend only its own approval."""
+    link(fake_hyperid, other_user)
+    odd = "pay 'O''Brien'; -- \\x00? %s %%s é"
+    mine = services.start_request(hyperid_user, odd, fingerprint="fp-1")
+    theirs = services.start_request(other_user, odd, fingerprint="fp-1")
+    for request in (mine, theirs):
+        fake_hyperid.approve(request.transaction_id)
+        services.refresh_request(request)
+
+    assert services.consume_approval(hyperid_user, odd, "fp-2") is None
+    assert services.consume_approval(hyperid_user, "other", "fp-1") is None
+    assert services.consume_approval(hyperid_user, odd, "fp-1").pk == mine.pk
+    assert services.consume_approval(hyperid_user, odd, "fp-1") is None
+    assert services.consume_approval(other_user, odd, "fp-1").pk == theirs.pk
+    MFARequest.objects.filter(pk=mine.pk).update(consumed_at=None)
+    assert services.consume_approval(hyperid_user, odd, "fp-1", max_age=0.001) is None
