@@ -24,7 +24,7 @@ token provider (where a user's HyperID access token comes from).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import requests
@@ -58,11 +58,17 @@ class MFAAdapter:
         """
         return requests.Session()
 
-    def format_question(
-        self, request: Any, action: str, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> str:
-        """The question on the phone when the gate was given none."""
-        return gettext("Approve: %(action)s?") % {"action": action}
+    def format_question(self, request: Any, action: str, values: Mapping[str, Any]) -> str:
+        """The question on the phone when the gate was given none.
+
+        ``values`` are the bound values by name (the fields ``bind`` names, or the
+        submitted fields for the default binding), so that the user sees what will
+        run: "Approve payments.withdraw: amount 250, payee Bob?".
+        """
+        shown = ", ".join(f"{name} {value}" for name, value in values.items())
+        if not shown:
+            return gettext("Approve %(action)s?") % {"action": action}
+        return gettext("Approve %(action)s: %(values)s?") % {"action": action, "values": shown}
 
     def get_token_provider(self) -> TokenProvider:
         """Where users' HyperID access tokens come from (``TOKEN_PROVIDER`` by default)."""

@@ -21,7 +21,7 @@ view), on function views, on methods of class-based views (directly or through
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -52,10 +52,11 @@ def _decorate(view: View, gate: Gate) -> View:
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             _self, request, view_args = _split(args)
-            decision = await sync_to_async(gate.check)(request, view_args, kwargs)
-            if decision.allowed:
-                return await view(*args, **kwargs)
-            return await sync_to_async(rendering.respond)(request, decision)
+            if gate.gates(request):
+                decision = await sync_to_async(gate.check)(request, view_args, kwargs)
+                if not decision.allowed:
+                    return await sync_to_async(rendering.respond)(request, decision)
+            return await view(*args, **kwargs)
 
         wrapper: Any = functools.wraps(view)(async_wrapper)
         markcoroutinefunction(wrapper)
@@ -63,9 +64,10 @@ def _decorate(view: View, gate: Gate) -> View:
 
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             _self, request, view_args = _split(args)
-            decision = gate.check(request, view_args, kwargs)
-            if not decision.allowed:
-                return rendering.respond(request, decision)
+            if gate.gates(request):
+                decision = gate.check(request, view_args, kwargs)
+                if not decision.allowed:
+                    return rendering.respond(request, decision)
             # Where this wrapper took the view out of ATOMIC_REQUESTS, the gate's
             # work is committed by now: the view gets its transactions back.
             with atomicity.as_atomic_requests(request, owner=wrapper):
@@ -92,6 +94,7 @@ def require_mfa_approval(
     question: str | Callable[..., str] | None = None,
     bind: Binder = None,
     max_age: float | None = None,
+    methods: Iterable[str] | None = None,
 ) -> Callable[[View], View]: ...
 
 
@@ -101,6 +104,7 @@ def require_mfa_approval(
     question: str | Callable[..., str] | None = None,
     bind: Binder = None,
     max_age: float | None = None,
+    methods: Iterable[str] | None = None,
 ) -> Any:
     """Let the view run only with a fresh, unused approval of this very request.
 
@@ -109,13 +113,16 @@ def require_mfa_approval(
     ``bind`` chooses what the approval covers: by default the method, path, query and
     submitted data; a sequence of field names, or a callable returning the values
     to bind, narrows it. ``max_age`` is how many seconds an approval stays usable
-    (default ``APPROVAL_MAX_AGE``).
+    (default ``APPROVAL_MAX_AGE``). ``methods`` names the methods gated (for a view
+    that shows its form on GET and acts on POST: ``methods=("POST",)``); the others
+    run the view ungated. By default every method is gated.
     """
     if callable(action):
         return _decorate(action, Gate(_default_action(action)))
 
     def decorator(view: View) -> View:
         name = action if action is not None else _default_action(view)
-        return _decorate(view, Gate(name, question=question, bind=bind, max_age=max_age))
+        gate = Gate(name, question=question, bind=bind, max_age=max_age, methods=methods)
+        return _decorate(view, gate)
 
     return decorator

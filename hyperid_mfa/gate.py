@@ -18,7 +18,7 @@ decorator, the mixin or the DRF permission.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,15 +99,24 @@ class Gate:
         question: str | Callable[..., str] | None = None,
         bind: Binder = None,
         max_age: float | None = None,
+        methods: Iterable[str] | None = None,
     ) -> None:
         if not isinstance(action, str) or not action:
             raise TypeError("the gated action must be a non-empty string")
         if isinstance(bind, str):
             raise TypeError("bind= takes a sequence of field names or a callable, not a string")
+        if isinstance(methods, str):
+            raise TypeError("methods= takes a sequence of method names, not a string")
         self.action = action
         self.question = question
         self.bind = bind
         self.max_age = max_age
+        #: The methods gated; None: every method (fail closed).
+        self.methods = None if methods is None else frozenset(m.upper() for m in methods)
+
+    def gates(self, request: Any) -> bool:
+        """Whether this request's method is gated (others run the view ungated)."""
+        return self.methods is None or str(request.method).upper() in self.methods
 
     def __repr__(self) -> str:
         return f"<Gate {self.action!r}>"
@@ -123,6 +132,7 @@ class Gate:
         try:
             self._refuse_inside_a_transaction()
             fp = fingerprint.compute(request, bind=self.bind, args=args, kwargs=kwargs)
+            self._refuse_missing_fields(request)
             with audit.request_context(django_request(request)):
                 return self._decide(request, user, fp, args, kwargs)
         except MFARefusal as refusal:
@@ -164,10 +174,29 @@ class Gate:
             raise SiteMisconfigured(str(err)) from err
         return Decision.pending(mfa_request)
 
+    def _refuse_missing_fields(self, request: Any) -> None:
+        """A field ``bind`` names must be in the request: an approval that binds a
+        missing value would run the view on whatever it does without it."""
+        if self.bind is None or callable(self.bind):
+            return
+        fields = self._bound_fields(request)
+        missing = [name for name, value in fields.items() if value is fingerprint.ABSENT]
+        if missing:
+            raise RequestUnreadable(
+                _("The request lacks what this action needs: %(fields)s.")
+                % {"fields": ", ".join(missing)}
+            )
+
+    def _bound_fields(self, request: Any) -> dict[str, Any]:
+        if self.bind is None or callable(self.bind):
+            return fingerprint.submitted_fields(request)
+        return fingerprint.named_fields(request, self.bind)
+
     def _question(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         try:
             if self.question is None:
-                return get_adapter().format_question(request, self.action, args, kwargs)
+                values = fingerprint.shown_values(self._bound_fields(request))
+                return get_adapter().format_question(request, self.action, values)
             if callable(self.question):
                 return str(self.question(request, *args, **kwargs))
             return str(self.question)

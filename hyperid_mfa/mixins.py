@@ -47,7 +47,13 @@ def gate_for_view(view: Any, request: Any) -> Gate:
     bind: Any = getattr(view, "mfa_bind", None)
     if callable(getattr(view, "get_mfa_bind_values", None)):
         bind = lambda request, *args, **kwargs: view.get_mfa_bind_values(request)  # noqa: E731
-    return Gate(action, question=question, bind=bind, max_age=getattr(view, "mfa_max_age", None))
+    return Gate(
+        action,
+        question=question,
+        bind=bind,
+        max_age=getattr(view, "mfa_max_age", None),
+        methods=getattr(view, "mfa_methods", DEFAULT_GATED_METHODS),
+    )
 
 
 def is_gated_method(view: Any, request: Any) -> bool:

@@ -169,6 +169,14 @@ class PermissionViewSet(viewsets.ViewSet):
         return Response(ran("drf-permission-action", request))
 
 
+@require_mfa_approval(ACTION, bind=("amount", "payee"), methods=("POST",))
+def withdraw_form_view(request):
+    """The usual pair: GET shows the form (ungated), POST acts (gated)."""
+    if request.method == "POST":
+        return JsonResponse(ran("form-view", request))
+    return HttpResponse("<form method='post'>the withdrawal form</form>")
+
+
 # --- views that read the body themselves ------------------------------------------------
 
 
@@ -247,5 +255,6 @@ urlpatterns = [
     path("drf-permission-action/", PermissionViewSet.as_view({"post": "withdraw"})),
     path("plain/", plain_view),
     path("json-body/", json_body_view),
+    path("form-view/", withdraw_form_view),
     path("limit/", LimitView.as_view()),
 ]

@@ -30,8 +30,8 @@ class CompanyAdapter(MFAAdapter):
         SESSIONS.append(session)
         return session
 
-    def format_question(self, request, action, args, kwargs):
-        return f"Company asks: {action}?"
+    def format_question(self, request, action, values):
+        return f"Company asks: {action} {values}?"
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_the_client_sends_through_the_adapters_session(company_adapter, fake_hyp
 def test_a_gate_without_a_question_asks_the_adapter(company_adapter, fake_hyperid, browser):
     browser.post("/gate/default/", {"amount": "1"}, **JSON)
     [push] = fake_hyperid.pending()
-    assert push.question == "Company asks: payments.withdraw?"
+    assert push.question == "Company asks: payments.withdraw {'amount': '1'}?"
 
 
 def test_an_adapter_that_cannot_be_imported_is_a_check_error_and_a_clear_failure(settings):

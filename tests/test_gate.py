@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 PLAIN_KINDS = ["function", "class", "mixin", "async", "async-mixin"]
 DRF_KINDS = ["drf-method", "drf-permission", "drf-function", "drf-action", "drf-permission-action"]
 KINDS = PLAIN_KINDS + DRF_KINDS
+JSON = {"HTTP_ACCEPT": "application/json"}
 
 
 @pytest.fixture(autouse=True)
@@ -594,3 +595,47 @@ def test_with_allauth_signing_in_again_goes_to_its_hyperid_login(
     assert body["reauthenticate_url"] == (
         "/accounts/oidc/hyperid/login/?next=%2Fgate%2Fexport%2F%3Fmonth%3D5"
     )
+
+
+# --- methods=, the default question, bound fields ----------------------------------------------
+
+
+def test_methods_leaves_the_form_ungated_and_gates_its_submission(fake_hyperid, browser):
+    assert (
+        browser.get("/gate/form-view/").content == b"<form method='post'>the withdrawal form</form>"
+    )
+    assert fake_hyperid.call_count() == 0
+    response = browser.post("/gate/form-view/", {"amount": "5", "payee": "Bob"}, **JSON)
+    assert response.json()["code"] == "mfa_pending"
+    approve_pending(fake_hyperid)
+    assert (
+        browser.post("/gate/form-view/", {"amount": "5", "payee": "Bob"}, **JSON).status_code == 200
+    )
+    assert runs("form-view") == ["5"]
+
+
+def test_methods_must_be_a_sequence_not_a_string():
+    from hyperid_mfa.decorators import require_mfa_approval
+
+    with pytest.raises(TypeError, match="methods"):
+        require_mfa_approval("x", methods="POST")(lambda request: None)
+
+
+def test_without_a_question_the_push_names_the_bound_values(fake_hyperid, browser):
+    submit(browser, "drf-method", amount="250", payee="Bob")
+    [push] = fake_hyperid.pending()
+    assert push.question == "Approve payments.withdraw: amount 250, payee Bob?"
+
+
+@pytest.mark.parametrize("kind", ["drf-method", "drf-permission", "mixin"])
+def test_a_request_missing_a_bound_field_is_a_400_without_a_push(fake_hyperid, browser, kind):
+    url = f"/gate/{kind}/"
+    if kind.startswith("drf"):
+        response = browser.post(url, '{"amount": 250}', content_type="application/json")
+    else:
+        response = browser.post(url, {"amount": "250"}, **JSON)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "mfa_bad_request"
+    assert "payee" in body["detail"]
+    assert fake_hyperid.call_count() == 0
