@@ -168,7 +168,7 @@ class Gate:
         question = self._question(request, args, kwargs)
         try:
             mfa_request = services.start_request(
-                user, self.action, question=question, fingerprint=fp
+                user, self.action, question=question, fingerprint=fp, replace_twins=True
             )
         except HyperIDConfigurationError as err:
             raise SiteMisconfigured(str(err)) from err

@@ -282,6 +282,20 @@ def _withdraw_push(mfa_request: MFARequest) -> None:
     withdraw(mfa_request.user, mfa_request.transaction_id)
 
 
+def replace_request(mfa_request: MFARequest, newer: MFARequest) -> bool:
+    """Withdraw a pending push that ``newer`` replaces; whether it did.
+
+    At HyperID first: a push the user has already answered stays as it is (its page
+    may be about to use the approval), and is learnt as usual.
+    """
+    if not mfa_request.is_pending or not withdraw(mfa_request.user, mfa_request.transaction_id):
+        return False
+    if not _transition(mfa_request, RequestStatus.CANCELED):
+        return False
+    audit.log(f"replaced by the newer push {newer.transaction_id}", mfa_request=mfa_request)
+    return True
+
+
 def withdraw(user: UserModel, transaction_id: int) -> bool:
     """Cancel a push at HyperID, once and best effort; whether it is gone from the phone."""
     try:

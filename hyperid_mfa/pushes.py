@@ -19,7 +19,7 @@ from .client import get_client
 from .conf import mfa_settings
 from .constants import CompleteResult, Result
 from .exceptions import DenialCooldown, HyperIDError, ProtocolError, RateLimited
-from .lifecycle import with_token, withdraw
+from .lifecycle import replace_request, with_token, withdraw
 from .models import MFARequest, RequestStatus, UserModel, database_now
 
 logger = logging.getLogger("hyperid_mfa")
@@ -77,8 +77,12 @@ def start_request(
     *,
     question: str | None = None,
     fingerprint: str = "",
+    replace_twins: bool = False,
 ) -> MFARequest:
     """Send a push to the user's HyperID Authenticator and record it, pending.
+
+    With ``replace_twins`` (the gate's way), the user's older pending pushes with the
+    same action and question are withdrawn: one card on the phone per thing.
 
     The push is counted against ``START_RATE_LIMIT`` before it is sent. Raises
     :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
@@ -133,7 +137,25 @@ def start_request(
         ) from None
     audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
+    if replace_twins:
+        _withdraw_older_twins(mfa_request)
     return mfa_request
+
+
+def _withdraw_older_twins(mfa_request: MFARequest) -> None:
+    """Withdraw the user's older pending pushes that show the same card: the same
+    action and question (started from another session, say, while a tab left behind
+    still waits). The phone then holds one card per thing to approve."""
+    twins = MFARequest.objects.filter(
+        user=mfa_request.user,
+        action=mfa_request.action,
+        question=mfa_request.question,
+        status=RequestStatus.PENDING,
+        created_at__lte=mfa_request.created_at,
+    ).exclude(pk=mfa_request.pk)
+    for twin in twins:
+        twin.user = mfa_request.user
+        replace_request(twin, mfa_request)
 
 
 def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> None:

@@ -639,3 +639,15 @@ def test_a_request_missing_a_bound_field_is_a_400_without_a_push(fake_hyperid, b
     assert body["code"] == "mfa_bad_request"
     assert "payee" in body["detail"]
     assert fake_hyperid.call_count() == 0
+
+
+def test_the_same_action_from_another_session_withdraws_the_abandoned_push(
+    fake_hyperid, browser, hyperid_user
+):
+    abandoned = submit(browser, "function").json()["mfa_request"]
+    second_browser = Client()
+    second_browser.force_login(hyperid_user)
+    fresh = submit(second_browser, "function").json()["mfa_request"]
+
+    assert [push.transaction_id for push in fake_hyperid.pending()] == [fresh["transaction_id"]]
+    assert MFARequest.objects.get(pk=abandoned["id"]).state == State.CANCELED

@@ -570,3 +570,23 @@ def test_the_compiled_spend_binds_each_calls_values(fake_hyperid, hyperid_user, 
     assert services.consume_approval(other_user, odd, "fp-1").pk == theirs.pk
     MFARequest.objects.filter(pk=mine.pk).update(consumed_at=None)
     assert services.consume_approval(hyperid_user, odd, "fp-1", max_age=0.001) is None
+
+
+def test_a_new_push_withdraws_the_users_older_pending_twin(fake_hyperid, hyperid_user):
+    """An abandoned tab's push, then the same action from another session: one card."""
+    older = started(hyperid_user, fingerprint="session-1", replace_twins=True)
+    newer = started(hyperid_user, fingerprint="session-2", replace_twins=True)
+    other = services.start_request(
+        hyperid_user, "payments.refund", question="Withdraw 500 EUR?", replace_twins=True
+    )
+
+    assert MFARequest.objects.get(pk=older.pk).state == State.CANCELED
+    assert fake_hyperid.transaction(older.transaction_id).status == Status.CANCELED
+    assert MFARequest.objects.get(pk=newer.pk).is_pending
+    assert MFARequest.objects.get(pk=other.pk).is_pending
+
+
+def test_a_different_question_for_the_same_action_is_not_a_twin(fake_hyperid, hyperid_user):
+    first = started(hyperid_user, question="Withdraw 500 EUR?", replace_twins=True)
+    started(hyperid_user, question="Withdraw 900 EUR?", replace_twins=True)
+    assert MFARequest.objects.get(pk=first.pk).is_pending
