@@ -132,6 +132,8 @@ def approval_page(request: Any, decision: Decision) -> HttpResponse:
         "reauthenticate_url": (
             reauthenticate_url(request) if decision.code == REAUTHENTICATE else None
         ),
+        # Where "Back" leads once the request has ended without approval.
+        "back_url": _on_site_referer(plain) or "/",
         "base_template": mfa_settings.BASE_TEMPLATE,
         "config": {
             "state": mfa_request.state if mfa_request else None,
@@ -185,6 +187,11 @@ def _back_here(request: HttpRequest) -> str | None:
     (GET), else the page the form was on, if it is on this site."""
     if request.method in ("GET", "HEAD"):
         return request.get_full_path()
+    return _on_site_referer(request)
+
+
+def _on_site_referer(request: HttpRequest) -> str | None:
+    """The page the user came from, if it is on this site."""
     referer = request.META.get("HTTP_REFERER")
     if referer and url_has_allowed_host_and_scheme(
         referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -224,6 +231,11 @@ def _url(request: HttpRequest, name: str, mfa_request: MFARequest | None) -> str
 def _page_messages() -> dict[str, str]:
     """Texts the page's script shows, translated here (the script carries none)."""
     return {
+        "deniedTitle": _("You denied this action"),
+        "expiredTitle": _("The approval request expired"),
+        "canceledTitle": _("The approval request was canceled"),
+        "failedTitle": _("The approval request failed"),
+        "consumedTitle": _("This approval was already used"),
         "pending": _("Waiting for your approval…"),
         "approved": _("Approved. Continuing…"),
         "denied": _("You denied this request in the app."),

@@ -95,8 +95,23 @@ def test_user_denies_and_the_page_says_so_and_offers_to_try_again(page, live_ser
     fake_hyperid.deny(push.transaction_id)
     page.wait_for_selector("#hyperid-mfa[data-state='denied']")
     assert re.search("denied", page.text_content("#hyperid-mfa-status"))
+    assert page.text_content("#hyperid-mfa-heading") == "You denied this action"
+    assert not page.is_visible(".hyperid-mfa-code")
     assert page.is_visible("#hyperid-mfa-retry")
     assert not page.is_visible("#hyperid-mfa-continue")
+    assert gate_views.RUNS == []
+
+
+def test_after_a_denial_back_returns_to_the_form_the_user_came_from(
+    page, live_server, fake_hyperid
+):
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    assert not page.is_visible("#hyperid-mfa-back")
+    fake_hyperid.deny(push.transaction_id)
+    page.wait_for_selector("#hyperid-mfa-back", state="visible")
+    page.click("#hyperid-mfa-back")
+    page.wait_for_url(f"{live_server.url}/gate/transfer-form/")
     assert gate_views.RUNS == []
 
 

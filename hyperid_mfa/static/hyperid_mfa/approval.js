@@ -5,8 +5,9 @@
  * While the request is pending it polls config.statusUrl at the interval the server
  * asks for, backing off on errors. On approval it submits #hyperid-mfa-resubmit,
  * which carries the original request's method, URL and fields (and a fresh CSRF
- * token), so the gated view runs. On denial, expiry or cancel it says so and offers
- * "Try again", which sends the original request again (a new push).
+ * token), so the gated view runs. On denial, expiry or cancel it says so in the
+ * heading, takes the code away, and offers "Try again", which sends the original
+ * request again (a new push), and "Back", to the page the user came from.
  */
 (function () {
   "use strict";
@@ -23,6 +24,9 @@
   var continueButton = document.getElementById("hyperid-mfa-continue");
   var retryButton = document.getElementById("hyperid-mfa-retry");
   var cancelButton = document.getElementById("hyperid-mfa-cancel");
+  var backLink = document.getElementById("hyperid-mfa-back");
+  var heading = document.getElementById("hyperid-mfa-heading");
+  var matching = document.getElementById("hyperid-mfa-matching");
 
   var MAX_DELAY = 30000;
   var baseDelay = Math.max(1, Number(config.pollInterval) || 2) * 1000;
@@ -64,6 +68,17 @@
       clearTimeout(timer);
     }
     show(state, messages[state] || state);
+    // Ended without approval: say so where the page asked to approve, take the code
+    // away (there is nothing left to match), and offer a way back.
+    if (heading && messages[state + "Title"]) {
+      heading.textContent = messages[state + "Title"];
+    }
+    if (matching) {
+      matching.hidden = true;
+    }
+    if (backLink) {
+      backLink.hidden = false;
+    }
     offerRetry();
   }
 
