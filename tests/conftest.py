@@ -42,7 +42,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") and not _reachable("127.0.0.1", 6379):
         _skip_or_fail("needs Redis on 127.0.0.1:6379")
     if item.get_closest_marker("browser"):
-        if not os.path.exists("/usr/bin/chromium"):
+        from tests.chromium import CHROMIUM
+
+        if not os.path.exists(CHROMIUM):
             _skip_or_fail("needs Chromium at /usr/bin/chromium (apt-get install chromium)")
         try:
             import playwright.sync_api  # noqa: F401
@@ -125,6 +127,21 @@ def hyperid_user(fake_hyperid, user):
     """``user``, signed in to HyperID: tokens stored, authenticator device present."""
     user.hyperid_subject = link(fake_hyperid, user)
     return user
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium (Debian's), one per test module."""
+    from tests.chromium import launch
+
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
+    # makes between browser steps are still plain synchronous code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
 
 
 def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:

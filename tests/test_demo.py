@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import ARTIFACTS, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -330,9 +330,7 @@ def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_o
         assert "admin / admin-demo" in banner
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = launch(playwright)
             try:
                 transfer_in_the_browser(demo, browser)
             finally:

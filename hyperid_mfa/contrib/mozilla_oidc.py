@@ -15,11 +15,16 @@ Every sign-in then stores the access and refresh tokens, encrypted, with
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import requests
+from django.core.exceptions import PermissionDenied
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from ..tokens import store_sign_in_tokens
+
+logger = logging.getLogger(__name__)
 
 
 class HyperIDOIDCBackend(OIDCAuthenticationBackend):
@@ -28,7 +33,15 @@ class HyperIDOIDCBackend(OIDCAuthenticationBackend):
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
         # The token answer holds the refresh token, which the base class drops: keep
         # it for the user this sign-in ends with.
-        token_info: dict[str, Any] = super().get_token(payload)
+        try:
+            token_info: dict[str, Any] = super().get_token(payload)
+        except requests.HTTPError as error:
+            # HyperID refused the code (expired, replayed, another client's): the
+            # sign-in failed, which the callback answers with its failure redirect,
+            # not a 500. The answer's body is not logged: it may echo the request.
+            status = error.response.status_code if error.response is not None else None
+            logger.warning("HyperID refused the sign-in code: HTTP %s", status)
+            raise PermissionDenied("HyperID refused the sign-in code") from None
         self._hyperid_token_info: dict[str, Any] | None = token_info
         return token_info
 

@@ -405,8 +405,10 @@ class FakeHyperID:
         ReadTimeout when that exceeds the request's read timeout), ``malformed_json``,
         ``truncated_json``, and the field faults, which wait for a success answer
         carrying their field: ``wrong_transaction_id`` (status-get and start),
-        ``status`` / ``complete_result`` (status-get, forced to ``value``) and
-        ``missing_field`` (``field`` removed).
+        ``status`` / ``complete_result`` (status-get, forced to ``value``),
+        ``missing_field`` (``field`` removed) and ``id_token_signature`` (token
+        endpoint: the ID token keeps its header and claims, but its RS256 signature no
+        longer matches them, as if it had been tampered with on the way).
         """
         checked = Fault.checked(fault, call, times, params)
         with self._lock:

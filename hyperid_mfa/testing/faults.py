@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .answers import Answer, FakeResponse, html_response, json_response
-from .calls import CALL_START, CALL_STATUS_GET, CALLS
+from .calls import CALL_START, CALL_STATUS_GET, CALL_TOKEN, CALLS
 from .encoding import canonical_json, is_int
 
 __all__ = ["FAULTS", "Fault", "FaultQueue"]
@@ -67,6 +67,9 @@ _FAULT_SPECS: dict[str, _FaultSpec] = {
     ),
     "missing_field": _FaultSpec(
         instead=False, params=frozenset({"field"}), required=frozenset({"field"}), field="*"
+    ),
+    "id_token_signature": _FaultSpec(
+        instead=False, calls=frozenset({CALL_TOKEN}), field="id_token"
     ),
 }
 
@@ -193,7 +196,20 @@ class Fault:
             payload["transaction_complete_result"] = self.params["value"]
         elif kind == "missing_field":
             del payload[str(self.params["field"])]
+        elif kind == "id_token_signature":
+            payload["id_token"] = _broken_signature(str(payload["id_token"]))
         return json_response(answer.status, payload, answer.headers)
+
+
+def _broken_signature(jws: str) -> str:
+    """``jws`` with another signature of the same length: header and claims untouched.
+
+    The first character of a base64url signature holds its first six bits alone, so
+    changing it changes the signature's bytes (a later one may hold padding bits only).
+    """
+    header, claims, signature = jws.split(".")
+    first = "B" if signature.startswith("A") else "A"
+    return f"{header}.{claims}.{first}{signature[1:]}"
 
 
 class FaultQueue:

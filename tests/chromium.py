@@ -1,0 +1,27 @@
+"""Debian's Chromium, as every browser test launches it through Playwright.
+
+Playwright's own browser download is never used: it is not on this machine's
+network, and CI installs Debian's ``chromium`` package instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+#: Where a failed browser test leaves its screenshots.
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def launch(playwright):  # type: ignore[no-untyped-def]
+    """A headless Chromium of ``playwright`` (a ``sync_playwright()`` context)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
