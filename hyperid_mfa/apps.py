@@ -10,10 +10,17 @@ class HyperIDMFAConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from . import receivers
+        from . import deployment_checks, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
 
+        # Every check and its ids: docs/checks.md.
         register_checks()
         register(check_atomic_requests, Tags.urls, Tags.security)
+        register(deployment_checks.check_urls, Tags.urls)
+        register(deployment_checks.check_templates, Tags.templates)
+        register(deployment_checks.check_rate_limit_cache, Tags.caches)
+        # A per-process or non-atomic cache only matters where several processes serve.
+        register(deployment_checks.check_rate_limit_cache_is_shared, Tags.caches, deploy=True)
+        register(deployment_checks.check_installed_apps, Tags.compatibility)
         receivers.connect()

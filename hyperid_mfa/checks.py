@@ -5,7 +5,11 @@ their defaults and the rules each value must follow; ``conf`` builds ``mfa_setti
 only from a value these rules accept and refuses any other at run time with the
 same messages (:func:`value_errors`). The system checks add what depends on the
 deployment rather than on the value (plain ``http://``, missing credentials,
-Celery, keys derived from ``SECRET_KEY``, gated views inside ``ATOMIC_REQUESTS``).
+Celery, keys derived from ``SECRET_KEY``, a base URL with a path). The checks that
+look at the project around the setting (its URLconf, templates, cache and
+``INSTALLED_APPS``) live in ``deployment_checks``; gated views inside
+``ATOMIC_REQUESTS`` in ``atomicity``. Every id is listed here, once, and in
+docs/checks.md.
 
 ``conf`` imports this module, so it imports nothing that reads settings: the
 gated-view check finds the gate's classes among the modules already imported
@@ -28,7 +32,13 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from . import crypto, wire
-from .constants import DEFAULT_TEMPLATE_ID, PRODUCTION_API_BASE_URL, PRODUCTION_ISSUER
+from .constants import (
+    DEFAULT_TEMPLATE_ID,
+    PRODUCTION_API_BASE_URL,
+    PRODUCTION_ISSUER,
+    START_PATH,
+    TOKEN_ENDPOINT_PATH,
+)
 
 SETTING_NAME = "HYPERID_MFA"
 
@@ -79,6 +89,14 @@ E009 = "hyperid_mfa.E009"  # a gated view runs inside ATOMIC_REQUESTS
 W010 = "hyperid_mfa.W010"  # no client credentials: tokens cannot be refreshed
 E011 = "hyperid_mfa.E011"  # ADAPTER unimportable or not an adapter
 W012 = "hyperid_mfa.W012"  # REFRESH_AFTER_START set, but Celery is not installed
+# W013, W014: hyperid_mfa.contrib.allauth.checks (the allauth sign-in).
+E015 = "hyperid_mfa.E015"  # the app's URLs are not in the URLconf (deployment_checks)
+E016 = "hyperid_mfa.E016"  # a template of the approval page cannot be loaded (deployment_checks)
+W017 = "hyperid_mfa.W017"  # the push limit's cache is per process or not atomic (deploy)
+E018 = "hyperid_mfa.E018"  # the push limit's cache keeps nothing (DummyCache)
+W019 = "hyperid_mfa.W019"  # API_BASE_URL has a path
+E020 = "hyperid_mfa.E020"  # API_BASE_URL or ISSUER has a query string or a fragment
+W021 = "hyperid_mfa.W021"  # rest_framework is not in INSTALLED_APPS (deployment_checks)
 
 
 # --- the rules of each value ---------------------------------------------------------------
@@ -183,6 +201,30 @@ def _url_errors(key: str, value: str) -> list[CheckMessage]:
     ]
 
 
+#: What the app appends to each base URL, for the messages.
+_APPENDED = {"API_BASE_URL": START_PATH, "ISSUER": TOKEN_ENDPOINT_PATH}
+
+
+def _base_url_errors(key: str, value: str) -> list[CheckMessage]:
+    """E003, else E020: the app appends paths to these URLs, so a query string or a
+    fragment would swallow them (the request would go to the base URL itself)."""
+    errors = _url_errors(key, value)
+    if errors or not ("?" in value or "#" in value):
+        return errors
+    parts = urlsplit(value)
+    # Neither is quoted: a query string may carry a gateway's key.
+    what = "query string" if "?" in value.split("#", 1)[0] else "fragment"
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    return [
+        Error(
+            f"{SETTING_NAME}[{key!r}] has a {what}: the app appends paths to it "
+            f"({base}{_APPENDED[key]}), and they would end up in the {what} instead.",
+            hint=f"Give it without '?' or '#', like {base!r}.",
+            id=E020,
+        )
+    ]
+
+
 def _host_is_valid(netloc: str) -> bool:
     """A bracketed host must be an IPv6 address (Python before 3.11 does not check)."""
     host = netloc.rpartition("@")[2]
@@ -227,8 +269,8 @@ def _rate_errors(value: str | None) -> list[CheckMessage]:
 
 # Rules that read a value of the right type further.
 _VALUE_RULES: dict[str, Callable[[Any], list[CheckMessage]]] = {
-    "API_BASE_URL": lambda v: _url_errors("API_BASE_URL", v),
-    "ISSUER": lambda v: _url_errors("ISSUER", v),
+    "API_BASE_URL": lambda v: _base_url_errors("API_BASE_URL", v),
+    "ISSUER": lambda v: _base_url_errors("ISSUER", v),
     "TOKEN_ENCRYPTION_KEYS": _key_errors,
     "START_RATE_LIMIT": _rate_errors,
 }
@@ -236,7 +278,7 @@ _VALUE_RULES: dict[str, Callable[[Any], list[CheckMessage]]] = {
 
 def value_errors(raw: Any) -> list[CheckMessage]:
     """What makes ``raw``, a value of ``HYPERID_MFA``, unusable: E001, E002, E003,
-    E006 and E008. Empty when every value may be used as it is.
+    E006, E008 and E020. Empty when every value may be used as it is.
 
     ``conf`` refuses, at run time, a setting for which this is not empty.
     """
@@ -269,6 +311,27 @@ def value_errors(raw: Any) -> list[CheckMessage]:
         elif key in _VALUE_RULES:
             errors += _VALUE_RULES[key](value)
     return errors
+
+
+def _follows_the_rules(key: str, value: Any) -> bool:
+    return _TYPES[key][0](value) and not (key in _VALUE_RULES and _VALUE_RULES[key](value))
+
+
+def usable_values() -> dict[str, Any] | None:
+    """The current ``HYPERID_MFA`` with its defaults, keeping only the keys whose value
+    follows the rules of :func:`value_errors`; None when the setting is not a dict.
+
+    The checks that read a value further (here and in ``deployment_checks``) skip a
+    key missing from this: its error is reported once, by :func:`value_errors`.
+    """
+    return _usable(getattr(settings, SETTING_NAME, None))
+
+
+def _usable(raw: Any) -> dict[str, Any] | None:
+    if raw is not None and not isinstance(raw, Mapping):
+        return None
+    values = {**DEFAULTS, **{key: value for key, value in (raw or {}).items() if key in DEFAULTS}}
+    return {key: value for key, value in values.items() if _follows_the_rules(key, value)}
 
 
 def load_token_provider(value: Any) -> tuple[Any, list[CheckMessage]]:
@@ -377,28 +440,43 @@ def _derived_keys_warning() -> CheckMessage:
     )
 
 
+def _base_url_path_warnings(value: str) -> list[CheckMessage]:
+    parts = urlsplit(value)
+    path = parts.path.rstrip("/")
+    if not path:
+        return []
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [
+        Warning(
+            f"{SETTING_NAME}['API_BASE_URL'] has a path ({path!r}): the client appends "
+            f"HyperID's paths to it and would call {origin}{path}{START_PATH}, where "
+            f"HyperID serves {origin}{START_PATH}.",
+            hint=f"Give the API's origin only, like {PRODUCTION_API_BASE_URL!r}. If a gateway "
+            f"of yours serves HyperID's API under {path!r}, add {W019!r} to "
+            "SILENCED_SYSTEM_CHECKS.",
+            id=W019,
+        )
+    ]
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
     messages = value_errors(raw)
-    if raw is not None and not isinstance(raw, Mapping):
+    values = _usable(raw)
+    if values is None:
         return messages
-    given = raw or {}
-    values = {**DEFAULTS, **{key: given[key] for key in given if key in DEFAULTS}}
-    wrong = {key for key in values if not _TYPES[key][0](values[key])}
     for key in ("API_BASE_URL", "ISSUER"):
-        if key not in wrong and not _url_errors(key, values[key]):
+        if key in values:
             messages += _plain_http_errors(key, values[key])
-    if "TOKEN_PROVIDER" not in wrong:
+    if "API_BASE_URL" in values:
+        messages += _base_url_path_warnings(values["API_BASE_URL"])
+    if "TOKEN_PROVIDER" in values:
         messages += load_token_provider(values["TOKEN_PROVIDER"])[1]
-    if "ADAPTER" not in wrong:
+    if "ADAPTER" in values:
         messages += load_adapter(values["ADAPTER"])[1]
-    if "TOKEN_ENCRYPTION_KEYS" not in wrong and not values["TOKEN_ENCRYPTION_KEYS"]:
+    if "TOKEN_ENCRYPTION_KEYS" in values and not values["TOKEN_ENCRYPTION_KEYS"]:
         messages.append(_derived_keys_warning())
-    if (
-        "REFRESH_AFTER_START" not in wrong
-        and values["REFRESH_AFTER_START"] is not None
-        and importlib.util.find_spec("celery") is None
-    ):
+    if values.get("REFRESH_AFTER_START") is not None and importlib.util.find_spec("celery") is None:
         messages.append(
             Warning(
                 f"{SETTING_NAME}['REFRESH_AFTER_START'] is set, but Celery is not installed: "
@@ -407,8 +485,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id=W012,
             )
         )
-    uses_stored = values["TOKEN_PROVIDER"] == DEFAULTS["TOKEN_PROVIDER"]
-    if uses_stored and not (values["CLIENT_ID"] and values["CLIENT_SECRET"]):
+    uses_stored = values.get("TOKEN_PROVIDER") == DEFAULTS["TOKEN_PROVIDER"]
+    # A credential of the wrong type is E002's to report, not a missing one.
+    readable = {"CLIENT_ID", "CLIENT_SECRET"} <= values.keys()
+    if uses_stored and readable and not (values["CLIENT_ID"] and values["CLIENT_SECRET"]):
         messages.append(
             Warning(
                 f"{SETTING_NAME}['CLIENT_ID'] and ['CLIENT_SECRET'] are not both set: expired "

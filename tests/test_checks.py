@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from django.test import override_settings
 
 from hyperid_mfa import checks
 from hyperid_mfa.checks import check_settings, value_errors
+
+ROOT = Path(__file__).parents[1]
 
 GOOD = {
     "API_BASE_URL": "https://api.hypersecureid.com",
@@ -126,12 +129,15 @@ def test_the_defaults_follow_the_rules():
 
 
 def test_the_keys_hint_says_what_unset_means_as_the_docs_do():
-    docs = (Path(__file__).parents[1] / "docs" / "settings.md").read_text()
+    docs = (ROOT / "docs" / "settings.md").read_text()
     row = next(line for line in docs.splitlines() if line.startswith("| `TOKEN_ENCRYPTION_KEYS`"))
-    assert "derived from `SECRET_KEY` and `SECRET_KEY_FALLBACKS`" in row
+    assert "derived from `SECRET_KEY` and `SECRET_KEY_FALLBACKS` (warning `W007`)" in row
+    assert "newest first" in row
     with override_settings(HYPERID_MFA={**GOOD, "TOKEN_ENCRYPTION_KEYS": [1, 2]}):
         [message] = check_settings()
     assert "SECRET_KEY and SECRET_KEY_FALLBACKS" in message.hint
+    assert f"(warning {checks.W007})" in message.hint
+    assert "newest first" in message.hint
     assert "default is None" not in message.hint
 
 
@@ -196,3 +202,93 @@ def test_secrets_of_the_wrong_type_are_not_quoted(key, value):
     assert message.id == "hyperid_mfa.E002"
     assert "u7wGg" not in message.msg
     assert "the-client-secret" not in message.msg
+
+
+# --- base URLs the app appends paths to (W019, E020) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.hypersecureid.com/", "https://api.hypersecureid.com//", "http://[::1]:8100"],
+)
+def test_a_base_url_without_a_path_is_quiet(url):
+    assert ids(API_BASE_URL=url) == []
+
+
+def test_a_base_url_with_a_path_is_w019_and_shows_the_url_the_client_would_call():
+    with override_settings(
+        HYPERID_MFA={**GOOD, "API_BASE_URL": "https://api.hypersecureid.com/mfa-client/"}
+    ):
+        [warning] = check_settings()
+    assert warning.id == "hyperid_mfa.W019"
+    assert "https://api.hypersecureid.com/mfa-client/mfa-client/transaction/start/v2" in (
+        warning.msg
+    )
+    assert "'https://api.hypersecureid.com'" in warning.hint
+    assert "hyperid_mfa.W019" in warning.hint  # a gateway under a path may silence it
+
+
+def test_a_path_in_the_issuer_is_expected():
+    assert ids(ISSUER="https://login.hypersecureid.com/auth/realms/HyperID") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "what"),
+    [
+        ("API_BASE_URL", "https://api.hypersecureid.com?key=gateway-key", "query string"),
+        ("API_BASE_URL", "https://api.hypersecureid.com/?", "query string"),
+        ("API_BASE_URL", "https://api.hypersecureid.com#gateway-key", "fragment"),
+        ("ISSUER", "https://login.example/realms/HyperID?key=gateway-key", "query string"),
+    ],
+)
+def test_a_base_url_with_a_query_or_fragment_is_e020(key, url, what):
+    with override_settings(HYPERID_MFA={**GOOD, key: url}):
+        [error] = check_settings()
+    assert error.id == "hyperid_mfa.E020"
+    assert what in error.msg
+    assert "gateway-key" not in error.msg + error.hint
+
+
+def test_e020_is_refused_at_run_time():
+    errors = value_errors({"API_BASE_URL": "https://api.hypersecureid.com?x=1"})
+    assert [m.id for m in errors] == ["hyperid_mfa.E020"]
+
+
+# --- every id: unique, and documented in docs/checks.md -------------------------------------
+
+ID = re.compile(r"hyperid_mfa\.([EW])(\d{3})")
+
+
+def ids_in_the_package():
+    found = set()
+    for path in (ROOT / "hyperid_mfa").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                match = ID.fullmatch(node.value)
+                if match:
+                    found.add(match.groups())
+    return found
+
+
+def test_no_check_number_is_used_twice():
+    numbers = [number for _level, number in ids_in_the_package()]
+    assert len(numbers) == len(set(numbers))
+
+
+def test_docs_checks_md_documents_every_id_of_the_package_once():
+    docs = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^### hyperid_mfa\.([EW])(\d{3})$", docs, flags=re.MULTILINE)
+    rows = re.findall(r"^\| \[`hyperid_mfa\.([EW])(\d{3})`\]", docs, flags=re.MULTILINE)
+    assert len(headings) == len(set(headings))
+    assert set(headings) == ids_in_the_package()
+    assert rows == sorted(headings, key=lambda id_: id_[1])  # the table, in order
+
+
+def test_the_id_constants_name_their_own_number():
+    constants = {
+        name: value
+        for name, value in vars(checks).items()
+        if re.fullmatch(r"[EW]\d{3}", name) and isinstance(value, str)
+    }
+    assert constants
+    assert all(value == f"hyperid_mfa.{name}" for name, value in constants.items())

@@ -1,0 +1,204 @@
+"""System checks of the project around the app: its URLconf, templates, cache and
+``INSTALLED_APPS``. The setting's own rules are in ``checks``; gated views inside
+``ATOMIC_REQUESTS`` in ``atomicity``.
+
+Each check does what the first request would (reverse the page's URLs, load its
+templates, look at the cache the push limit counts in) and reports, with an id and a
+hint, the mistake that would otherwise show only then, as a 500 or as an approval
+page that never continues.
+
+A project whose URLconf or template engines are themselves broken is left to
+Django's own checks (``urls``, ``templates``): these checks then say nothing rather
+than fail ``manage.py check`` with a second error, or a confusing one.
+
+Registered from ``HyperIDMFAConfig.ready()``; the ids are listed in ``checks``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.checks import CheckMessage, Error, Warning
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.template.loader import get_template
+from django.urls import NoReverseMatch, reverse
+
+from .checks import E015, E016, E018, SETTING_NAME, W017, W021, usable_values
+
+#: The URLs the approval page's script calls (rendering.approval_page).
+PAGE_URLS = ("hyperid_mfa:request-detail", "hyperid_mfa:request-cancel")
+
+
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E015: the app's URLs are not in the project's URLconf."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []  # no URLs at all: no page to show either
+    missing = []
+    for name in PAGE_URLS:
+        try:
+            reverse(name, args=[uuid.UUID(int=0)])
+        except NoReverseMatch:
+            missing.append(name)
+        except Exception:
+            # The URLconf itself is broken: Django's urls checks report it.
+            return []
+    if not missing:
+        return []
+    return [
+        Error(
+            f"The app's URLs are not in the URLconf ({', '.join(missing)} cannot be "
+            "reversed): the approval page calls them, so it would never learn of an "
+            "approval nor continue, and the gate's JSON answers would carry no status_url.",
+            hint="Add path('mfa/', include('hyperid_mfa.urls')) to your ROOT_URLCONF "
+            "(any prefix will do; keep the namespace 'hyperid_mfa').",
+            id=E015,
+        )
+    ]
+
+
+def check_templates(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E016: the approval page's template, or the BASE_TEMPLATE it extends, cannot be
+    loaded (the page would be a 500)."""
+    # Here, not at the top: ready() imports this module, and rendering brings the gate.
+    from .rendering import PAGE_TEMPLATE
+
+    try:
+        page = get_template(PAGE_TEMPLATE)
+    except (TemplateDoesNotExist, TemplateSyntaxError) as err:
+        return [
+            Error(
+                f"The approval page's template {PAGE_TEMPLATE!r} cannot be loaded "
+                f"({type(err).__name__}): every approval page would be a server error (500).",
+                hint="Let Django find the templates of installed apps: 'APP_DIRS': True in "
+                "the DjangoTemplates entry of TEMPLATES (or the app_directories loader). "
+                "An override of the template must keep its name and load without errors.",
+                id=E016,
+            )
+        ]
+    except Exception:
+        # The template engines themselves are broken: Django's templates checks say so.
+        return []
+    values = usable_values()
+    if values is None or "BASE_TEMPLATE" not in values:
+        return []  # E001/E002 report the setting
+    base = values["BASE_TEMPLATE"]
+    # {% extends %} looks in the page's own engine, not in every engine.
+    engine = getattr(page, "backend", None)
+    try:
+        if engine is not None:
+            engine.get_template(base)
+        else:
+            get_template(base)
+    except TemplateDoesNotExist:
+        problem = "cannot be found"
+    except TemplateSyntaxError as err:
+        problem = f"has a syntax error ({err})"
+    except Exception:  # as above
+        return []
+    else:
+        return []
+    return [
+        Error(
+            f"{SETTING_NAME}['BASE_TEMPLATE'] = {base!r} {problem}: the approval page "
+            "extends it, so every approval page would be a server error (500).",
+            hint="Name a template your project has, with a {% block content %} for the "
+            "page, or leave BASE_TEMPLATE unset to use 'hyperid_mfa/base.html'.",
+            id=E016,
+        )
+    ]
+
+
+def _rate_limited_cache() -> tuple[str, Any] | None:
+    """The rate ``START_RATE_LIMIT`` sets and the cache it is counted in, or None
+    when nothing is counted or either cannot be read (other checks report that)."""
+    values = usable_values()
+    if values is None or values.get("START_RATE_LIMIT") is None:
+        return None
+    if DEFAULT_CACHE_ALIAS not in getattr(settings, "CACHES", {}):
+        return None  # Django's caches.E001
+    try:
+        cache = caches[DEFAULT_CACHE_ALIAS]
+    except Exception:
+        # An unusable backend fails the first cache call, with Django's own message.
+        return None
+    return values["START_RATE_LIMIT"], cache
+
+
+def _backend(cache: Any) -> str:
+    return f"{type(cache).__module__}.{type(cache).__qualname__}"
+
+
+def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E018: the push limit counts in a cache that keeps nothing, so the gate refuses
+    every push (500 ``mfa_misconfigured``), with ``DEBUG`` on or off."""
+    found = _rate_limited_cache()
+    if found is None or not isinstance(found[1], DummyCache):
+        return []
+    rate, cache = found
+    return [
+        Error(
+            f"{SETTING_NAME}['START_RATE_LIMIT'] is {rate!r}, but the default cache "
+            f"({_backend(cache)}) keeps nothing: the push limit cannot count, so every "
+            "gated view answers 500 mfa_misconfigured instead of sending a push.",
+            hint="Give CACHES['default'] a cache that keeps its keys: Redis or Memcached "
+            "in production, LocMemCache will do in development. Or set START_RATE_LIMIT "
+            "to None to send pushes without a limit.",
+            id=E018,
+        )
+    ]
+
+
+def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W017 (``check --deploy``, outside ``DEBUG``): the push limit counts in a cache
+    that each process keeps for itself, or whose ``incr()`` is a read then a write."""
+    found = _rate_limited_cache()
+    if settings.DEBUG or found is None or isinstance(found[1], DummyCache):
+        return []
+    rate, cache = found
+    if isinstance(cache, LocMemCache):
+        why = (
+            "each process counts on its own, so with N processes a user can be sent N "
+            "times as many pushes"
+        )
+    elif type(cache).incr is BaseCache.incr:  # the database and file caches, among others
+        why = (
+            "its incr() reads then writes, so concurrent requests can see the same count "
+            "and pass the limit together"
+        )
+    else:
+        return []
+    return [
+        Warning(
+            f"{SETTING_NAME}['START_RATE_LIMIT'] ({rate!r}) is counted in the default "
+            f"cache, a {_backend(cache)}: {why}.",
+            hint="Use a cache that every process shares and that increments atomically "
+            "as CACHES['default']: django.core.cache.backends.redis.RedisCache or a "
+            f"Memcached backend. If one process serves the site, add {W017!r} to "
+            "SILENCED_SYSTEM_CHECKS.",
+            id=W017,
+        )
+    ]
+
+
+def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W021: Django REST framework, which the API and the DRF gate are built on, is
+    not an installed app."""
+    if apps.is_installed("rest_framework"):
+        return []
+    return [
+        Warning(
+            "'rest_framework' is not in INSTALLED_APPS: the app's API and its DRF gate "
+            "are built on Django REST framework, whose templates, static files and "
+            "system checks then go missing (a gated DRF view opened in a browser, with "
+            "the browsable API, is a server error).",
+            hint="Add 'rest_framework' to INSTALLED_APPS.",
+            id=W021,
+        )
+    ]

@@ -1,0 +1,332 @@
+"""System checks of the project around the app: URLconf, templates, cache, INSTALLED_APPS.
+
+Each check is made to fire and to stay quiet, and where it can be, shown to fire
+exactly when the first request would fail.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+
+import pytest
+from django.core.cache.backends.base import BaseCache
+from django.core.checks import Tags, run_checks
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
+from django.test import modify_settings, override_settings
+from django.urls import include, path
+
+from hyperid_mfa import deployment_checks
+from hyperid_mfa.checks import E002, E008, E015, E016, E018, W017, W021
+from hyperid_mfa.deployment_checks import (
+    check_installed_apps,
+    check_rate_limit_cache,
+    check_rate_limit_cache_is_shared,
+    check_templates,
+    check_urls,
+)
+from hyperid_mfa.rendering import PAGE_TEMPLATE
+
+OURS = (E015, E016, W017, E018, W021)
+
+
+def ids(messages):
+    return [message.id for message in messages]
+
+
+def test_the_test_project_passes_every_check_of_the_app():
+    assert [m for m in run_checks() if m.id.startswith("hyperid_mfa.")] == []
+
+
+# --- E015: the app's URLs ----------------------------------------------------------------
+
+
+@pytest.fixture
+def urlconf(monkeypatch):
+    """Make a URLconf module of these patterns and use it as ROOT_URLCONF."""
+    overrides = []
+
+    def make(*patterns):
+        name = f"tests._urlconf_{uuid.uuid4().hex}"
+        module = types.ModuleType(name)
+        module.urlpatterns = list(patterns)
+        monkeypatch.setitem(sys.modules, name, module)
+        override = override_settings(ROOT_URLCONF=name)
+        override.enable()
+        overrides.append(override)
+        return name
+
+    yield make
+    for override in reversed(overrides):
+        override.disable()
+
+
+def test_the_app_urls_included_are_quiet():
+    assert check_urls() == []
+
+
+def test_a_urlconf_without_the_app_urls_is_e015(urlconf):
+    urlconf(path("gate/", include("tests.gate_views")))
+    [error] = check_urls()
+    assert error.id == E015
+    assert "hyperid_mfa:request-detail" in error.msg
+    assert "include('hyperid_mfa.urls')" in error.hint
+    assert E015 in ids(run_checks(tags=[Tags.urls]))
+
+
+def test_the_app_urls_under_another_instance_namespace_are_quiet(urlconf):
+    urlconf(path("two-factor/", include("hyperid_mfa.urls", namespace="second-factor")))
+    assert check_urls() == []
+
+
+def test_a_broken_urlconf_is_left_to_djangos_own_url_checks(monkeypatch):
+    # An import error: Django's check_url_config raises it, this check must not crash.
+    with override_settings(ROOT_URLCONF="tests.no_such_urlconf_module"):
+        assert check_urls() == []
+    # A module without urlpatterns: Django's ImproperlyConfigured, not a NoReverseMatch.
+    monkeypatch.setitem(sys.modules, "tests._empty_urlconf", types.ModuleType("empty"))
+    with override_settings(ROOT_URLCONF="tests._empty_urlconf"):
+        assert check_urls() == []
+
+
+def test_no_urlconf_at_all_is_quiet():
+    with override_settings(ROOT_URLCONF=None):
+        assert check_urls() == []
+
+
+# --- E016: the approval page's templates -------------------------------------------------
+
+
+def page_renders(base: str) -> bool:
+    """Whether the approval page's template renders on top of ``base``."""
+    answer = types.SimpleNamespace(code="mfa_unavailable", detail="")
+    try:
+        render_to_string(PAGE_TEMPLATE, {"base_template": base, "answer": answer, "config": {}})
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def test_the_default_base_template_is_quiet():
+    assert check_templates() == []
+
+
+def test_a_base_template_that_does_not_exist_is_e016_as_the_page_would_fail(settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "BASE_TEMPLATE": "site/nowhere.html"}
+    [error] = check_templates()
+    assert error.id == E016
+    assert "'site/nowhere.html'" in error.msg
+    assert "BASE_TEMPLATE" in error.hint
+    assert not page_renders("site/nowhere.html")
+    assert E016 in ids(run_checks(tags=[Tags.templates]))
+
+
+@pytest.fixture
+def template_dir(settings, tmp_path):
+    """A DIRS entry in the project's DjangoTemplates engine (app templates still found).
+
+    Set through ``settings``, as the tests set HYPERID_MFA: overrides must be undone in
+    the reverse order, or one would restore the settings another had changed.
+    """
+    (tmp_path / "site").mkdir()
+    [engine] = settings.TEMPLATES
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]}]
+    return tmp_path
+
+
+def test_a_base_template_of_the_project_is_quiet(settings, template_dir):
+    (template_dir / "site" / "base.html").write_text("<main>{% block content %}{% endblock %}")
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "BASE_TEMPLATE": "site/base.html"}
+    assert check_templates() == []
+    assert page_renders("site/base.html")
+
+
+def test_a_base_template_with_a_syntax_error_is_e016(settings, template_dir):
+    (template_dir / "site" / "base.html").write_text("{% block content %}")
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "BASE_TEMPLATE": "site/base.html"}
+    [error] = check_templates()
+    assert error.id == E016
+    assert "syntax error" in error.msg
+
+
+def test_a_base_template_only_another_engine_finds_is_e016(settings, tmp_path):
+    """{% extends %} looks in the page's engine only."""
+    (tmp_path / "base.html").write_text("{% block content %}{% endblock %}")
+    engines = [
+        {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True},
+        {
+            "NAME": "other",
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [tmp_path],
+        },
+    ]
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "BASE_TEMPLATE": "base.html"}
+    with override_settings(TEMPLATES=engines):
+        get_template("base.html")  # found, by the other engine
+        assert ids(check_templates()) == [E016]
+        assert not page_renders("base.html")
+
+
+def test_app_templates_that_cannot_be_found_are_e016():
+    engines = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": False}]
+    with override_settings(TEMPLATES=engines):
+        [error] = check_templates()
+    assert error.id == E016
+    assert PAGE_TEMPLATE in error.msg
+    assert "APP_DIRS" in error.hint
+
+
+def test_a_wrong_base_template_value_is_only_e002(settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "BASE_TEMPLATE": 5}
+    assert check_templates() == []
+    assert E002 in ids(run_checks())
+
+
+def test_broken_template_engines_are_left_to_django():
+    with override_settings(TEMPLATES=[{"BACKEND": "nowhere.Engine"}]):
+        assert check_templates() == []
+
+
+# --- E018 and W017: the cache the push limit counts in -----------------------------------
+
+DUMMY = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DATABASE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "cache_table",
+    }
+}
+REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/15",
+    }
+}
+
+
+class CounterCache(BaseCache):
+    """A third-party backend with an incr() of its own, as Memcached's and Redis's are."""
+
+    def incr(self, key, delta=1, version=None):
+        raise NotImplementedError
+
+
+COUNTER = {"default": {"BACKEND": f"{__name__}.CounterCache"}}
+
+
+def cache_ids(caches, *, debug=False, **changes):
+    """The ids of both cache checks, with no cache call made (none needs a server)."""
+    from django.conf import settings
+
+    config = {**settings.HYPERID_MFA, **changes}
+    with override_settings(CACHES=caches, DEBUG=debug, HYPERID_MFA=config):
+        return ids(check_rate_limit_cache() + check_rate_limit_cache_is_shared())
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_dummy_cache_under_a_push_limit_is_e018_with_or_without_debug(debug):
+    assert cache_ids(DUMMY, debug=debug) == [E018]
+
+
+def test_e018_is_an_ordinary_check_and_says_what_the_gate_answers():
+    with override_settings(CACHES=DUMMY, DEBUG=True):
+        [error] = [m for m in run_checks() if m.id == E018]
+    assert "mfa_misconfigured" in error.msg
+    assert "START_RATE_LIMIT" in error.hint
+
+
+def test_a_dummy_cache_without_a_push_limit_is_quiet():
+    assert cache_ids(DUMMY, START_RATE_LIMIT=None) == []
+
+
+def test_a_per_process_cache_outside_debug_is_w017():
+    with override_settings(CACHES=LOCMEM, DEBUG=False):
+        [warning] = check_rate_limit_cache_is_shared()
+    assert warning.id == W017
+    assert "each process" in warning.msg
+    assert W017 in warning.hint  # how to silence it for a single process
+
+
+def test_w017_is_a_deployment_check():
+    """So the test project's LocMemCache stays quiet in run_checks() and manage.py check."""
+    with override_settings(CACHES=LOCMEM, DEBUG=False):
+        assert W017 not in ids(run_checks())
+        assert W017 in ids(run_checks(include_deployment_checks=True, tags=[Tags.caches]))
+
+
+@pytest.mark.parametrize(
+    "caches",
+    [
+        DATABASE,
+        {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache"}},
+    ],
+    ids=["database", "file"],
+)
+def test_a_cache_whose_incr_is_not_atomic_is_w017(caches, tmp_path):
+    if "LOCATION" not in caches["default"]:
+        caches = {"default": {**caches["default"], "LOCATION": str(tmp_path)}}
+    with override_settings(CACHES=caches, DEBUG=False):
+        [warning] = check_rate_limit_cache_is_shared()
+    assert warning.id == W017
+    assert "incr() reads then writes" in warning.msg
+
+
+@pytest.mark.parametrize("caches", [LOCMEM, DATABASE])
+def test_w017_is_quiet_in_debug_and_without_a_push_limit(caches):
+    assert cache_ids(caches, debug=True) == []
+    assert cache_ids(caches, START_RATE_LIMIT=None) == []
+
+
+@pytest.mark.parametrize("caches", [REDIS, COUNTER], ids=["redis", "own-incr"])
+def test_a_cache_with_an_atomic_incr_of_its_own_is_quiet(caches):
+    assert cache_ids(caches) == []
+
+
+def test_an_unreadable_rate_is_only_e008(settings):
+    assert cache_ids(DUMMY, START_RATE_LIMIT="5 a minute") == []
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": "5 a minute"}
+    with override_settings(CACHES=DUMMY):
+        assert [i for i in ids(run_checks()) if i.startswith("hyperid_mfa.")] == [E008]
+
+
+def test_an_unusable_cache_backend_is_left_to_django():
+    broken = {"default": {"BACKEND": "nowhere.Cache"}}
+    assert cache_ids(broken) == []
+    assert cache_ids({"other": LOCMEM["default"]}) == []  # Django's caches.E001
+
+
+# --- W021: Django REST framework ---------------------------------------------------------
+
+
+def test_rest_framework_installed_is_quiet():
+    assert check_installed_apps() == []
+
+
+def test_rest_framework_missing_from_installed_apps_is_w021():
+    with modify_settings(INSTALLED_APPS={"remove": ["rest_framework"]}):
+        [warning] = check_installed_apps()
+        assert W021 in ids(run_checks(tags=[Tags.compatibility]))
+    assert warning.id == W021
+    assert "'rest_framework'" in warning.hint
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+def test_every_check_here_is_registered_with_its_tag():
+    from django.core.checks import registry
+
+    registered = {
+        check: set(check.tags)
+        for check in registry.registry.get_checks(include_deployment_checks=True)
+    }
+    assert registered[deployment_checks.check_urls] == {Tags.urls}
+    assert registered[deployment_checks.check_templates] == {Tags.templates}
+    assert registered[check_rate_limit_cache] == {Tags.caches}
+    assert registered[check_rate_limit_cache_is_shared] == {Tags.caches}
+    assert registered[check_installed_apps] == {Tags.compatibility}
+    assert check_rate_limit_cache_is_shared in registry.registry.deployment_checks
+    assert check_rate_limit_cache_is_shared not in registry.registry.registered_checks
