@@ -1,0 +1,192 @@
+"""The examples of README.md and docs/ run as written (see tests/docs_examples.py).
+
+The first-hour project is what a newcomer builds from the README alone: a new Django
+project, the settings and URLs of "Installation", the views of "Usage", and the
+tests of "Testing your project" and docs/testing.md, run by pytest with the app's
+plugin. Every other Python block either runs, passes the app's system checks as
+settings, or says why it is shown only.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
+from django.core import checks
+from django.test import override_settings
+
+from tests import docs_examples
+from tests.docs_examples import Example
+
+PYTHON = docs_examples.python_examples()
+
+
+def by_how(how: str) -> list[pytest.param]:
+    return [pytest.param(example, id=example.where) for example in PYTHON if example.how == how]
+
+
+def test_every_python_example_says_how_it_is_checked_and_parses():
+    found = [
+        problem
+        for example in docs_examples.examples()
+        for problem in docs_examples.problems(example)
+    ]
+
+    assert found == []
+    assert len(PYTHON) >= 20  # the reader found the documents' blocks at all
+
+
+def test_a_block_without_a_marker_or_with_a_syntax_error_is_reported(tmp_path: Path):
+    document = tmp_path / "doc.md"
+    document.write_text(
+        "```python\nx = 1\n```\n\n"
+        "<!-- example: run -->\n```python\nx = (\n```\n\n"
+        "<!-- example: skip -->\n```python\nx = 1\n```\n\n"
+        "<!-- example: settings -->\n```python\nA = [..., 1]\nB = {..., 'k': 2}\n```\n"
+    )
+    [unmarked, broken, unexplained, shorthand] = docs_examples.examples([document])
+
+    assert "without '<!-- example: ... -->'" in docs_examples.problems(unmarked)[0]
+    assert "not Python" in docs_examples.problems(broken)[0]
+    assert "needs a reason" in docs_examples.problems(unexplained)[0]
+    assert docs_examples.problems(shorthand) == []
+    namespace = {"A": [0], "B": {"j": 1}}
+    exec(shorthand.compile(), namespace)  # noqa: S102 - the document's own example
+    assert (namespace["A"], namespace["B"]) == ([0, 1], {"j": 1, "k": 2})
+
+
+def run_blocks_by_document() -> list[pytest.param]:
+    documents: dict[str, list[Example]] = {}
+    for example in PYTHON:
+        if example.how == "run":
+            documents.setdefault(str(example.document.relative_to(docs_examples.ROOT)), []).append(
+                example
+            )
+    return [pytest.param(blocks, id=name) for name, blocks in documents.items()]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("blocks", run_blocks_by_document())
+def test_the_documents_examples_run(blocks: list[Example]):
+    # A document's blocks run in order in one namespace, as a reader reads them: a
+    # later block may use what an earlier one imported.
+    namespace = {"__name__": "docs_example"}
+    for example in blocks:
+        exec(example.compile(), namespace)  # noqa: S102 - the document's own example
+
+
+def settings_errors(example: Example) -> list[str]:
+    """The errors of every system check (deployment checks too) under the test
+    settings as ``example`` changes them."""
+    before = {
+        name: copy.deepcopy(getattr(django_settings, name))
+        for name in dir(django_settings)
+        if name.isupper()
+    }
+    namespace = {**copy.deepcopy(before), "os": os}
+
+    exec(example.compile(), namespace)  # noqa: S102 - the document's own example
+
+    changed = {
+        name: value
+        for name, value in namespace.items()
+        if name.isupper() and (name not in before or value != before[name])
+    }
+    assert changed, f"{example.where} changes no setting"
+    for name in ("INSTALLED_APPS", "MIDDLEWARE"):
+        if name in changed:  # "[..., app]" of an app the test settings have already
+            changed[name] = list(dict.fromkeys(changed[name]))
+    with override_settings(**changed):
+        return [
+            f"{message.id}: {message.msg}"
+            for message in checks.run_checks(include_deployment_checks=True)
+            if message.level >= checks.ERROR
+        ]
+
+
+@pytest.mark.parametrize("example", by_how("settings"))
+def test_the_settings_example_passes_the_checks(example: Example, monkeypatch):
+    monkeypatch.setenv("HYPERID_CLIENT_SECRET", "a-client-secret")
+    monkeypatch.setenv("HYPERID_TOKEN_KEY", Fernet.generate_key().decode())
+
+    assert settings_errors(example) == []
+
+
+def test_a_settings_example_with_a_wrong_value_fails(tmp_path: Path):
+    document = tmp_path / "doc.md"
+    document.write_text(
+        '<!-- example: settings -->\n```python\nHYPERID_MFA = {..., "TIMEOUT": -1}\n```\n'
+    )
+    [example] = docs_examples.examples([document])
+
+    assert [error.split(":")[0] for error in settings_errors(example)] == ["hyperid_mfa.E002"]
+
+
+# ---------------------------------------------------------------- first hour
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(args)} failed in {cwd}:\n{output}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def first_hour(tmp_path_factory):
+    """The project built from the README's and docs' ``project`` blocks, and how to
+    run commands in it the way its developer would (a clean environment)."""
+    directory = tmp_path_factory.mktemp("first-hour")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "PYTEST_", "HYPERID_MFA_", "PYTHONPATH"))
+    }
+    env["HYPERID_CLIENT_SECRET"] = "a-client-secret"
+    env["HYPERID_TOKEN_KEY"] = Fernet.generate_key().decode()
+
+    def run(args: list[str], cwd: Path = directory) -> str:
+        return _run(args, cwd, env)
+
+    blocks = docs_examples.build_project(directory, sys.executable, run)
+    return directory, blocks, run
+
+
+def test_the_first_hour_project_is_made_of_readme_and_testing_docs(first_hour):
+    _directory, blocks, _run = first_hour
+    files = {example.arg for example in blocks}
+
+    assert {"proj/settings.py", "proj/urls.py", "payments/views.py"} <= files
+    assert {example.document.name for example in blocks} >= {"README.md", "testing.md"}
+
+
+def test_the_first_hour_project_passes_djangos_checks(first_hour):
+    _directory, _blocks, run = first_hour
+
+    output = run([sys.executable, "manage.py", "check", "--fail-level", "WARNING"])
+
+    assert "System check identified no issues" in output
+
+
+def test_the_first_hour_project_tests_pass_with_the_plugin(first_hour):
+    _directory, blocks, run = first_hour
+    tests = sum(
+        len(re.findall(r"^def test_", example.source, re.MULTILINE))
+        for example in blocks
+        if Path(example.arg).name.startswith("test")
+    )
+
+    output = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"])
+
+    assert tests >= 8
+    assert re.search(rf"\b{tests} passed\b", output), output
+    assert not re.search(r"\b(failed|skipped|error|xfailed)\b", output), output
