@@ -166,8 +166,13 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     aliases = atomic_request_aliases()
     if not aliases:
         return []
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        # The URLconf itself is broken: Django's urls checks report it.
+        return []
     messages: list[CheckMessage] = []
-    for route, callback in _url_callbacks(get_resolver().url_patterns):
+    for route, callback in _url_callbacks(patterns):
         # Django itself refuses ATOMIC_REQUESTS on async views.
         if iscoroutinefunction(callback) or not is_gated(callback):
             continue

@@ -112,6 +112,12 @@ def test_system_check_names_the_gated_views_left_inside_atomic_requests():
     assert all("non_atomic_requests" in message.hint for message in errors)
 
 
+def test_system_check_leaves_a_broken_urlconf_to_djangos_own_check(settings):
+    settings.ROOT_URLCONF = "tests.no_such_urlconf"
+
+    assert check_atomic_requests() == []
+
+
 def test_system_check_is_silent_without_atomic_requests(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", False)
     assert check_atomic_requests() == []

@@ -252,6 +252,7 @@ def crypto_key() -> str:
         ("API_BASE_URL", "api.hypersecureid.com", checks.E003),
         ("TOKEN_ENCRYPTION_KEYS", ["not-a-key"], checks.E006),
         ("START_RATE_LIMIT", "5 per minute", checks.E008),
+        ("API_BASE_URL", "https://api.hypersecureid.com?key=1", checks.E020),
     ],
 )
 def test_a_wrong_value_is_refused_at_the_first_read_with_the_checks_message(

@@ -449,6 +449,22 @@ def test_a_tampered_id_token_fails_verification_against_the_jwks(rp: RelyingPart
         verify_id_token(foreign, jwks)
 
 
+def test_the_id_token_signature_fault_keeps_the_claims_but_breaks_the_signature(
+    fake: FakeHyperID, rp: RelyingParty
+) -> None:
+    honest = rp.tokens()["id_token"]
+    fake.inject("id_token_signature", call="token")
+
+    bent = rp.tokens()["id_token"]
+
+    with pytest.raises(InvalidSignature):
+        verify_id_token(bent, rp.jwks())
+    claims = json.loads(b64d(bent.split(".")[1]))
+    assert claims["sub"] == json.loads(b64d(honest.split(".")[1]))["sub"]
+    assert bent.split(".")[0] == honest.split(".")[0]  # the same header, key id included
+    verify_id_token(rp.tokens()["id_token"], rp.jwks())  # the next sign-in is honest
+
+
 def test_unsupported_scopes_are_ignored_and_the_answer_says_what_was_granted(
     rp: RelyingParty,
 ) -> None:
