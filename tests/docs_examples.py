@@ -25,9 +25,13 @@ to the dict ``NAME``.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -68,7 +72,7 @@ class Example:
         source = EXTEND_DICT.sub(lambda m: f"{m['name']} = {{**{m['name']},", self.source)
         return EXTEND_LIST.sub(lambda m: f"{m['name']} = [*{m['name']},", source)
 
-    def compile(self):  # type: ignore[no-untyped-def]
+    def compile(self) -> CodeType:
         """The block compiled, its errors naming the document and line."""
         return compile(self.code(), self.where, "exec", dont_inherit=True)
 
@@ -127,11 +131,42 @@ def problems(example: Example) -> list[str]:
     return []
 
 
-def build_project(directory: Path, python: str, run) -> list[Example]:  # type: ignore[no-untyped-def]
-    """Make the first-hour project in ``directory``; return the blocks it is made of.
+class CommandFailed(AssertionError):
+    """A command in the first-hour project failed; the message holds its output."""
 
-    ``run(args, cwd)`` runs ``python`` with ``args`` and raises if it fails.
-    """
+
+Runner = Callable[[list[str], Path], str]
+
+
+def runner() -> Runner:
+    """``run(args, cwd)``: a command as the project's developer runs it, in a clean
+    environment with the two secrets the README's settings read; its output, or
+    :class:`CommandFailed`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "PYTEST_", "HYPERID_MFA_", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
+    from cryptography.fernet import Fernet
+
+    env["HYPERID_CLIENT_SECRET"] = "a-client-secret"
+    env["HYPERID_TOKEN_KEY"] = Fernet.generate_key().decode()
+
+    def run(args: list[str], cwd: Path) -> str:
+        result = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        output = result.stdout + result.stderr
+        if result.returncode != 0:
+            raise CommandFailed(f"{' '.join(args)} failed in {cwd}:\n{output}")
+        return output
+
+    return run
+
+
+def build_project(directory: Path, python: str, run: Runner) -> list[Example]:
+    """Make the first-hour project in ``directory`` with the interpreter ``python``
+    (which has the app installed); return the blocks it is made of."""
     run([python, "-m", "django", "startproject", "proj", str(directory)], ROOT)
     run([python, "manage.py", "startapp", "payments"], directory)
     settings = directory / "proj" / "settings.py"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -132,32 +131,17 @@ def test_a_settings_example_with_a_wrong_value_fails(tmp_path: Path):
 # ---------------------------------------------------------------- first hour
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed in {cwd}:\n{output}"
-    return output
-
-
 @pytest.fixture(scope="module")
 def first_hour(tmp_path_factory):
     """The project built from the README's and docs' ``project`` blocks, and how to
     run commands in it the way its developer would (a clean environment)."""
     directory = tmp_path_factory.mktemp("first-hour")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "PYTEST_", "HYPERID_MFA_", "PYTHONPATH"))
-    }
-    env["HYPERID_CLIENT_SECRET"] = "a-client-secret"
-    env["HYPERID_TOKEN_KEY"] = Fernet.generate_key().decode()
+    command = docs_examples.runner()
 
-    def run(args: list[str], cwd: Path = directory) -> str:
-        return _run(args, cwd, env)
+    def run(args: list[str]) -> str:
+        return command(args, directory)
 
-    blocks = docs_examples.build_project(directory, sys.executable, run)
+    blocks = docs_examples.build_project(directory, sys.executable, command)
     return directory, blocks, run
 
 
