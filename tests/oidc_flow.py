@@ -30,6 +30,7 @@ from django.test import Client
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import FakeHyperID
 from hyperid_mfa.tokens import decrypt
+from tests import docs_examples
 
 NEEDS_ALLAUTH = pytest.mark.skipif(
     not django_settings.HAVE_ALLAUTH, reason="needs the [allauth] extra"
@@ -57,7 +58,6 @@ SITE_HOST = "127.0.0.1"
 #: The scope each library asks for unless a test says otherwise.
 SCOPE = ("openid", "email", "mfa-client")
 
-MOZILLA_BACKEND = "hyperid_mfa.contrib.mozilla_oidc.HyperIDOIDCBackend"
 
 TIMEOUT = 10
 
@@ -67,34 +67,61 @@ def new_fake() -> FakeHyperID:
     return FakeHyperID(base_url=None, client_id="tests", client_secret="tests-secret")
 
 
+#: What the README's sign-in settings name, and what stands in for it in these tests.
+README_ISSUER = "https://login.hypersecureid.com/auth/realms/HyperID"
+README_CLIENT_ID = "your-hyperid-client-id"
+
+
+def readme_settings(library: str, fake: FakeHyperID) -> dict[str, Any]:
+    """The settings of the README's "Sign in with HyperID" block for ``library``, as a
+    project that copied it has them, pointed at ``fake``: its issuer and its client
+    in place of HyperID's and the README's placeholders."""
+    marker = {"allauth": "SOCIALACCOUNT_PROVIDERS", "mozilla": "OIDC_RP_CLIENT_ID"}[library]
+    [block] = [
+        example
+        for example in docs_examples.examples()
+        if example.document.name == "README.md"
+        and example.how == "settings"
+        and marker in example.source
+    ]
+    source = block.code().replace(README_ISSUER, fake.issuer)
+    source = source.replace(f'"{README_CLIENT_ID}"', repr(fake.client_id))
+    source = source.replace('os.environ["HYPERID_CLIENT_SECRET"]', repr(fake.client_secret))
+    names = {
+        name: copy.deepcopy(getattr(django_settings, name))
+        for name in ("INSTALLED_APPS", "MIDDLEWARE", "HYPERID_MFA")
+    }
+    namespace = dict(names)
+    exec(compile(source, block.where, "exec"), namespace)  # noqa: S102 - the README's own
+    return {name: value for name, value in namespace.items() if name.isupper()}
+
+
 def configure(
     settings: Any, fake: FakeHyperID, library: str, *, scope: tuple[str, ...] = SCOPE
 ) -> None:
-    """Point ``library``'s HyperID sign-in, and the gate, at the served ``fake``.
+    """Point the gate at the served ``fake``, and sign in with ``library`` configured
+    as the README says (tests check that what they need is what it says).
 
     ``settings`` is pytest-django's fixture: everything is undone after the test.
     """
-    settings.HYPERID_MFA = {**settings.HYPERID_MFA, **fake.settings()}
+    wanted = readme_settings(library, fake)
+    # The test settings install every app and middleware the README adds (changing
+    # INSTALLED_APPS here would rebuild the app registry for each test).
+    for name in ("INSTALLED_APPS", "MIDDLEWARE"):
+        missing = set(wanted.pop(name)) - set(getattr(settings, name))
+        assert not missing, f"the README's {name} needs {missing}: add them to tests/settings.py"
+    hyperid_mfa = {**settings.HYPERID_MFA, **wanted.pop("HYPERID_MFA"), **fake.settings()}
+    for name, value in wanted.items():
+        setattr(settings, name, value)
+    settings.HYPERID_MFA = hyperid_mfa
     if library == "allauth":
-        providers = copy.deepcopy(settings.SOCIALACCOUNT_PROVIDERS)
-        [app] = providers["openid_connect"]["APPS"]
-        app["settings"] = {**app["settings"], "server_url": fake.issuer, "scope": list(scope)}
-        settings.SOCIALACCOUNT_PROVIDERS = providers
-    elif library == "mozilla":
-        endpoints = fake.issuer + "/protocol/openid-connect/"
-        settings.OIDC_OP_AUTHORIZATION_ENDPOINT = endpoints + "auth"
-        settings.OIDC_OP_TOKEN_ENDPOINT = endpoints + "token"
-        settings.OIDC_OP_USER_ENDPOINT = endpoints + "userinfo"
-        settings.OIDC_OP_JWKS_ENDPOINT = endpoints + "certs"
-        settings.OIDC_RP_CLIENT_ID = fake.client_id
-        settings.OIDC_RP_CLIENT_SECRET = fake.client_secret
-        settings.OIDC_RP_SCOPES = " ".join(scope)
-        settings.OIDC_RP_SIGN_ALGO = "RS256"
-        settings.LOGIN_REDIRECT_URL_FAILURE = MOZILLA_FAILURE_URL
-        if MOZILLA_BACKEND not in settings.AUTHENTICATION_BACKENDS:
-            settings.AUTHENTICATION_BACKENDS = [MOZILLA_BACKEND, *settings.AUTHENTICATION_BACKENDS]
+        [app] = settings.SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"]
+        assert app["settings"]["scope"] == list(SCOPE)
+        app["settings"]["scope"] = list(scope)
     else:
-        raise ValueError(f"unknown sign-in library {library!r}")
+        assert " ".join(SCOPE) == settings.OIDC_RP_SCOPES
+        settings.OIDC_RP_SCOPES = " ".join(scope)
+        settings.LOGIN_REDIRECT_URL_FAILURE = MOZILLA_FAILURE_URL
 
 
 def site_client() -> Client:
