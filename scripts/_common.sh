@@ -2,8 +2,9 @@
 # Shared by scripts/test, scripts/demo and .ci/run; sourced, never executed.
 #
 # Finds a Python interpreter, creates or reuses a virtualenv for it and installs the
-# project into it with `pip install -e ".[dev]"`. Written for bash 3.2 as well
-# (macOS): no associative arrays, no ${var,,}, no mapfile.
+# project into it: `pip install -e ".[dev]"` for the tests, less for the demo (see
+# hm_setup). Written for bash 3.2 as well (macOS): no associative arrays, no
+# ${var,,}, no mapfile.
 
 HM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HM_STAMP_NAME=.hyperid-mfa-install
@@ -97,26 +98,15 @@ hm_python_xy() {
     "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 }
 
-# Printed by the base interpreter (no sha256sum on macOS, no shasum on some Linux).
-HM_STAMP_CODE='
-import hashlib, os, sys
-root, spec = sys.argv[1], sys.argv[2]
-h = hashlib.sha256()
-for name in ("pyproject.toml", "setup.cfg"):
-    path = os.path.join(root, name)
-    if os.path.exists(path):
-        with open(path, "rb") as f:
-            h.update(f.read())
-h.update(b"\0" + spec.encode() + b"\0" + sys.version.encode())
-print(h.hexdigest())
-'
-
-# hm_ensure_venv PYTHON VENV DJANGO_SPEC
+# hm_ensure_venv PYTHON VENV DJANGO_SPEC [PIP_ARG...]
 # Create VENV with PYTHON unless it exists with the same interpreter version, then
-# install the project unless the stamp says this exact install is already there.
-# The stamp hashes pyproject.toml, setup.cfg, the Django spec and the interpreter.
+# install into it, unless the stamp says this exact install is already there:
+# `pip install PIP_ARG... DJANGO_SPEC`, run in HM_ROOT (default PIP_ARGs: -e ".[dev]").
+# The stamp (scripts/_install_stamp.py) hashes pyproject.toml, setup.cfg, the Django
+# spec, the interpreter, and the PIP_ARGs with the requirement files they name.
 hm_ensure_venv() {
     local py=$1 venv=$2 django_spec=$3
+    shift 3
     local vpy=$venv/bin/python want_version have_version stamp
     want_version=$("$py" -c 'import sys; print(sys.version)')
     if [ -e "$venv" ]; then
@@ -134,35 +124,47 @@ hm_ensure_venv() {
         "$vpy" -m pip install --quiet --upgrade pip ||
             hm_log "could not upgrade pip in $venv; going on with the bundled one"
     fi
-    stamp=$("$py" -c "$HM_STAMP_CODE" "$HM_ROOT" "$django_spec")
+    # Without PIP_ARGs the stamp is the one of the venvs made before they existed.
+    stamp=$("$py" "$HM_ROOT/scripts/_install_stamp.py" "$HM_ROOT" "$django_spec" "$@")
+    [ $# -gt 0 ] || set -- -e ".[dev]"
     if [ "$(cat "$venv/$HM_STAMP_NAME" 2>/dev/null || true)" = "$stamp" ]; then
         return 0
     fi
-    hm_log "installing the project into $venv${django_spec:+ with $django_spec}"
+    hm_log "installing into $venv: $*${django_spec:+ $django_spec}"
     rm -f "$venv/$HM_STAMP_NAME"
+    [ -z "$django_spec" ] || set -- "$@" "$django_spec"
     # -qq: quiet down to errors; some machines' pip configuration warns about
     # missing local index directories for every package it looks at.
     (
         cd "$HM_ROOT"
-        if [ -n "$django_spec" ]; then
-            "$vpy" -m pip install -qq --progress-bar off -e ".[dev]" "$django_spec"
-        else
-            "$vpy" -m pip install -qq --progress-bar off -e ".[dev]"
-        fi
+        "$vpy" -m pip install -qq --progress-bar off "$@"
     ) || hm_die "pip install into $venv failed"
     printf '%s\n' "$stamp" >"$venv/$HM_STAMP_NAME"
 }
 
-# hm_setup: read the HYPERID_MFA_PYTHON / HYPERID_MFA_DJANGO knobs, make the venv
-# ready and set HM_PY (the base interpreter), HM_VENV, HM_VPY (the venv's python)
-# and HM_DJANGO_SPEC.
+# hm_setup [dev|demo]: read the HYPERID_MFA_PYTHON / HYPERID_MFA_DJANGO knobs, make
+# the venv ready and set HM_PY (the base interpreter), HM_VENV, HM_VPY (the venv's
+# python) and HM_DJANGO_SPEC.
+#
+#   dev (default)  for the tests and the linters: `pip install -e ".[dev]"`, in .venv,
+#                  or .venvs/py3.13-django6.0 and the like when a knob is set.
+#   demo           for ./scripts/demo: only what the example project needs, the app
+#                  with its openapi and allauth extras and
+#                  example_project/requirements.txt, in .venvs/demo (or
+#                  .venvs/demo-py3.13-django6.0 and the like).
 #
 # HYPERID_MFA_VENV=DIR instead uses an existing virtualenv exactly as it is: nothing
 # is created or installed, the two knobs are ignored. For tests that run these
 # scripts in a scratch clone with the environment that runs the tests: installing
 # would point that environment's editable install at the scratch clone.
 hm_setup() {
-    local python_knob=${HYPERID_MFA_PYTHON:-} django_knob=${HYPERID_MFA_DJANGO:-} xy
+    local kind=${1:-dev} python_knob=${HYPERID_MFA_PYTHON:-} django_knob=${HYPERID_MFA_DJANGO:-}
+    local xy name
+    case $kind in
+        dev) set -- ;;
+        demo) set -- -e ".[openapi,allauth]" -r example_project/requirements.txt ;;
+        *) hm_die "hm_setup: unknown kind '$kind'" ;;
+    esac
     if [ -n "${HYPERID_MFA_VENV:-}" ]; then
         HM_VENV=$(cd "$HYPERID_MFA_VENV" 2>/dev/null && pwd) ||
             hm_die "HYPERID_MFA_VENV: no such directory: $HYPERID_MFA_VENV"
@@ -178,15 +180,20 @@ hm_setup() {
         hm_die "$HM_PY is Python $(hm_python_xy "$HM_PY"); this project needs 3.10 or newer"
     HM_DJANGO_SPEC=$(hm_django_spec "$django_knob")
     if [ -z "$python_knob" ] && [ -z "$django_knob" ]; then
-        HM_VENV=$HM_ROOT/.venv
+        case $kind in
+            dev) HM_VENV=$HM_ROOT/.venv ;;
+            demo) HM_VENV=$HM_ROOT/.venvs/demo ;;
+        esac
     else
         xy=$(hm_python_xy "$HM_PY")
-        HM_VENV=$HM_ROOT/.venvs/py$xy
+        name=py$xy
+        [ "$kind" = dev ] || name=$kind-$name
         if [ -n "$django_knob" ]; then
-            HM_VENV=$HM_VENV-django$(hm_django_label "$django_knob")
+            name=$name-django$(hm_django_label "$django_knob")
         fi
+        HM_VENV=$HM_ROOT/.venvs/$name
     fi
     # shellcheck disable=SC2034 # read by the scripts that source this file
     HM_VPY=$HM_VENV/bin/python
-    hm_ensure_venv "$HM_PY" "$HM_VENV" "$HM_DJANGO_SPEC"
+    hm_ensure_venv "$HM_PY" "$HM_VENV" "$HM_DJANGO_SPEC" "$@"
 }

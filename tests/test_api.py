@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,15 +14,18 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
+from django.test import Client, RequestFactory
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from hyperid_mfa import services
 from hyperid_mfa.api import polling
-from hyperid_mfa.api.parsers import MAX_BODY_BYTES
+from hyperid_mfa.api.parsers import MAX_BODY_BYTES, FormFieldsParser
 from hyperid_mfa.api.schema import HAVE_SPECTACULAR
 from hyperid_mfa.api.throttling import DEFAULT_RATES
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
@@ -46,6 +50,7 @@ DETAIL_FIELDS = {
     "poll_interval",
 }
 FINISHED_STATES = ["approved", "denied", "expired", "canceled", "failed", "consumed"]
+MULTIPART = MULTIPART_CONTENT  # with Django's test BOUNDARY
 
 
 def list_url(**query: str) -> str:
@@ -468,6 +473,87 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
 
+def post_raw(client, url: str, body: bytes | str, content_type: str | None):
+    """A POST with exactly this body and Content-Type (none at all for None)."""
+    return client.generic("POST", url, body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        # Django's test client's default, and a browser's FormData.
+        (encode_multipart(BOUNDARY, {}), MULTIPART),
+        (encode_multipart(BOUNDARY, {"reason": "changed my mind"}), MULTIPART),
+        (urlencode({"reason": "changed my mind"}), FORM),
+        ("", FORM),
+        (json.dumps({"reason": "changed my mind"}), JSON),
+        ("", JSON),
+        ("changed my mind", "text/plain"),
+        (b"\x00\xff", "application/octet-stream"),
+        ("changed my mind", None),
+        ("", None),
+    ],
+    ids=[
+        "empty-multipart",
+        "multipart",
+        "form",
+        "empty-form",
+        "json",
+        "empty-json",
+        "text",
+        "binary",
+        "no-content-type",
+        "nothing",
+    ],
+)
+def test_cancel_takes_any_media_type_and_ignores_the_body(api, hyperid_user, body, content_type):
+    mfa_request = make_request(hyperid_user)
+
+    response = post_raw(api, cancel_url(mfa_request), body, content_type)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "canceled"
+
+
+def test_cancel_with_the_django_test_clients_defaults(hyperid_user):
+    # A bodyless post() of Django's own Client is an empty multipart form.
+    client = Client()
+    client.force_login(hyperid_user)
+    mfa_request = make_request(hyperid_user)
+
+    response = client.post(cancel_url(mfa_request))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "canceled"
+
+
+def test_cancel_reads_past_the_files_of_a_multipart_body_and_keeps_none(api, hyperid_user):
+    mfa_request = make_request(hyperid_user)
+    upload = SimpleUploadedFile("big.bin", b"x" * 100_000)
+
+    response = api.post(
+        cancel_url(mfa_request), {"reason": "oops", "upload": upload}, format="multipart"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "canceled"
+
+
+def test_the_form_fields_parser_keeps_the_fields_and_drops_the_files():
+    body = encode_multipart(
+        BOUNDARY,
+        {"csrfmiddlewaretoken": "t0ken", "upload": SimpleUploadedFile("a.txt", b"secret")},
+    )
+    request = RequestFactory().generic("POST", "/", body, content_type=MULTIPART)
+
+    parsed = FormFieldsParser().parse(
+        io.BytesIO(body), MULTIPART, {"request": request, "encoding": "utf-8"}
+    )
+
+    assert parsed.data.dict() == {"csrfmiddlewaretoken": "t0ken"}
+    assert not parsed.files
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "limits", "status"),
     [
@@ -478,9 +564,24 @@ FORM = "application/x-www-form-urlencoded"
         # Django's own limits on forms: its answer would be an HTML 400.
         (urlencode({"x": "y" * 2000}), FORM, {"DATA_UPLOAD_MAX_MEMORY_SIZE": 1000}, 400),
         (urlencode(dict.fromkeys("abcde", "1")), FORM, {"DATA_UPLOAD_MAX_NUMBER_FIELDS": 2}, 400),
-        ("hello", "text/plain", {}, 415),
+        (
+            encode_multipart(BOUNDARY, dict.fromkeys("abcde", "1")),
+            MULTIPART,
+            {"DATA_UPLOAD_MAX_NUMBER_FIELDS": 2},
+            400,
+        ),
+        ("not a multipart body", "multipart/form-data", {}, 400),  # no boundary
     ],
-    ids=["not-json", "deep", "nan", "oversized", "big-form", "many-fields", "text"],
+    ids=[
+        "not-json",
+        "deep",
+        "nan",
+        "oversized",
+        "big-form",
+        "many-fields",
+        "many-multipart-fields",
+        "bad-multipart",
+    ],
 )
 def test_cancel_answers_bad_bodies_with_a_json_4xx_and_cancels_nothing(
     api, hyperid_user, settings, body, content_type, limits, status
@@ -827,6 +928,22 @@ def test_a_plain_html_form_can_cancel_with_its_csrf_field(browser, hyperid_user)
         content_type="application/x-www-form-urlencoded",
     )
 
+    assert response.status_code == 200
+    assert response.json()["state"] == "canceled"
+
+
+def test_a_form_data_can_cancel_with_its_csrf_field_and_not_without(browser, hyperid_user):
+    # What fetch(url, {method: "POST", body: new FormData(form)}) sends.
+    pending = make_request(hyperid_user)
+    url = cancel_url(pending)
+
+    refused = browser.post(url, {"reason": "oops"}, format="multipart")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"]
+    assert MFARequest.objects.get(pk=pending.pk).is_pending
+
+    fields = {"csrfmiddlewaretoken": browser.csrf_token, "reason": "oops"}
+    response = browser.post(url, fields, format="multipart")
     assert response.status_code == 200
     assert response.json()["state"] == "canceled"
 

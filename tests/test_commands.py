@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from hyperid_mfa import services
-from hyperid_mfa.models import MFARequest, State
+from hyperid_mfa.models import MFARequest, State, database_now
 from tests.celery_workers import ChildGroup, child_environment, serve_fake, wait_for
 from tests.conftest import link
 from tests.factories import make_request
@@ -71,21 +72,45 @@ def test_limit_bounds_what_one_pass_refreshes(fake_hyperid, hyperid_user, no_rat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--limit", "0"], "0 is not 1 or more"),
-        (["--limit", "ten"], "'ten' is not a whole number"),
-        (["--concurrency", "0"], "0 is not 1 or more"),
-        (["--concurrency", "33"], "33 is more than 32"),
+        (["--limit", "0"], "argument --limit: 0 is not 1 or more"),
+        (["--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
+        (["--concurrency", "0"], "argument --concurrency: 0 is not 1 or more"),
+        (["--concurrency", "33"], "argument --concurrency: 33 is more than 32"),
         (["--loop", "--interval", "0"], "0 is not a positive number of seconds"),
         (["--loop", "--interval", "nan"], "nan is not a positive number of seconds"),
+        (["--loop", "--interval", "inf"], "inf is not a positive number of seconds"),
         (["--interval", "5"], "--interval applies only with --loop"),
     ],
 )
 def test_bad_poll_arguments_are_refused_with_the_reason(args, message):
-    with pytest.raises(CommandError, match=message):
+    with pytest.raises(CommandError, match=f"^Error: .*{re.escape(message)}"):
         poll(*args)
 
 
-def test_with_hyperid_down_a_round_finishes_approves_nothing_and_the_next_one_retries(
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 0}, "argument --limit: 0 is not 1 or more"),
+        ({"concurrency": 33}, "argument --concurrency: 33 is more than 32"),
+        ({"concurrency": "8x"}, "argument --concurrency: '8x' is not a whole number"),
+        ({"loop": True, "interval": -1.0}, "argument --interval: -1.0 is not a positive"),
+        ({"interval": 5}, "--interval applies only with --loop"),
+    ],
+)
+def test_poll_refuses_bad_keyword_options_of_call_command_the_same_way(options, message):
+    # call_command hands keyword options to the command past argparse's type checks.
+    with pytest.raises(CommandError, match=f"^Error: {re.escape(message)}"):
+        poll(**options)
+
+
+def test_keyword_options_of_call_command_are_read_as_on_the_command_line(
+    fake_hyperid, hyperid_user, no_rate_limit
+):
+    started(hyperid_user, 3)
+    assert poll(limit="2", concurrency=1).startswith("Refreshed 2 pending")
+
+
+def test_with_hyperid_down_one_pass_says_every_refresh_failed_and_why_and_exits_1(
     fake_hyperid, hyperid_user, settings
 ):
     settings.HYPERID_MFA = {
@@ -97,9 +122,21 @@ def test_with_hyperid_down_a_round_finishes_approves_nothing_and_the_next_one_re
     for request in requests:
         fake_hyperid.approve(request.transaction_id)  # the users did answer...
     fake_hyperid.inject("connection_error", call="status-get", times=None)  # ...HyperID is down
+    out, err = io.StringIO(), io.StringIO()
 
-    assert poll("--concurrency", "1").startswith("Refreshed 3 pending")
+    with pytest.raises(CommandError) as failure:
+        call_command("hyperid_mfa_poll", "--concurrency", "1", stdout=out, stderr=err)
 
+    assert failure.value.returncode == 1
+    assert re.fullmatch(
+        r"Refreshed 0 of 3 pending request\(s\) in \d+\.\d\ds; 3 failed\.\n", out.getvalue()
+    )
+    report = str(failure.value).splitlines()
+    assert report[0] == "3 of 3 refresh(es) failed:"
+    assert report[1].startswith(
+        "  3 request(s): ServiceUnavailable: HyperID could not be reached (ConnectionError)"
+    )
+    assert report[2] == "Those requests stay pending; the next run asks again."
     for stored in MFARequest.objects.all():
         assert stored.state == State.PENDING
         assert stored.last_error.startswith("ServiceUnavailable")
@@ -111,6 +148,50 @@ def test_with_hyperid_down_a_round_finishes_approves_nothing_and_the_next_one_re
     for stored in MFARequest.objects.all():
         assert stored.state == State.APPROVED
         assert stored.last_error == ""
+
+
+def test_one_pass_with_some_refreshes_failed_counts_each_kind_and_exits_1(
+    fake_hyperid, hyperid_user, no_rate_limit
+):
+    started(hyperid_user, 3)
+    # HyperID refuses the first status-get of the round (-2 is never retried).
+    fake_hyperid.inject("result", call="status-get", result=-2)
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as failure:
+        call_command("hyperid_mfa_poll", "--concurrency", "1", stdout=out)
+
+    assert out.getvalue().startswith("Refreshed 2 of 3 pending request(s) in ")
+    assert out.getvalue().endswith("s; 1 failed.\n")
+    report = str(failure.value).splitlines()
+    assert report[0] == "1 of 3 refresh(es) failed:"
+    assert report[1].startswith("  1 request(s): InvalidParameters: ")
+    assert len(report) == 3
+    assert [r.is_pending for r in MFARequest.objects.all()] == [True] * 3
+    assert MFARequest.objects.exclude(last_error="").count() == 1
+
+
+def test_a_long_reason_is_cut_short(fake_hyperid, hyperid_user, no_rate_limit, monkeypatch):
+    [request] = started(hyperid_user)
+
+    def failing_round(*, limit, concurrency):
+        MFARequest.objects.filter(pk=request.pk).update(
+            last_checked_at=database_now(), last_error="ProtocolError: " + "x" * 1000
+        )
+        return 1
+
+    monkeypatch.setattr(services, "refresh_pending", failing_round)
+    with pytest.raises(CommandError) as failure:
+        poll()
+
+    line = str(failure.value).splitlines()[1]
+    assert line.startswith("  1 request(s): ProtocolError: xxx")
+    assert line.endswith("...")
+    assert len(line) < 250
+
+
+def test_a_pass_that_finds_nothing_due_succeeds(fake_hyperid):
+    assert re.fullmatch(r"Refreshed 0 pending request\(s\) in \d+\.\d\ds\.\n", poll())
 
 
 # --- hyperid_mfa_poll --loop ------------------------------------------------------------------
@@ -163,6 +244,37 @@ def test_loop_keeps_going_when_the_database_fails_a_round(monkeypatch):
     assert rounds == [5, 5]
     assert "Round failed, will retry: OperationalError: server closed" in output
     assert "after 1 round(s)" in output
+
+
+def test_loop_reports_failed_refreshes_on_stderr_keeps_going_and_exits_normally(monkeypatch, user):
+    request = make_request(user)
+    rounds: list[int] = []
+
+    def round_failing_first(*, limit, concurrency):
+        never_ending(rounds)
+        rounds.append(1)
+        error = "ServiceUnavailable: HyperID could not be reached" if len(rounds) == 1 else ""
+        MFARequest.objects.filter(pk=request.pk).update(
+            last_checked_at=database_now(), last_error=error
+        )
+        if len(rounds) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 1
+
+    monkeypatch.setattr(services, "refresh_pending", round_failing_first)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("hyperid_mfa_poll", "--loop", "--interval", "0.01", stdout=out, stderr=err)
+
+    assert err.getvalue() == (
+        "1 of 1 refresh(es) failed:\n"
+        "  1 request(s): ServiceUnavailable: HyperID could not be reached\n"
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("Refreshed 0 of 1 pending request(s) in ")
+    assert lines[2].startswith("Refreshed 1 pending request(s) in ")
+    assert lines[-1] == (
+        "Stopped on SIGTERM after 2 round(s); 1 request(s) refreshed, 1 refresh(es) failed."
+    )
 
 
 def test_loop_waits_the_interval_between_round_starts(monkeypatch):
@@ -218,12 +330,23 @@ def test_purge_reads_seconds_minutes_hours_and_days(age, seconds):
 
 @pytest.mark.parametrize("age", ["30", "30w", "-1d", "0d", "d", "thirty days", ""])
 def test_purge_refuses_an_age_it_cannot_read(age):
-    with pytest.raises(CommandError, match="--older-than: "):
+    with pytest.raises(CommandError, match=r"^Error: argument --older-than: "):
         purge("--older-than", age)
+    with pytest.raises(CommandError, match=r"^Error: argument --older-than: "):
+        call_command("hyperid_mfa_purge", older_than=age)
+
+
+def test_purge_takes_the_age_as_a_keyword_of_call_command_too(user):
+    aged(user, "expired", 2)
+    out = io.StringIO()
+    call_command("hyperid_mfa_purge", older_than=" 1d ", stdout=out)
+    assert out.getvalue() == "Deleted 1 finished MFA request(s) created more than 1d ago.\n"
 
 
 def test_purge_needs_an_age():
-    with pytest.raises(CommandError, match="--older-than"):
+    with pytest.raises(
+        CommandError, match=r"^Error: the following arguments are required: --older-than"
+    ):
         purge()
 
 

@@ -7,6 +7,10 @@ once; the same through the API; Ctrl-C stops everything. This test does the same
 a ``git clone`` of the committed HEAD into a temporary directory, on free ports, with
 headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
 
+Two more start and stop the demo without a browser, and leave nothing running:
+Ctrl-C when the demo was started with SIGINT ignored (as a background job of a
+script starts), and SIGTERM to the script alone (as a process manager stops it).
+
 One difference from a newcomer's first run: the demo reuses the virtualenv that runs
 these tests (``HYPERID_MFA_VENV``, read by scripts/_common.sh) instead of creating its
 own and installing everything into it, which takes a minute and needs the package
@@ -40,7 +44,7 @@ import requests
 
 from tests.chromium import ARTIFACTS, launch
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 USERNAME, PASSWORD = "alice", "alice-demo"  # what prepare_demo prints
@@ -72,8 +76,17 @@ class Demo:
     dev server and its autoreloader child, the simulator), whatever happened.
     """
 
-    def __init__(self, clone: Path, web_port: int, simulator_port: int, log: Path) -> None:
+    def __init__(
+        self,
+        clone: Path,
+        web_port: int,
+        simulator_port: int,
+        log: Path,
+        *,
+        sigint_ignored: bool = False,
+    ) -> None:
         self.clone = clone
+        self.sigint_ignored = sigint_ignored
         self.web = f"http://127.0.0.1:{web_port}"
         self.simulator = f"http://127.0.0.1:{simulator_port}"
         self.web_port, self.simulator_port = web_port, simulator_port
@@ -101,9 +114,14 @@ class Demo:
         )
 
     def __enter__(self) -> Demo:
+        command = ["./scripts/demo", f"127.0.0.1:{self.web_port}"]
+        if self.sigint_ignored:
+            # As a background job of a non-interactive shell starts: SIGINT ignored,
+            # which the script inherits and cannot undo (exec keeps the pid).
+            command = ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *command]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                ["./scripts/demo", f"127.0.0.1:{self.web_port}"],
+                command,
                 cwd=self.clone,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -145,16 +163,61 @@ class Demo:
         """Ctrl-C in the demo's terminal: SIGINT to its whole process group."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGINT)
+        return self.wait_for_exit(30, "Ctrl-C")
+
+    def terminate(self, seconds: float) -> int:
+        """SIGTERM to the script alone, as a process manager stops it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait_for_exit(seconds, "SIGTERM")
+
+    def wait_for_exit(self, seconds: float, what: str) -> int:
+        assert self.process is not None
         try:
-            return self.process.wait(timeout=30)
+            return self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            left = subprocess.run(
-                ["ps", "-o", "pid,stat,wchan:24,args", "-g", str(self.process.pid)],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-            pytest.fail(f"Ctrl-C did not stop the demo within 30 s; still running:\n{left}")
+            pytest.fail(
+                f"{what} did not stop the demo within {seconds} s; still running:\n" + self.group()
+            )
+
+    def running_in_group(self) -> bool:
+        assert self.process is not None
+        states = subprocess.run(
+            ["ps", "-o", "stat=", "-g", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        return any(not state.startswith("Z") for state in states)
+
+    def group(self) -> str:
+        """What runs in the demo's process group, as ps lists it."""
+        assert self.process is not None
+        return subprocess.run(
+            ["ps", "-o", "pid,stat,wchan:24,args", "-g", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+
+    def assert_stopped_entirely(self) -> None:
+        """Nothing of the demo is left: no process in its group, no port open.
+
+        A process that has exited but is not yet reaped (a zombie) counts as gone: on
+        Ctrl-C, runserver's autoreloader leaves its server process, exiting on the
+        same Ctrl-C, to init after a quarter of a second (Python's Popen does).
+        """
+        assert self.process is not None
+        deadline = time.monotonic() + 5
+        while self.running_in_group():
+            if time.monotonic() > deadline:
+                pytest.fail(f"processes of the demo are left:\n{self.group()}")
+            time.sleep(0.1)
+        assert not listening(self.web_port)
+        assert not listening(self.simulator_port)
+        log = self.log()
+        assert "HyperID simulator stopped" in log
+        assert "Traceback" not in log
 
 
 def screenshot(page: Any, name: str) -> None:
@@ -308,17 +371,29 @@ def transfer_through_the_api(demo: Demo) -> None:
         ]
 
 
-def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_once(
-    tmp_path: Path,
-) -> None:
+def fresh_clone(target: Path) -> Path:
+    """A ``git clone`` of the committed HEAD, as a newcomer gets it."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and a git checkout of the project")
-    clone = tmp_path / "clone"
     subprocess.run(
-        ["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+        ["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(target)],
         check=True,
         timeout=120,
     )
+    return target
+
+
+@pytest.fixture(scope="module")
+def shared_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clone for the tests that only start and stop the demo."""
+    return fresh_clone(tmp_path_factory.mktemp("demo") / "clone")
+
+
+@pytest.mark.browser
+def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_once(
+    tmp_path: Path,
+) -> None:
+    clone = fresh_clone(tmp_path / "clone")
     web_port, simulator_port, spare_port = free_ports(3)
     from playwright.sync_api import sync_playwright
 
@@ -349,8 +424,39 @@ def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_o
 
         # Ctrl-C stops the dev server, and the script stops the simulator.
         assert demo.interrupt() in (0, 130)
-        assert not listening(web_port)
-        assert not listening(simulator_port)
-        log = demo.log()
-        assert "HyperID simulator stopped" in log
-        assert "Traceback" not in log
+        demo.assert_stopped_entirely()
+
+
+def sigint_ignored(pid: int) -> bool | None:
+    """Whether SIGINT is ignored in process ``pid`` (None where /proc cannot tell)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:"))[7:], 16)
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
+def test_ctrl_c_stops_the_demo_even_when_it_was_started_with_sigint_ignored(
+    shared_clone: Path, tmp_path: Path
+) -> None:
+    web_port, simulator_port = free_ports(2)
+    demo = Demo(shared_clone, web_port, simulator_port, tmp_path / "demo.log", sigint_ignored=True)
+    with demo:
+        demo.wait_until_up()
+        assert demo.process is not None
+        assert sigint_ignored(demo.process.pid) in (True, None)  # what the test is about
+
+        assert demo.interrupt() in (0, 130)
+        demo.assert_stopped_entirely()
+
+
+def test_sigterm_to_the_script_stops_the_site_and_the_simulator_within_seconds(
+    shared_clone: Path, tmp_path: Path
+) -> None:
+    web_port, simulator_port = free_ports(2)
+    with Demo(shared_clone, web_port, simulator_port, tmp_path / "demo.log") as demo:
+        demo.wait_until_up()
+
+        assert demo.terminate(seconds=10) == 143
+        demo.assert_stopped_entirely()

@@ -89,10 +89,16 @@ def test_small_batches_rewrite_every_row(users):
         assert all(decrypt(access) and decrypt(refresh) for access, refresh in ciphertexts())
 
 
-@pytest.mark.parametrize("size", ["0", "-3", "many"])
-def test_a_batch_size_below_one_is_refused(size):
-    with pytest.raises(CommandError, match="--batch-size"):
+@pytest.mark.parametrize(
+    ("size", "reason"),
+    [("0", "0 is not 1 or more"), ("-3", "-3 is not 1 or more"), ("many", "'many' is not")],
+)
+def test_a_batch_size_below_one_is_refused(size, reason):
+    with pytest.raises(CommandError, match=f"^Error: argument --batch-size: {reason}"):
         rotate_keys("--batch-size", size)
+    # call_command's keyword options meet the same check.
+    with pytest.raises(CommandError, match=f"^Error: argument --batch-size: {reason}"):
+        call_command("hyperid_mfa_rotate_keys", batch_size=size)
 
 
 def test_a_row_no_key_decrypts_fails_the_command_and_changes_nothing(users):

@@ -423,16 +423,30 @@ def test_the_simulator_listens_where_the_projects_settings_point_by_default(
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "example.com"])  # noqa: S104 - refused
 def test_the_simulator_refuses_to_listen_beyond_loopback_unless_allowed(host: str) -> None:
-    with pytest.raises(CommandError, match=r"no authentication.*--allow-remote"):
+    with pytest.raises(CommandError, match=r"^Error: refusing .*no authentication.*--allow-remote"):
         call_command("hyperid_mfa_simulator", host=host, port=0, verbosity=0)
 
 
 @pytest.mark.parametrize(
-    ("option", "value"),
-    [("port", 70000), ("transaction_ttl", 0), ("latency", -1), ("first_transaction_id", 0)],
+    ("option", "value", "reason"),
+    [
+        ("port", 70000, "70000 is more than 65535"),
+        ("port", -1, "-1 is not 0 or more"),
+        ("port", "http", "'http' is not a whole number"),
+        ("transaction_ttl", 0, "0 is not a positive number of seconds"),
+        ("token_ttl", "inf", "inf is not a positive number of seconds"),
+        ("latency", -1, "-1 is not zero or a positive number of seconds"),
+        ("first_transaction_id", 0, "0 is not 1 or more"),
+        ("first_transaction_id", 2**62, f"{2**62} is more than {2**62 - 1}"),
+    ],
 )
-def test_the_simulator_refuses_impossible_options(option: str, value: float) -> None:
-    with pytest.raises(CommandError, match=option.replace("_", "-")):
+def test_the_simulator_refuses_impossible_options(option: str, value: object, reason: str) -> None:
+    flag = "--" + option.replace("_", "-")
+    message = f"^Error: argument {flag}: {re.escape(reason)}"
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", f"{flag}={value}", verbosity=0)
+    # call_command's keyword options meet the same check.
+    with pytest.raises(CommandError, match=message):
         call_command("hyperid_mfa_simulator", **{option: value, "verbosity": 0})
 
 
@@ -514,7 +528,10 @@ def test_the_standalone_simulator_says_clearly_when_its_port_is_taken(taken_port
 
 
 def test_the_simulator_refuses_a_redirect_uri_that_cannot_be_one() -> None:
-    with pytest.raises(CommandError, match=r"--redirect-uri: .*fragment"):
+    message = r"^Error: argument --redirect-uri: .*fragment"
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", "--port=0", "--redirect-uri=https://site.test/cb#x")
+    with pytest.raises(CommandError, match=message):
         call_command(
             "hyperid_mfa_simulator", port=0, redirect_uris=["https://site.test/cb#x"], verbosity=0
         )

@@ -18,9 +18,14 @@ import json
 from collections.abc import Mapping
 from typing import IO, Any, cast
 
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.http import QueryDict
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser
+from rest_framework.parsers import BaseParser, DataAndFiles
 
 #: Largest body the API reads. ``{"transaction_id": 9223372036854775807}`` is 39 bytes.
 MAX_BODY_BYTES = 4 * 1024
@@ -76,3 +81,47 @@ class AnyBodyParser(BaseParser):
     ) -> NonJSONBody:
         # cast: django-stubs types QueryDict() by its overloads, not by the subclass.
         return cast(NonJSONBody, NonJSONBody())
+
+
+class _DropFiles(FileUploadHandler):
+    """Reads past every file of a multipart body, keeping none (in memory or on disk)."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        raise SkipFile
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        return None  # never called: new_file() skips the file
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+class FormFieldsParser(BaseParser):
+    """``multipart/form-data`` (what a browser's ``FormData`` sends), its fields only.
+
+    For a view that reads no body: the fields are there for session
+    authentication's CSRF check (a ``csrfmiddlewaretoken`` field); file parts are
+    read past and dropped. Django's limits on forms (``DATA_UPLOAD_MAX_*``) apply.
+    """
+
+    media_type = "multipart/form-data"
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> DataAndFiles[Any, Any]:
+        if stream is None:  # DRF passes none for an empty body
+            return DataAndFiles(QueryDict(), MultiValueDict())
+        context = parser_context or {}
+        request = context["request"]
+        meta = {**request.META, "CONTENT_TYPE": media_type}
+        encoding = context.get("encoding", settings.DEFAULT_CHARSET)
+        # Any: django-stubs want read(None) too, which IO[bytes] does not promise.
+        body: Any = stream
+        try:
+            data, _ = DjangoMultiPartParser(meta, body, [_DropFiles()], encoding).parse()
+        except MultiPartParserError:
+            raise ParseError("The request body is not a valid multipart form.") from None
+        return DataAndFiles(data, MultiValueDict())

@@ -34,7 +34,7 @@ from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, Result
 from ..exceptions import HyperIDError
 from ..models import MFARequest, MFARequestQuerySet, RequestStatus, State
 from . import polling, schema
-from .parsers import AnyBodyParser, NonJSONBody, StrictJSONParser
+from .parsers import AnyBodyParser, FormFieldsParser, NonJSONBody, StrictJSONParser
 from .serializers import (
     MFARequestDetailSerializer,
     MFARequestSerializer,
@@ -181,9 +181,12 @@ class RequestCancelView(MFAAPIView):
 
     throttle_class = CancelThrottle
     serializer_class = MFARequestDetailSerializer
-    # The body is ignored; FormParser lets a plain HTML form (with its CSRF token
-    # field) post here as well as fetch() with JSON and an X-CSRFToken header.
-    parser_classes = [StrictJSONParser, FormParser]
+    # Cancel reads no field, so every media type is accepted and the body ignored
+    # (no 415). The form parsers are there for session authentication's CSRF check,
+    # which reads the csrfmiddlewaretoken field of a plain HTML form or a FormData;
+    # fetch() sends JSON or nothing with an X-CSRFToken header. Malformed JSON stays a
+    # 400, as everywhere in this API.
+    parser_classes = [StrictJSONParser, FormParser, FormFieldsParser, AnyBodyParser]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Cancel takes no fields, but the body is read all the same: session

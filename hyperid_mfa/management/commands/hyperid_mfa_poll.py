@@ -1,58 +1,39 @@
 """``manage.py hyperid_mfa_poll``: follow pending MFA requests without a browser open.
 
-One pass by default (for cron or a Kubernetes CronJob); ``--loop`` keeps polling
-(for a supervised process). Several pollers, on one host or many, may run at once:
-``services.refresh_pending`` claims rows with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+One pass by default (for cron or a Kubernetes CronJob), which exits with status 1
+when any refresh failed; ``--loop`` keeps polling (for a supervised process), reports
+each round's failed refreshes on stderr and exits with status 0 when stopped. Several
+pollers, on one host or many, may run at once: ``services.refresh_pending`` claims
+rows with ``SELECT ... FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, connections
 
 from hyperid_mfa import services
+from hyperid_mfa.management.base import HyperIDMFACommand, Seconds, WholeNumber
+from hyperid_mfa.models import MFARequest, database_now
 
 #: The HTTP client keeps 32 connections per host: more threads would open connections
 #: only for the pool to drop them. Each thread also holds a database connection.
 MAX_CONCURRENCY = 32
 DEFAULT_INTERVAL = 2.0
+#: How much of each failure's message the report quotes.
+MAX_REASON_LENGTH = 200
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
-    return value
-
-
-def _concurrency(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_CONCURRENCY}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
 
 
 def _drop_stale_connections() -> None:
@@ -124,22 +105,85 @@ def _stop_on_signals(stop: _StopRequest) -> Iterator[list[str]]:
             signal.signal(sig, handler)
 
 
-class Command(BaseCommand):
+@dataclass(frozen=True)
+class Round:
+    """What one round did: the requests it asked about, and the failures among them."""
+
+    asked: int
+    errors: tuple[str, ...]
+    took: float
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    @property
+    def refreshed(self) -> int:
+        return self.asked - self.failed
+
+    def summary(self) -> str:
+        if not self.failed:
+            return f"Refreshed {self.asked} pending request(s) in {self.took:.2f}s."
+        return (
+            f"Refreshed {self.refreshed} of {self.asked} pending request(s) in "
+            f"{self.took:.2f}s; {self.failed} failed."
+        )
+
+    def failures(self) -> str:
+        """The failures in short: how many of each kind, with the first one's message."""
+        kinds: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        for error in self.errors:
+            kind = error.split(":", 1)[0]
+            kinds[kind] += 1
+            examples.setdefault(kind, error)
+        lines = [f"{self.failed} of {self.asked} refresh(es) failed:"]
+        for kind, count in kinds.most_common():
+            example = examples[kind]
+            if len(example) > MAX_REASON_LENGTH:
+                example = example[: MAX_REASON_LENGTH - 3] + "..."
+            lines.append(f"  {count} request(s): {example}")
+        return "\n".join(lines)
+
+
+def _failed_since(since: datetime, most: int) -> tuple[str, ...]:
+    """The errors of the requests checked since ``since`` whose check failed.
+
+    ``refresh_pending`` records a failed check on its row (``last_error``; the
+    request stays pending) and clears it when a check succeeds, and each round stamps
+    the rows it claims with the database's time. A check made by another process in
+    the same moment (another poller, a user polling) counts too; ``most`` bounds the
+    answer by what the round asked about.
+    """
+    if most <= 0:
+        return ()
+    rows = (
+        MFARequest.objects.pending()
+        .filter(last_checked_at__gte=since)
+        .exclude(last_error="")
+        .order_by("last_checked_at")
+    )
+    return tuple(rows.values_list("last_error", flat=True)[:most])
+
+
+class Command(HyperIDMFACommand):
     help = (
         "Ask HyperID about the pending MFA requests that are due, in one pass or, with "
-        "--loop, until stopped. SIGTERM or Ctrl-C stops it after the current round."
+        "--loop, until stopped. SIGTERM or Ctrl-C stops it after the current round. "
+        "One pass exits with status 1 when any refresh failed; --loop reports failed "
+        "refreshes on stderr and keeps going."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--limit",
-            type=_positive_int,
+            type=WholeNumber(minimum=1),
             default=None,
             help="Refresh at most this many requests per round (default: every due one).",
         )
         parser.add_argument(
             "--concurrency",
-            type=_concurrency,
+            type=WholeNumber(minimum=1, maximum=MAX_CONCURRENCY),
             default=4,
             help="Requests asked about at once, each from its own thread and database "
             f"connection (1 to {MAX_CONCURRENCY}, default: %(default)s).",
@@ -149,16 +193,18 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--interval",
-            type=_seconds,
+            type=Seconds(),
             default=None,
             help=f"With --loop: seconds from the start of one round to the start of the "
             f"next (default: {DEFAULT_INTERVAL:g}). A round that takes longer is followed "
             "at once by the next.",
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def check_arguments(self, options: dict[str, Any]) -> None:
         if options["interval"] is not None and not options["loop"]:
-            raise CommandError("--interval applies only with --loop.")
+            self.usage_error("--interval applies only with --loop")
+
+    def handle(self, *args: Any, **options: Any) -> None:
         limit: int | None = options["limit"]
         concurrency: int = options["concurrency"]
         interval: float = options["interval"] or DEFAULT_INTERVAL
@@ -166,16 +212,23 @@ class Command(BaseCommand):
         stop = _StopRequest()
         with _stop_on_signals(stop) as received:
             if options["loop"]:
-                rounds, total = self._loop(limit, concurrency, interval, verbosity, stop)
+                rounds, total, failed = self._loop(limit, concurrency, interval, verbosity, stop)
                 if verbosity >= 1:
                     self.stdout.write(
                         f"Stopped on {', '.join(received)} after {rounds} round(s); "
-                        f"{total} request(s) refreshed."
+                        f"{total} request(s) refreshed"
+                        + (f", {failed} refresh(es) failed." if failed else ".")
                     )
-            else:
-                count, took = self._round(limit, concurrency)
-                if verbosity >= 1:
-                    self.stdout.write(self._summary(count, took))
+                return
+            done = self._round(limit, concurrency)
+        if verbosity >= 1:
+            self.stdout.write(done.summary())
+        if done.failed:
+            # Exit status 1, for cron and the like; the requests stay pending and the
+            # next run asks about them again.
+            raise CommandError(
+                f"{done.failures()}\nThose requests stay pending; the next run asks again."
+            )
 
     def _loop(
         self,
@@ -184,38 +237,42 @@ class Command(BaseCommand):
         interval: float,
         verbosity: int,
         stop: _StopRequest,
-    ) -> tuple[int, int]:
-        """Poll until ``stop`` is set; return the rounds completed and requests refreshed."""
+    ) -> tuple[int, int, int]:
+        """Poll until ``stop`` is set; return the rounds completed, the requests
+        refreshed and the refreshes that failed."""
         if verbosity >= 1:
             self.stdout.write(
                 f"Polling every {interval:g}s (concurrency {concurrency}"
                 + (f", at most {limit} per round" if limit else "")
                 + "). SIGTERM or Ctrl-C stops after the current round."
             )
-        rounds = total = 0
+        rounds = total = failed = 0
         while not stop.is_set():
             started = time.monotonic()
             _drop_stale_connections()
             try:
-                count, took = self._round(limit, concurrency)
+                done = self._round(limit, concurrency)
             except DatabaseError as err:
                 # A database restart or failover: keep the poller alive; the next
                 # round replaces the broken connection (_drop_stale_connections).
                 self.stderr.write(f"Round failed, will retry: {type(err).__name__}: {err}")
             else:
                 rounds += 1
-                total += count
-                if verbosity >= 2 or (verbosity >= 1 and count):
-                    self.stdout.write(self._summary(count, took))
+                total += done.refreshed
+                failed += done.failed
+                if verbosity >= 2 or (verbosity >= 1 and done.asked):
+                    self.stdout.write(done.summary())
+                if done.failed:
+                    # A poller under a supervisor keeps going: HyperID's trouble is
+                    # usually passing, and the next round asks about them again.
+                    self.stderr.write(done.failures())
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
-        return rounds, total
+        return rounds, total, failed
 
     @staticmethod
-    def _round(limit: int | None, concurrency: int) -> tuple[int, float]:
+    def _round(limit: int | None, concurrency: int) -> Round:
         started = time.monotonic()
-        count = services.refresh_pending(limit=limit, concurrency=concurrency)
-        return count, time.monotonic() - started
-
-    @staticmethod
-    def _summary(count: int, took: float) -> str:
-        return f"Refreshed {count} pending request(s) in {took:.2f}s."
+        since = database_now()
+        asked = services.refresh_pending(limit=limit, concurrency=concurrency)
+        errors = _failed_since(since, asked)
+        return Round(asked, errors, time.monotonic() - started)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from hyperid_mfa import services
+from hyperid_mfa.management.base import Duration, HyperIDMFACommand
 
 
-class Command(BaseCommand):
+class Command(HyperIDMFACommand):
     help = (
         "Delete finished MFA requests (approved, denied, expired, canceled, failed, "
         "consumed) created longer ago than --older-than. Pending requests are never deleted."
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than",
             required=True,
+            type=Duration(),
             metavar="AGE",
             help="A number and a unit: s, m, h or d (e.g. 30d, 12h).",
         )
@@ -29,14 +31,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            age = services.parse_duration(options["older_than"])
-        except ValueError as err:
-            raise CommandError(f"--older-than: {err}") from None
+        age = services.parse_duration(options["older_than"])
         count = services.purge_finished(age, dry_run=options["dry_run"])
         if options["verbosity"] >= 1:
             verb = "Would delete" if options["dry_run"] else "Deleted"
             self.stdout.write(
                 f"{verb} {count} finished MFA request(s) created more than "
-                f"{options['older_than'].strip()} ago."
+                f"{options['older_than']} ago."
             )

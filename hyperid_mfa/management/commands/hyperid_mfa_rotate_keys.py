@@ -9,25 +9,15 @@ Rows already under the newest key are left alone, so running it again is cheap.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from hyperid_mfa import tokens
+from hyperid_mfa.management.base import HyperIDMFACommand, WholeNumber
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
-    return value
-
-
-class Command(BaseCommand):
+class Command(HyperIDMFACommand):
     help = (
         "Re-encrypt the stored HyperID tokens that are not under the first key of "
         "HYPERID_MFA['TOKEN_ENCRYPTION_KEYS'] (or the key derived from SECRET_KEY). "
@@ -37,7 +27,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
-            type=_positive_int,
+            type=WholeNumber(minimum=1),
             default=tokens.ROTATION_BATCH_SIZE,
             metavar="N",
             help="Rows rewritten per transaction (default %(default)s).",

@@ -37,15 +37,19 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from hyperid_mfa.conf import mfa_settings
 from hyperid_mfa.constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN
+from hyperid_mfa.management.base import Checked, HyperIDMFACommand, Seconds, WholeNumber
 from hyperid_mfa.testing import Authenticator, FakeHyperID
 from hyperid_mfa.testing.authenticator import AUTHENTICATOR_PATH
+from hyperid_mfa.testing.clients import checked_redirect_uri
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+#: Half the id space at most for the first push: room for the ids that follow it.
+HIGHEST_FIRST_TRANSACTION_ID = TRANSACTION_ID_MAX // 2
 
 
 def is_loopback(host: str) -> bool:
@@ -68,7 +72,7 @@ def _simulated_url(url: object) -> str | None:
     return url.rstrip("/")
 
 
-class Command(BaseCommand):
+class Command(HyperIDMFACommand):
     help = (
         "Serve a simulated HyperID (FakeHyperID) for local development, with "
         "authenticator pages that play each user's phone. A test double: it keeps "
@@ -86,7 +90,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--port",
-            type=int,
+            type=WholeNumber(minimum=0, maximum=65535),
             help="Port to listen on; 0 picks a free one. Default: the port of "
             f"HYPERID_MFA['API_BASE_URL'] when it is a loopback http:// URL, else {DEFAULT_PORT}.",
         )
@@ -98,25 +102,26 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--transaction-ttl",
-            type=float,
+            type=Seconds(),
             default=300.0,
             help="Seconds a push waits for an answer before HyperID expires it "
             "(default: %(default)s).",
         )
         parser.add_argument(
             "--token-ttl",
-            type=float,
+            type=Seconds(),
             default=3600.0,
             help="Lifetime of the access tokens it issues, in seconds (default: %(default)s).",
         )
         parser.add_argument(
             "--first-transaction-id",
-            type=int,
+            type=WholeNumber(minimum=TRANSACTION_ID_MIN, maximum=HIGHEST_FIRST_TRANSACTION_ID),
             help="The id of the first push. Default: milliseconds since the epoch, so "
             "ids keep growing across restarts, as the project's database expects.",
         )
         parser.add_argument(
             "--redirect-uri",
+            type=Checked(checked_redirect_uri),
             action="append",
             dest="redirect_uris",
             default=[],
@@ -132,16 +137,27 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--latency",
-            type=float,
+            type=Seconds(zero=True),
             default=0.0,
             help="Seconds added to every answer, to see how the site copes with a slow "
             "HyperID (default: %(default)s).",
         )
 
+    def check_arguments(self, options: dict[str, Any]) -> None:
+        # Only --host can name another machine: a default comes from a loopback URL.
+        host = options["host"]
+        if host and not is_loopback(host) and not options["allow_remote"]:
+            self.usage_error(
+                f"refusing to listen on {host}: the simulator has no authentication, so "
+                "anyone who reaches it could take tokens and approve pushes. Use a loopback "
+                "address, or add --allow-remote if you really mean it."
+            )
+
     def handle(self, *args: Any, **options: Any) -> None:
         configured = _simulated_url(mfa_settings.API_BASE_URL)
         host, port = self._address(options, configured)
-        self._check_numbers(options)
+        if options["first_transaction_id"] is None:
+            options["first_transaction_id"] = int(time.time() * 1000)
         fake = self._fake(configured, options)
         try:
             server = fake.serve(
@@ -167,31 +183,7 @@ class Command(BaseCommand):
         port = options["port"]
         if port is None:
             port = (parts.port if parts else None) or DEFAULT_PORT
-        if not 0 <= port <= 65535:
-            raise CommandError(f"--port must be between 0 and 65535, not {port}.")
-        if not is_loopback(host) and not options["allow_remote"]:
-            raise CommandError(
-                f"Refusing to listen on {host}: the simulator has no authentication, so "
-                "anyone who reaches it could take tokens and approve pushes. Use a loopback "
-                "address, or add --allow-remote if you really mean it."
-            )
         return host, port
-
-    def _check_numbers(self, options: dict[str, Any]) -> None:
-        """Refuse impossible numbers; fill in the first transaction id from the clock."""
-        for name in ("transaction_ttl", "token_ttl"):
-            if not options[name] > 0:
-                raise CommandError(f"--{name.replace('_', '-')} must be a positive number.")
-        if options["latency"] < 0:
-            raise CommandError("--latency must not be negative.")
-        if options["first_transaction_id"] is None:
-            options["first_transaction_id"] = int(time.time() * 1000)
-        # Half the id space at most: room for the ids that follow the first one.
-        highest = TRANSACTION_ID_MAX // 2
-        if not TRANSACTION_ID_MIN <= options["first_transaction_id"] <= highest:
-            raise CommandError(
-                f"--first-transaction-id must be between {TRANSACTION_ID_MIN} and {highest}."
-            )
 
     def _fake(self, configured: str | None, options: dict[str, Any]) -> FakeHyperID:
         issuer = _simulated_url(mfa_settings.ISSUER)
@@ -208,10 +200,7 @@ class Command(BaseCommand):
             allow_loopback_redirect_uris=options["allow_loopback_redirect_uris"],
         )
         for uri in options["redirect_uris"]:
-            try:
-                fake.register_redirect_uri(uri)
-            except ValueError as err:
-                raise CommandError(f"--redirect-uri: {err}.") from None
+            fake.register_redirect_uri(uri)  # checked already: Checked(checked_redirect_uri)
         # The project refreshes tokens with its own client credentials.
         if mfa_settings.CLIENT_ID:
             fake.client_id = str(mfa_settings.CLIENT_ID)
