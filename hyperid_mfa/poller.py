@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from django.db import connections, router, transaction
@@ -28,8 +28,14 @@ logger = logging.getLogger("hyperid_mfa")
 POLL_BATCH_SIZE = 200
 
 
-def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
-    """Refresh the pending requests that are due; returns how many were refreshed.
+#: Told of each request whose refresh failed, and why (from the round's threads).
+OnFailure = Callable[[MFARequest, Exception], None]
+
+
+def refresh_pending(
+    *, limit: int | None = None, concurrency: int = 4, on_failure: OnFailure | None = None
+) -> int:
+    """Refresh the pending requests that are due; returns how many were asked about.
 
     Safe to run in many processes at once: each batch is claimed in a short
     transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it,
@@ -37,7 +43,9 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
     twice within ``MIN_REFRESH_INTERVAL``. HyperID is called outside any
     transaction, from ``concurrency`` threads that live for the whole round while
     this thread claims the next batches. Each user's access token is read once per
-    round. Failures are recorded on the request and do not stop the round.
+    round. Failures are recorded on the request and do not stop the round;
+    ``on_failure(mfa_request, error)``, if given, hears of each, from the thread
+    that met it.
     """
     tokens = RoundTokens()
     # A round looks only at requests last checked before it began, so that it ends
@@ -48,10 +56,10 @@ def refresh_pending(*, limit: int | None = None, concurrency: int = 4) -> int:
         done = 0
         for batch in batches:
             for item in batch:
-                _refresh_one(item, tokens)
+                _refresh_one(item, tokens, on_failure)
             done += len(batch)
         return done
-    return _refresh_in_threads(batches, concurrency, tokens)
+    return _refresh_in_threads(batches, concurrency, tokens, on_failure)
 
 
 def _claimed_batches(limit: int | None, round_started: datetime) -> Iterator[list[MFARequest]]:
@@ -110,23 +118,34 @@ class RoundTokens:
             self._tokens.pop(user.pk, None)
 
 
-def _refresh_one(mfa_request: MFARequest, tokens: RoundTokens | None = None) -> None:
+def _refresh_one(
+    mfa_request: MFARequest,
+    tokens: RoundTokens | None = None,
+    on_failure: OnFailure | None = None,
+) -> None:
     try:
         if looks_expired(mfa_request) and expire_locally(mfa_request):
             return
         if mfa_request.is_pending:
             ask_hyperid(mfa_request, tokens)
-    except HyperIDError:
-        pass  # recorded on the request by _ask_hyperid; the next round retries
-    except Exception:
+    except HyperIDError as err:
+        # Recorded on the request by ask_hyperid; the next round retries.
+        if on_failure is not None:
+            on_failure(mfa_request, err)
+    except Exception as err:
         logger.exception("Unexpected error refreshing MFA request %s", mfa_request.pk)
+        if on_failure is not None:
+            on_failure(mfa_request, err)
 
 
 _DONE = None
 
 
 def _refresh_in_threads(
-    batches: Iterator[list[MFARequest]], concurrency: int, tokens: RoundTokens
+    batches: Iterator[list[MFARequest]],
+    concurrency: int,
+    tokens: RoundTokens,
+    on_failure: OnFailure | None,
 ) -> int:
     # Bounded, so claiming runs at most a batch ahead of the workers.
     work: queue.Queue[MFARequest | None] = queue.Queue(maxsize=POLL_BATCH_SIZE)
@@ -134,7 +153,7 @@ def _refresh_in_threads(
     def worker() -> None:
         try:
             while (item := work.get()) is not _DONE:
-                _refresh_one(item, tokens)
+                _refresh_one(item, tokens, on_failure)
         finally:
             # Each thread opened its own connections; close them with the thread.
             connections.close_all()

@@ -17,7 +17,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from hyperid_mfa import services
-from hyperid_mfa.models import MFARequest, State, database_now
+from hyperid_mfa.exceptions import ProtocolError, ServiceUnavailable
+from hyperid_mfa.models import MFARequest, State
 from tests.celery_workers import ChildGroup, child_environment, serve_fake, wait_for
 from tests.conftest import link
 from tests.factories import make_request
@@ -174,10 +175,8 @@ def test_one_pass_with_some_refreshes_failed_counts_each_kind_and_exits_1(
 def test_a_long_reason_is_cut_short(fake_hyperid, hyperid_user, no_rate_limit, monkeypatch):
     [request] = started(hyperid_user)
 
-    def failing_round(*, limit, concurrency):
-        MFARequest.objects.filter(pk=request.pk).update(
-            last_checked_at=database_now(), last_error="ProtocolError: " + "x" * 1000
-        )
+    def failing_round(*, limit, concurrency, on_failure):
+        on_failure(request, ProtocolError("x" * 1000))
         return 1
 
     monkeypatch.setattr(services, "refresh_pending", failing_round)
@@ -208,7 +207,7 @@ def test_loop_stops_on_a_signal_after_finishing_the_current_round(monkeypatch, s
     rounds: list[str] = []
     previous = signal.getsignal(stop_signal)
 
-    def round_that_is_interrupted(*, limit, concurrency):
+    def round_that_is_interrupted(*, limit, concurrency, on_failure):
         never_ending(rounds)
         rounds.append("started")
         if rounds.count("started") == 2:
@@ -230,7 +229,7 @@ def test_loop_stops_on_a_signal_after_finishing_the_current_round(monkeypatch, s
 def test_loop_keeps_going_when_the_database_fails_a_round(monkeypatch):
     rounds: list[int] = []
 
-    def flaky_round(*, limit, concurrency):
+    def flaky_round(*, limit, concurrency, on_failure):
         never_ending(rounds)
         rounds.append(limit)
         if len(rounds) == 1:
@@ -250,13 +249,11 @@ def test_loop_reports_failed_refreshes_on_stderr_keeps_going_and_exits_normally(
     request = make_request(user)
     rounds: list[int] = []
 
-    def round_failing_first(*, limit, concurrency):
+    def round_failing_first(*, limit, concurrency, on_failure):
         never_ending(rounds)
         rounds.append(1)
-        error = "ServiceUnavailable: HyperID could not be reached" if len(rounds) == 1 else ""
-        MFARequest.objects.filter(pk=request.pk).update(
-            last_checked_at=database_now(), last_error=error
-        )
+        if len(rounds) == 1:
+            on_failure(request, ServiceUnavailable("HyperID could not be reached"))
         if len(rounds) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
         return 1
@@ -267,7 +264,7 @@ def test_loop_reports_failed_refreshes_on_stderr_keeps_going_and_exits_normally(
 
     assert err.getvalue() == (
         "1 of 1 refresh(es) failed:\n"
-        "  1 request(s): ServiceUnavailable: HyperID could not be reached\n"
+        "  1 request(s): ServiceUnavailable: HyperID could not be reached (result=-1)\n"
     )
     lines = out.getvalue().splitlines()
     assert lines[1].startswith("Refreshed 0 of 1 pending request(s) in ")
@@ -280,7 +277,7 @@ def test_loop_reports_failed_refreshes_on_stderr_keeps_going_and_exits_normally(
 def test_loop_waits_the_interval_between_round_starts(monkeypatch):
     starts: list[float] = []
 
-    def timed_round(*, limit, concurrency):
+    def timed_round(*, limit, concurrency, on_failure):
         never_ending(starts)
         starts.append(time.monotonic())
         if len(starts) == 3:

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -25,7 +24,6 @@ from django.db import DatabaseError, connections
 
 from hyperid_mfa import services
 from hyperid_mfa.management.base import HyperIDMFACommand, Seconds, WholeNumber
-from hyperid_mfa.models import MFARequest, database_now
 
 #: The HTTP client keeps 32 connections per host: more threads would open connections
 #: only for the pool to drop them. Each thread also holds a database connection.
@@ -146,26 +144,6 @@ class Round:
         return "\n".join(lines)
 
 
-def _failed_since(since: datetime, most: int) -> tuple[str, ...]:
-    """The errors of the requests checked since ``since`` whose check failed.
-
-    ``refresh_pending`` records a failed check on its row (``last_error``; the
-    request stays pending) and clears it when a check succeeds, and each round stamps
-    the rows it claims with the database's time. A check made by another process in
-    the same moment (another poller, a user polling) counts too; ``most`` bounds the
-    answer by what the round asked about.
-    """
-    if most <= 0:
-        return ()
-    rows = (
-        MFARequest.objects.pending()
-        .filter(last_checked_at__gte=since)
-        .exclude(last_error="")
-        .order_by("last_checked_at")
-    )
-    return tuple(rows.values_list("last_error", flat=True)[:most])
-
-
 class Command(HyperIDMFACommand):
     help = (
         "Ask HyperID about the pending MFA requests that are due, in one pass or, with "
@@ -272,7 +250,10 @@ class Command(HyperIDMFACommand):
     @staticmethod
     def _round(limit: int | None, concurrency: int) -> Round:
         started = time.monotonic()
-        since = database_now()
-        asked = services.refresh_pending(limit=limit, concurrency=concurrency)
-        errors = _failed_since(since, asked)
-        return Round(asked, errors, time.monotonic() - started)
+        errors: list[str] = []  # list.append is atomic: the round's threads share it
+
+        def failed(mfa_request: Any, error: Exception) -> None:
+            errors.append(f"{type(error).__name__}: {error}")
+
+        asked = services.refresh_pending(limit=limit, concurrency=concurrency, on_failure=failed)
+        return Round(asked, tuple(errors), time.monotonic() - started)
