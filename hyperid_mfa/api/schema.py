@@ -124,7 +124,6 @@ def _errors(*codes: int) -> dict[int, Any]:
         "WWW-Authenticate challenge, as basic or token authentication do).",
         403: "Not signed in (session authentication), or the CSRF check failed.",
         404: "No such request among the user's own: unknown, malformed or someone else's id.",
-        415: "A body of a media type the endpoint does not read.",
         429: "Throttled; the Retry-After header says how many seconds to wait.",
     }
     return {
@@ -221,7 +220,7 @@ def document_cancel(view: V) -> V:
             409: OpenApiResponse(
                 MFACancelConflictSerializer, description="The request had already finished."
             ),
-            **_errors(415, 429),
+            **_errors(429),
         },
     )(view)
 
