@@ -18,8 +18,9 @@
     HYPERID_MFA = {..., "ADAPTER": "myproject.mfa.ProxiedAdapter"}
 
 Three things go through it: the HTTP session the HyperID client sends with (proxies,
-mTLS, a private CA), the wording of the question when a gate names none, and the
-token provider (where a user's HyperID access token comes from).
+mTLS, a private CA), the wording of the question when a gate names none (also the
+question that opens an approval window), and the token provider (where a user's
+HyperID access token comes from).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import requests
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 
 @runtime_checkable
@@ -70,6 +71,25 @@ class MFAAdapter:
             return gettext("Approve %(action)s?") % {"action": action}
         return gettext("Approve %(action)s: %(values)s?") % {"action": action, "values": shown}
 
+    def format_window_question(
+        self, request: Any, action: str, values: Mapping[str, Any], *, scope: str, seconds: int
+    ) -> str:
+        """The question on the phone when a gate with ``window=`` was given none.
+
+        Approving it opens a window of ``scope`` for ``seconds``: "Allow payouts for
+        5 minutes?". ``values`` are the values an explicit ``bind=`` of field names
+        keeps the window to, by name ("Allow payouts for 5 minutes: account 42?");
+        empty otherwise, since the default binding does not apply inside a window.
+        """
+        context = {"scope": scope, "duration": format_duration(seconds)}
+        shown = ", ".join(f"{name} {value}" for name, value in values.items())
+        if not shown:
+            return gettext("Allow %(scope)s for %(duration)s?") % context
+        return gettext("Allow %(scope)s for %(duration)s: %(values)s?") % {
+            **context,
+            "values": shown,
+        }
+
     def get_token_provider(self) -> TokenProvider:
         """Where users' HyperID access tokens come from (``TOKEN_PROVIDER`` by default)."""
         from .conf import mfa_settings
@@ -78,6 +98,17 @@ class MFAAdapter:
         provider = mfa_settings.TOKEN_PROVIDER
         instance: TokenProvider = provider() if isinstance(provider, type) else provider
         return instance
+
+
+def format_duration(seconds: int) -> str:
+    """``300`` -> "5 minutes": in hours, minutes or seconds, whichever is whole."""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+    return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
 
 
 def get_adapter() -> MFAAdapter:

@@ -7,6 +7,12 @@ rendered, over whatever the poller learnt meanwhile. Outcomes change only throug
 ``hyperid_mfa.services``, which the two actions call.
 
 The model's *change* permission is what lets staff run the actions.
+
+``MFAProtectedAdminMixin`` (step-up for the project's own admins) lives in
+``hyperid_mfa.admin_step_up`` and is imported from here.
+
+Approval windows are listed in their own block at the end of this module: the
+active ones, and the ended ones, with a "Revoke" action.
 """
 
 from __future__ import annotations
@@ -26,8 +32,19 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import audit, services
+from .admin_step_up import MFAProtectedAdminMixin as MFAProtectedAdminMixin  # public
 from .exceptions import TRANSIENT, HyperIDError
-from .models import STATE_FILTERS, HyperIDToken, MFARequest, MFARequestQuerySet, State
+from .models import (
+    STATE_FILTERS,
+    WINDOW_STATE_FILTERS,
+    ApprovalWindow,
+    ApprovalWindowQuerySet,
+    HyperIDToken,
+    MFARequest,
+    MFARequestQuerySet,
+    State,
+    WindowState,
+)
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -287,15 +304,13 @@ class MFARequestAdmin(ReadOnlyAdmin):
         refreshed = sum(outcomes.values())
         if refreshed:
             summary = ", ".join(
-                f"{outcomes[state]} {str(label).lower()}"
-                for state, label in State.choices
-                if outcomes[state]
+                f"{label}: {outcomes[state]}" for state, label in State.choices if outcomes[state]
             )
             self.message_user(
                 request,
                 ngettext(
-                    "Refreshed %(count)d request: %(summary)s.",
-                    "Refreshed %(count)d requests: %(summary)s.",
+                    "Refreshed %(count)d request (%(summary)s).",
+                    "Refreshed %(count)d requests (%(summary)s).",
                     refreshed,
                 )
                 % {"count": refreshed, "summary": summary},
@@ -353,3 +368,108 @@ class HyperIDTokenAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description=_("refresh token stored"))
     def has_refresh_token(self, obj: HyperIDToken) -> bool:
         return obj.has_refresh_token
+
+
+# --- approval windows ------------------------------------------------------------------------
+# Kept in one block: the list of windows, its filter and its one action, "Revoke".
+
+
+class WindowStateFilter(admin.SimpleListFilter):
+    """Active, expired or ended, by the database's clock."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in WindowState.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        condition = WINDOW_STATE_FILTERS.get(self.value() or "")
+        return queryset if condition is None else queryset.filter(condition)
+
+
+_WINDOW_FIELDS = (
+    "id",
+    "user",
+    "scope",
+    "state_label",
+    "opened_by",
+    "opened_at",
+    "expires_at",
+    "runs",
+    "last_run_at",
+    "ended_at",
+    "end_reason",
+)
+
+
+@admin.register(ApprovalWindow)
+class ApprovalWindowAdmin(ReadOnlyAdmin):
+    """Who may run which scope's actions without a push, in which session, until when.
+
+    Read-only; "Revoke" ends the selected windows at once (staff with the model's
+    *change* permission). The HMACs a window is matched by are not shown.
+    """
+
+    list_display = (
+        "user",
+        "scope",
+        "state_label",
+        "opened_by_action",
+        "opened_at",
+        "expires_at",
+        "runs",
+        "last_run_at",
+        "end_reason",
+    )
+    list_filter = (WindowStateFilter, "scope", "end_reason", "opened_at")
+    search_fields = ("scope",)
+    date_hierarchy = "opened_at"
+    raw_id_fields = ("user", "opened_by")
+    list_select_related = ("user", "opened_by")
+    actions = ("revoke",)
+    fields = readonly_fields = _WINDOW_FIELDS
+
+    @admin.display(description=_("state"))
+    def state_label(self, obj: ApprovalWindow) -> str:
+        return str(WindowState(obj.state).label)
+
+    @admin.display(description=_("opened by"), ordering="opened_by__action")
+    def opened_by_action(self, obj: ApprovalWindow) -> str:
+        return obj.opened_by.action
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log_window(f"window deleted by {_user_label(request)}", obj)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description=_("Revoke"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        selected = queryset.count()
+        with audit.request_context(request):
+            windows = cast(ApprovalWindowQuerySet, queryset)
+            revoked = services.revoke_windows(windows, by=_user_label(request))
+        if revoked:
+            self.message_user(
+                request,
+                ngettext(
+                    "Revoked %(count)d window: its actions need a new approval.",
+                    "Revoked %(count)d windows: their actions need a new approval.",
+                    revoked,
+                )
+                % {"count": revoked},
+                messages.SUCCESS,
+            )
+        if selected > revoked:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d window had already ended and was left as it is.",
+                    "%(count)d windows had already ended and were left as they are.",
+                    selected - revoked,
+                )
+                % {"count": selected - revoked},
+                messages.INFO,
+            )

@@ -88,9 +88,9 @@ def as_atomic_requests(request: Any, *, owner: object) -> Iterator[None]:
 
 def gate_aliases() -> set[str]:
     """The databases the gate writes to."""
-    from .models import HyperIDToken, MFARequest
+    from .models import ApprovalWindow, HyperIDToken, MFARequest
 
-    return {router.db_for_write(MFARequest), router.db_for_write(HyperIDToken)}
+    return {router.db_for_write(model) for model in (MFARequest, HyperIDToken, ApprovalWindow)}
 
 
 def in_callers_transaction() -> str | None:

@@ -1,7 +1,8 @@
 """Audit lines on their own logger, ``hyperid_mfa.audit``: who, which request, which
 transaction, from where.
 
-Services write one line per event (start, transition, consumption, cancel, refusal).
+Services write one line per event (start, transition, consumption, cancel, refusal;
+an approval window opened, a run inside it, its end).
 Views that act for a browser wrap their service calls in :func:`request_context`, so
 the lines also carry the client's IP address. Tokens are never logged.
 
@@ -75,3 +76,29 @@ def log(
         logger.log(
             level, "MFA %s: user=%s ip=%s", event, user_id, fields["client_ip"], extra=fields
         )
+
+
+def log_window(event: str, window: Any, *, action: str | None = None) -> None:
+    """Write one audit line about an approval window (``window``: an ApprovalWindow);
+    ``action`` is the gated action that opened it or ran inside it."""
+    fields: dict[str, Any] = {
+        "mfa_event": event,
+        "client_ip": client_ip(),
+        "user_id": window.user_id,
+        "window_id": str(window.pk),
+        "scope": window.scope,
+        "mfa_request_id": str(window.opened_by_id),
+        "action": action,
+        "runs": window.runs,
+    }
+    logger.info(
+        "MFA %s: user=%s window=%s scope=%s action=%s runs=%s ip=%s",
+        event,
+        fields["user_id"],
+        fields["window_id"],
+        fields["scope"],
+        action,
+        window.runs,
+        fields["client_ip"],
+        extra=fields,
+    )

@@ -95,6 +95,8 @@ def require_mfa_approval(
     bind: Binder = None,
     max_age: float | None = None,
     methods: Iterable[str] | None = None,
+    window: int | None = None,
+    scope: str | None = None,
 ) -> Callable[[View], View]: ...
 
 
@@ -105,6 +107,8 @@ def require_mfa_approval(
     bind: Binder = None,
     max_age: float | None = None,
     methods: Iterable[str] | None = None,
+    window: int | None = None,
+    scope: str | None = None,
 ) -> Any:
     """Let the view run only with a fresh, unused approval of this very request.
 
@@ -116,13 +120,26 @@ def require_mfa_approval(
     (default ``APPROVAL_MAX_AGE``). ``methods`` names the methods gated (for a view
     that shows its form on GET and acts on POST: ``methods=("POST",)``); the others
     run the view ungated. By default every method is gated.
+
+    ``window`` (whole seconds, at most 4 hours) makes an approval open a window:
+    for that long, in that browser session, the gated actions of ``scope`` (default:
+    this action) run without a new push; an explicit ``bind`` still has to match
+    the values that opened the window (see docs/gate.md, "Windows").
     """
     if callable(action):
         return _decorate(action, Gate(_default_action(action)))
 
     def decorator(view: View) -> View:
         name = action if action is not None else _default_action(view)
-        gate = Gate(name, question=question, bind=bind, max_age=max_age, methods=methods)
+        gate = Gate(
+            name,
+            question=question,
+            bind=bind,
+            max_age=max_age,
+            methods=methods,
+            window=window,
+            scope=scope,
+        )
         return _decorate(view, gate)
 
     return decorator

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .constants import CANCEL, START, STATUS_GET, Result
 
@@ -317,14 +318,17 @@ class RateLimited(PolicyRefusal):
 class DenialCooldown(RateLimited):
     """The user denied a push less than ``DENIAL_COOLDOWN`` seconds ago."""
 
-    user_message = _(
-        "You denied the last approval request on your phone. "
-        "Wait %(seconds)s seconds before asking again."
-    )
     default_message = "A push was just denied; wait before asking again"
 
     def user_text(self) -> str:
-        return str(self.user_message) % {"seconds": int(self.retry_after or 0)}
+        seconds = int(self.retry_after or 0)
+        return ngettext(
+            "You denied the last approval request on your phone. "
+            "Wait %(seconds)d second before asking again.",
+            "You denied the last approval request on your phone. "
+            "Wait %(seconds)d seconds before asking again.",
+            seconds,
+        ) % {"seconds": seconds}
 
 
 # --- refused by the gate itself -------------------------------------------------------------

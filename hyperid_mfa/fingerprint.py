@@ -31,6 +31,9 @@ Canonical means: keys sorted, repeated keys kept with their values in the order
 sent, JSON objects with sorted keys. A faithful re-submission gives the same
 fingerprint; a change to anything bound gives another. A body that cannot be read
 raises :class:`UnreadableRequest` (the gate answers 400): the gate never guesses.
+
+Inside an approval window the fingerprint does not apply; what an explicit
+``bind=`` binds does (:func:`compute_for_window`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: Bumped whenever the canonical form changes, so that old and new never collide.
 CANONICAL_VERSION = 2
 _SALT = "hyperid_mfa.fingerprint"
+_WINDOW_SALT = "hyperid_mfa.window.binding"
 _UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
 # Django's own refusals of a body it cannot or will not parse.
@@ -409,14 +413,42 @@ def compute(
 
     Raises :class:`UnreadableRequest` when the body cannot be read.
     """
+    return _sign(request, bound_values(request, bind, args, kwargs or {}))
+
+
+def compute_for_window(
+    request: Any,
+    *,
+    bind: Binder = None,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+) -> tuple[str, str]:
+    """The fingerprint of ``request`` and its window binding, reading it once.
+
+    The window binding is what an explicit ``bind=`` binds, path-independent: the
+    body as that ``bind`` narrows it (a body the gate does not parse stays bound by
+    its bytes) and, for field names, those fields of the query string. It is empty
+    for the default binding, which does not apply inside a window.
+    """
     values = bound_values(request, bind, args, kwargs or {})
+    if bind is None:
+        return _sign(request, values), ""
+    binding: dict[str, Any] = {"version": CANONICAL_VERSION, "body": values["body"]}
+    if not callable(bind):
+        query = django_request(request).GET
+        binding["query"] = {name: query.getlist(name) for name in bind if name in query}
+    return _sign(request, values), _hmac(_WINDOW_SALT, binding)
+
+
+def _sign(request: Any, values: Any) -> str:
+    """The fingerprint of the bound ``values``, bound to the request's session."""
     session = getattr(django_request(request), "session", None)
     session_key = getattr(session, "session_key", None) or ""
+    return _hmac(_SALT, {"values": values, "session": session_key})
+
+
+def _hmac(salt: str, value: Any) -> str:
     canonical = json.dumps(
-        {"values": values, "session": session_key},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        default=str,
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
     )
-    return salted_hmac(_SALT, canonical, secret=settings.SECRET_KEY, algorithm="sha256").hexdigest()
+    return salted_hmac(salt, canonical, secret=settings.SECRET_KEY, algorithm="sha256").hexdigest()

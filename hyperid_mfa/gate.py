@@ -8,6 +8,10 @@ For one request to a gated view, :meth:`Gate.check` decides, in this order:
 3. otherwise send a new push (unless the user is over the push limit) and answer
    "pending".
 
+A gate with ``window=`` first looks for an approval window of its scope that this
+user opened in this session (:mod:`hyperid_mfa.windows`): one lets the view run
+without an approval; and an approval it spends opens one.
+
 Everything else is a refusal that carries its own meaning (see
 :mod:`hyperid_mfa.exceptions`): HyperID unreachable, an unusable token, too many
 pushes, an unreadable request, a gate inside the view's transaction.
@@ -38,12 +42,15 @@ from .exceptions import (
     SiteMisconfigured,
 )
 from .fingerprint import Binder, django_request
-from .models import MFARequest
+from .models import ApprovalWindow, MFARequest
 
 logger = logging.getLogger("hyperid_mfa")
 
 #: Seconds a client is asked to wait when a retryable refusal said nothing.
 DEFAULT_RETRY_AFTER = 5
+
+#: The longest approval window a gate may open, in seconds (4 hours).
+MAX_WINDOW = 4 * 60 * 60
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,13 @@ class Gate:
         bind: Binder = None,
         max_age: float | None = None,
         methods: Iterable[str] | None = None,
+        window: int | None = None,
+        scope: str | None = None,
+        bind_window: bool = True,
     ) -> None:
         if not isinstance(action, str) or not action:
             raise TypeError("the gated action must be a non-empty string")
+        check_window_options(window, scope)
         if isinstance(bind, str):
             raise TypeError("bind= takes a sequence of field names or a callable, not a string")
         if isinstance(methods, str):
@@ -113,6 +124,14 @@ class Gate:
         self.max_age = max_age
         #: The methods gated; None: every method (fail closed).
         self.methods = None if methods is None else frozenset(m.upper() for m in methods)
+        #: Seconds an approval of this gate opens a window for; None: no window.
+        self.window = window
+        #: The window's scope: the gated actions that run inside it (default: this action).
+        self.scope = (scope or action) if window is not None else None
+        #: Whether ``bind`` also keeps a window to the values that opened it (as the
+        #: contract says of an explicit ``bind=``); False where ``bind`` is the
+        #: caller's own default binding, as the admin's is.
+        self.bind_window = bind_window
 
     def gates(self, request: Any) -> bool:
         """Whether this request's method is gated (others run the view ungated)."""
@@ -131,12 +150,30 @@ class Gate:
             return Decision.not_signed_in()
         try:
             self._refuse_inside_a_transaction()
-            fp = fingerprint.compute(request, bind=self.bind, args=args, kwargs=kwargs)
+            fp, window_key = self._bind(request, user, args, kwargs)
             self._refuse_missing_fields(request)
             with audit.request_context(django_request(request)):
-                return self._decide(request, user, fp, args, kwargs)
+                if window_key is not None and services.use_window(window_key, self.action):
+                    return ALLOWED
+                return self._decide(request, user, fp, args, kwargs, window_key)
         except MFARefusal as refusal:
             return self._refused(refusal)
+
+    def _bind(
+        self, request: Any, user: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[str, services.WindowKey | None]:
+        """The request's fingerprint and, for a gate with ``window=``, the key of the
+        windows it may use or open (None without a session: no window)."""
+        if self.window is None or self.scope is None:
+            return fingerprint.compute(request, bind=self.bind, args=args, kwargs=kwargs), None
+        fp, binding = fingerprint.compute_for_window(
+            request, bind=self.bind, args=args, kwargs=kwargs
+        )
+        if not self.bind_window:
+            binding = ""
+        session = getattr(django_request(request), "session", None)
+        session_key = getattr(session, "session_key", None)
+        return fp, services.window_key(user, session_key, self.scope, self.window, binding)
 
     def _refuse_inside_a_transaction(self) -> None:
         alias = atomicity.in_callers_transaction()
@@ -153,7 +190,13 @@ class Gate:
             )
 
     def _decide(
-        self, request: Any, user: Any, fp: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+        self,
+        request: Any,
+        user: Any,
+        fp: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        window_key: services.WindowKey | None = None,
     ) -> Decision:
         try:
             mfa_request, spent = services.settle(user, self.action, fp, self.max_age)
@@ -161,6 +204,8 @@ class Gate:
             # HyperID failed while asked about the pending request: it stays pending.
             return self._refused(err, services.pending_request(user, self.action, fp))
         if spent:
+            if window_key is not None and mfa_request is not None:
+                services.open_window(mfa_request, window_key)
             return ALLOWED
         if mfa_request is not None and mfa_request.is_pending:
             return Decision.pending(mfa_request)
@@ -194,6 +239,8 @@ class Gate:
 
     def _question(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         try:
+            if self.question is None and self.window is not None and self.scope is not None:
+                return self._window_question(request, self.scope, self.window)
             if self.question is None:
                 values = fingerprint.shown_values(self._bound_fields(request))
                 return get_adapter().format_question(request, self.action, values)
@@ -206,6 +253,16 @@ class Gate:
                 _("The request is missing information needed to ask for approval.")
             ) from err
 
+    def _window_question(self, request: Any, scope: str, seconds: int) -> str:
+        # Only field names keep a window to values the question can name: the default
+        # binding does not apply inside a window, and a callable's values have no names.
+        fields: dict[str, Any] = {}
+        if self.bind is not None and not callable(self.bind):
+            fields = fingerprint.named_fields(request, self.bind)
+        return get_adapter().format_window_question(
+            request, self.action, fingerprint.shown_values(fields), scope=scope, seconds=seconds
+        )
+
     def _refused(self, refusal: MFARefusal, mfa_request: MFARequest | None = None) -> Decision:
         if refusal.code == MISCONFIGURED:
             hint = f" {refusal.hint}" if refusal.hint else ""
@@ -213,3 +270,22 @@ class Gate:
         elif refusal.code == UNAVAILABLE and refusal.retryable:
             logger.warning("MFA gate %s: HyperID unavailable: %s", self.action, refusal)
         return Decision.refused(refusal, mfa_request)
+
+
+def check_window_options(window: Any, scope: Any) -> None:
+    """Refuse a wrong ``window=`` or ``scope=`` where the gate is declared."""
+    if window is None:
+        if scope is not None:
+            raise TypeError("scope= names the scope of a window: give window= as well")
+        return
+    if isinstance(window, bool) or not isinstance(window, int):
+        raise TypeError(f"window= takes whole seconds (an int), not {window!r}")
+    if not 0 < window <= MAX_WINDOW:
+        raise ValueError(f"window= must be 1 to {MAX_WINDOW} seconds (4 hours), not {window}")
+    if scope is None:
+        return
+    if not isinstance(scope, str):
+        raise TypeError(f"scope= takes a string, not {scope!r}")
+    max_length = ApprovalWindow._meta.get_field("scope").max_length or 200
+    if not scope.strip() or len(scope) > max_length:
+        raise ValueError(f"scope= must be a non-empty string of at most {max_length} characters")

@@ -18,6 +18,9 @@ Options (class attributes, all optional):
   define ``get_mfa_bind_values(request)`` returning the values to bind.
 - ``mfa_max_age``: seconds an approval stays usable (default ``APPROVAL_MAX_AGE``).
 - ``mfa_methods``: the methods gated; default the unsafe ones (POST, PUT, PATCH, DELETE).
+- ``mfa_window``, ``mfa_scope``: an approval opens a window of ``mfa_window`` seconds
+  in which the gated actions of ``mfa_scope`` (default: the action) run without a
+  new push (``require_mfa_approval``'s ``window=`` and ``scope=``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from . import atomicity, rendering
-from .gate import Gate
+from .gate import Gate, check_window_options
 
 DEFAULT_GATED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -53,6 +56,8 @@ def gate_for_view(view: Any, request: Any) -> Gate:
         bind=bind,
         max_age=getattr(view, "mfa_max_age", None),
         methods=getattr(view, "mfa_methods", DEFAULT_GATED_METHODS),
+        window=getattr(view, "mfa_window", None),
+        scope=getattr(view, "mfa_scope", None),
     )
 
 
@@ -69,11 +74,17 @@ class MFAApprovalRequiredMixin:
     mfa_bind: Any = None
     mfa_max_age: float | None = None
     mfa_methods: tuple[str, ...] = DEFAULT_GATED_METHODS
+    mfa_window: int | None = None
+    mfa_scope: str | None = None
     #: Tells the system check E009 that views of this class run the gate.
     mfa_gated = True
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
+        # Refused where the URLconf is loaded, rather than at the first request.
+        check_window_options(
+            initkwargs.get("mfa_window", cls.mfa_window), initkwargs.get("mfa_scope", cls.mfa_scope)
+        )
         view = super().as_view(**initkwargs)  # type: ignore[misc]
         # Django refuses ATOMIC_REQUESTS on async views; leave that refusal alone.
         if not getattr(cls, "view_is_async", False):

@@ -1,10 +1,11 @@
-"""MFARequest: one HyperID push and its outcome. HyperIDToken: a user's tokens, encrypted."""
+"""MFARequest: one HyperID push and its outcome. HyperIDToken: a user's tokens, encrypted.
+ApprovalWindow: a while in which one approval lets a scope's gated actions run."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -145,7 +146,35 @@ class ReturningUpdate:
         return [self.model.from_db(self.using, names, tuple(row)) for row in rows]
 
 
-class MFARequestQuerySet(models.QuerySet["MFARequest"]):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class ReturningQuerySet(models.QuerySet[_M]):
+    """A QuerySet that can change rows and return them in one statement."""
+
+    def update_returning(self, **values: Any) -> list[_M]:
+        """``update(**values)``, returning the rows it changed, in one statement
+        (``UPDATE ... RETURNING``). Raises ``NotImplementedError`` on a database
+        without it (see :func:`can_update_returning`).
+
+        For the hot paths of the gate: one round trip finds a row and changes it, so
+        that the conditions of the UPDATE decide who wins.
+        """
+        return self.compile_update_returning(**values).run()
+
+    def compile_update_returning(self, **values: Any) -> ReturningUpdate:
+        """The statement of :meth:`update_returning`, compiled, to run now or again."""
+        if not can_update_returning(self.db):
+            raise NotImplementedError("this database has no UPDATE ... RETURNING")
+        query = cast(UpdateQuery, self.query.chain(UpdateQuery))
+        query.add_update_values(values)
+        compiler = query.get_compiler(self.db)
+        compiler.pre_sql_setup()
+        sql, params = compiler.as_sql()
+        return ReturningUpdate(self.model, self.db, compiler, sql, list(params))
+
+
+class MFARequestQuerySet(ReturningQuerySet["MFARequest"]):
     def for_user(self, user: UserModel) -> MFARequestQuerySet:
         return self.filter(user=user)
 
@@ -169,27 +198,6 @@ class MFARequestQuerySet(models.QuerySet["MFARequest"]):
         (by the database's clock)."""
         age = mfa_settings.APPROVAL_MAX_AGE if max_age is None else max_age
         return self.filter(_APPROVED, consumed_at__isnull=True, completed_at__gte=seconds_ago(age))
-
-    def update_returning(self, **values: Any) -> list[MFARequest]:
-        """``update(**values)``, returning the rows it changed, in one statement
-        (``UPDATE ... RETURNING``). Raises ``NotImplementedError`` on a database
-        without it (see :func:`can_update_returning`).
-
-        For the hot paths of the gate: one round trip finds a row and changes it, so
-        that the conditions of the UPDATE decide who wins.
-        """
-        return self.compile_update_returning(**values).run()
-
-    def compile_update_returning(self, **values: Any) -> ReturningUpdate:
-        """The statement of :meth:`update_returning`, compiled, to run now or again."""
-        if not can_update_returning(self.db):
-            raise NotImplementedError("this database has no UPDATE ... RETURNING")
-        query = cast(UpdateQuery, self.query.chain(UpdateQuery))
-        query.add_update_values(values)
-        compiler = query.get_compiler(self.db)
-        compiler.pre_sql_setup()
-        sql, params = compiler.as_sql()
-        return ReturningUpdate(self.model, self.db, compiler, sql, list(params))
 
     def due_for_refresh(self, *, interval: float | None = None) -> MFARequestQuerySet:
         """Pending requests nobody has asked HyperID about for ``interval`` seconds
@@ -398,3 +406,141 @@ class HyperIDToken(models.Model):
         if self.access_expires_at is None:
             return False
         return (now or timezone.now()) + timedelta(seconds=leeway) >= self.access_expires_at
+
+
+# --- approval windows -------------------------------------------------------------------
+
+
+class WindowEnd(models.TextChoices):
+    """Why a window ended before its time (one past ``expires_at`` is simply over)."""
+
+    LOGOUT = "logout", _("Signed out")
+    PASSWORD = "password", _("Password changed")
+    REVOKED = "revoked", _("Revoked")
+
+
+class WindowState(models.TextChoices):
+    """Where a window stands (derived, never stored)."""
+
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    ENDED = "ended", _("Ended")
+
+
+#: How each window state reads as a filter on the table, by the database's clock.
+WINDOW_STATE_FILTERS: dict[str, Q] = {
+    WindowState.ACTIVE: Q(ended_at__isnull=True, expires_at__gt=Now()),
+    WindowState.EXPIRED: Q(ended_at__isnull=True, expires_at__lte=Now()),
+    WindowState.ENDED: Q(ended_at__isnull=False),
+}
+
+
+class ApprovalWindowQuerySet(ReturningQuerySet["ApprovalWindow"]):
+    def in_state(self, state: str) -> ApprovalWindowQuerySet:
+        try:
+            return self.filter(WINDOW_STATE_FILTERS[state])
+        except KeyError:
+            raise ValueError(f"unknown window state {state!r}") from None
+
+    def active(self) -> ApprovalWindowQuerySet:
+        """Neither ended nor past ``expires_at`` (by the database's clock)."""
+        return self.in_state(WindowState.ACTIVE)
+
+
+class ApprovalWindow(models.Model):
+    """A run of sensitive actions on one approval: for a while, the gated actions of
+    one scope run without a push, for one user in one browser session."""
+
+    End = WindowEnd
+    State = WindowState
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="mfa_windows",
+        help_text=_("Whose approval opened the window; nobody else can use it."),
+    )
+    scope = models.CharField(
+        max_length=200, help_text=_("The gates' scope= whose actions run inside the window.")
+    )
+    opened_by = models.OneToOneField(
+        MFARequest,
+        on_delete=models.CASCADE,
+        related_name="window",
+        help_text=_("The approval that opened the window; one approval opens one window."),
+    )
+    session_digest = models.CharField(
+        max_length=64,
+        help_text=_("HMAC of the session key: the one browser session that can use the window."),
+    )
+    auth_digest = models.CharField(
+        max_length=64,
+        help_text=_(
+            "HMAC of the user's session auth hash at opening: a password change ends the window."
+        ),
+    )
+    binding = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_(
+            "HMAC of the values an explicit bind= bound at opening; empty without one. "
+            "Actions with an explicit bind= run inside the window only with these values."
+        ),
+    )
+    opened_at = models.DateTimeField(help_text=_("When the window opened (database clock)."))
+    expires_at = models.DateTimeField(help_text=_("When the window ends (database clock)."))
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the window ended before its time, if it did.")
+    )
+    end_reason = models.CharField(
+        max_length=16,
+        choices=WindowEnd.choices,
+        blank=True,
+        default="",
+        help_text=_("Why the window ended before its time."),
+    )
+    runs = models.PositiveIntegerField(
+        default=0,
+        help_text=_(
+            "Gated actions run inside the window without a push (the opening one not counted)."
+        ),
+    )
+    last_run_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When an action last ran inside the window.")
+    )
+
+    objects = ApprovalWindowQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("approval window")
+        verbose_name_plural = _("approval windows")
+        ordering = ["-opened_at"]
+        indexes = [
+            # The gate, on every request to a gated view with window=; logout's end.
+            models.Index(fields=["user", "session_digest", "scope"], name="hyperid_mfa_window_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(ended_at__isnull=True) & Q(end_reason=""))
+                | (Q(ended_at__isnull=False) & ~Q(end_reason="")),
+                name="hyperid_mfa_window_end_reason_iff_ended",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("opened_at")),
+                name="hyperid_mfa_window_expires_after_opening",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} window of user {self.user_id} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        """For display, by the local clock; the gate decides in SQL by the database's."""
+        if self.ended_at is not None:
+            return WindowState.ENDED
+        if timezone.now() >= self.expires_at:
+            return WindowState.EXPIRED
+        return WindowState.ACTIVE

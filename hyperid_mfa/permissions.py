@@ -10,7 +10,8 @@
         def post(self, request): ...
 
 It reads the same ``mfa_*`` options as ``MFAApprovalRequiredMixin`` (see
-``hyperid_mfa.mixins``) and gates the unsafe methods by default. When the view may
+``hyperid_mfa.mixins``), ``mfa_window`` and ``mfa_scope`` included, and gates the
+unsafe methods by default. When the view may
 not run, the answer is the gate's: ``{"code", "detail", "mfa_request"}`` with the
 refusal's status (403 pending or sign in again, 429, 503 with ``Retry-After``...).
 """

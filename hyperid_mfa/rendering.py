@@ -15,6 +15,7 @@ and carries ``Retry-After`` where the refusal is worth retrying.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
@@ -36,8 +37,17 @@ from .models import MFARequest
 PAGE_TEMPLATE = "hyperid_mfa/approval_pending.html"
 
 
-def respond(request: Any, decision: Decision) -> Any:
-    """The answer of a decorated view or the mixin to a decision that does not run it."""
+def respond(
+    request: Any,
+    decision: Decision,
+    *,
+    base_template: str | None = None,
+    extra_context: Mapping[str, Any] | None = None,
+) -> Any:
+    """The answer of a decorated view or the mixin to a decision that does not run it.
+
+    ``base_template`` and ``extra_context`` go to the approval page (the admin shows
+    it in its own layout)."""
     if decision.code == NOT_AUTHENTICATED:
         if is_drf_request(request):
             from rest_framework.exceptions import NotAuthenticated
@@ -56,7 +66,7 @@ def respond(request: Any, decision: Decision) -> Any:
     if wants_json(request):
         response: HttpResponse = JsonResponse(json_body(request, decision), status=decision.status)
     else:
-        response = approval_page(request, decision)
+        response = approval_page(request, decision, base_template, extra_context)
     for name, value in headers(decision).items():
         response[name] = value
     return response
@@ -122,11 +132,18 @@ def headers(decision: Decision) -> dict[str, str]:
     return extra
 
 
-def approval_page(request: Any, decision: Decision) -> HttpResponse:
-    """The HTML page: the code to match, the question, and the script's settings."""
+def approval_page(
+    request: Any,
+    decision: Decision,
+    base_template: str | None = None,
+    extra_context: Mapping[str, Any] | None = None,
+) -> HttpResponse:
+    """The HTML page: the code to match, the question, and the script's settings,
+    extending ``base_template`` (default ``BASE_TEMPLATE``)."""
     plain = django_request(request)
     mfa_request = decision.mfa_request
     context = {
+        **(extra_context or {}),
         "answer": decision,
         "mfa_request": mfa_request,
         "reauthenticate_url": (
@@ -134,7 +151,7 @@ def approval_page(request: Any, decision: Decision) -> HttpResponse:
         ),
         # Where "Back" leads once the request has ended without approval.
         "back_url": _on_site_referer(plain) or "/",
-        "base_template": mfa_settings.BASE_TEMPLATE,
+        "base_template": base_template or mfa_settings.BASE_TEMPLATE,
         "config": {
             "state": mfa_request.state if mfa_request else None,
             "code": decision.code,

@@ -48,7 +48,8 @@ def purge_finished(older_than: str | float | timedelta, *, dry_run: bool = False
         if not batch:
             break
         # The status test again: only finished rows, even if the query above were changed.
-        count, _ = MFARequest.objects.finished().filter(pk__in=batch).delete()
-        deleted += count
+        _, per_model = MFARequest.objects.finished().filter(pk__in=batch).delete()
+        # Requests only: the approval windows they opened go with them, uncounted.
+        deleted += per_model.get(MFARequest._meta.label, 0)
     logger.info("Purged %d finished MFA request(s) created before %s", deleted, cutoff.isoformat())
     return deleted

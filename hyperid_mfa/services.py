@@ -10,7 +10,9 @@ in four modules by concern, all reached from here:
 - :mod:`hyperid_mfa.poller`: every pending request followed in workers
   (:func:`refresh_pending`);
 - :mod:`hyperid_mfa.retention`: old finished requests deleted
-  (:func:`purge_finished`).
+  (:func:`purge_finished`);
+- :mod:`hyperid_mfa.windows`: approval windows opened, used and ended
+  (:func:`open_window`, :func:`use_window`, :func:`revoke_windows`...).
 """
 
 from __future__ import annotations
@@ -32,23 +34,39 @@ from .pushes import (
 )
 from .retention import PURGE_BATCH_SIZE, finished_before, parse_duration, purge_finished
 from .spending import consume_approval
+from .windows import (
+    WindowKey,
+    end_session_windows,
+    end_windows_after_password_change,
+    open_window,
+    revoke_windows,
+    use_window,
+    window_key,
+)
 
 __all__ = [
     "MAX_ACTION_LENGTH",
     "MAX_QUESTION_LENGTH",
     "POLL_BATCH_SIZE",
     "PURGE_BATCH_SIZE",
+    "WindowKey",
     "cancel_request",
     "consume_approval",
     "default_question",
+    "end_session_windows",
+    "end_windows_after_password_change",
     "finished_before",
     "new_code",
+    "open_window",
     "parse_duration",
     "pending_request",
     "purge_finished",
     "refresh_by_id",
     "refresh_pending",
     "refresh_request",
+    "revoke_windows",
     "settle",
     "start_request",
+    "use_window",
+    "window_key",
 ]

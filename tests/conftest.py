@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from django.core.cache import cache
 from hyperid_mfa.client import HyperIDClient
 
 REQUIRE_SERVICES = os.environ.get("HYPERID_MFA_REQUIRE_SERVICES") == "1"
+#: What makemessages and compilemessages run (tests marked ``gettext``).
+GETTEXT_TOOLS = ("xgettext", "msgmerge", "msgfmt")
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -50,6 +53,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             import playwright.sync_api  # noqa: F401
         except ImportError:
             _skip_or_fail("needs Playwright (pip install playwright)")
+    if item.get_closest_marker("gettext"):
+        missing = [tool for tool in GETTEXT_TOOLS if shutil.which(tool) is None]
+        if missing:
+            _skip_or_fail(
+                f"needs GNU gettext: no {', '.join(missing)} on PATH (apt-get install gettext)"
+            )
 
 
 @pytest.hookimpl(wrapper=True)

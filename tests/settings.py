@@ -23,6 +23,10 @@ TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# English unless a request asks for one of the app's other languages, by
+# Accept-Language or the language cookie (LocaleMiddleware), as on a real site.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "German"), ("es", "Spanish")]
 
 
 def _sqlite() -> dict:
@@ -80,11 +84,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "hyperid_mfa",
+    # A shop whose admin uses MFAProtectedAdminMixin (tests/test_admin_step_up.py).
+    "tests.shop",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

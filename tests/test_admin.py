@@ -225,7 +225,7 @@ def test_refresh_learns_each_users_answer_and_says_what_changed(
     assert states[denied.pk] == State.DENIED
     assert states[waiting.pk] == State.PENDING
     assert notes == [
-        "Refreshed 3 requests: 1 pending, 1 approved, 1 denied.",
+        "Refreshed 3 requests (Pending: 1, Approved: 1, Denied: 1).",
         "1 request was already finished; HyperID was not asked about it.",
     ]
     assert fake_hyperid.call_count("status-get") == 3
@@ -255,7 +255,7 @@ def test_refresh_reports_each_failure_as_a_message_not_an_error_page(
         f"Request {orphan.transaction_id} could not be refreshed: "
         "no HyperID token is stored for this user"
     ) in notes
-    assert "Refreshed 1 request: 1 approved." in notes
+    assert "Refreshed 1 request (Approved: 1)." in notes
     assert MFARequest.objects.get(pk=orphan.pk).state == State.PENDING
 
 

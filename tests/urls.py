@@ -9,6 +9,7 @@ urlpatterns = [
     path("mfa/", include("hyperid_mfa.urls")),
     path("gate/", include("tests.gate_views")),
     path("atomic/", include("tests.atomic_views")),
+    path("windows/", include("tests.window_views")),
 ]
 
 if settings.HAVE_ALLAUTH:

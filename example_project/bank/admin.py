@@ -1,7 +1,15 @@
-from django.contrib import admin
-from django.http import HttpRequest
+from __future__ import annotations
 
-from .models import Transfer
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from hyperid_mfa.admin import MFAProtectedAdminMixin
+
+from .models import Payee, Refund, Transfer
 
 
 @admin.register(Transfer)
@@ -20,3 +28,36 @@ class TransferAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Transfer | None = None) -> bool:
         return False
+
+
+@admin.register(Payee)
+class PayeeAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
+    """A new payee, or a payee's new IBAN, needs the staff member's approval on the
+    phone: "Change IBAN of Bob's bakery to DE44…?"."""
+
+    list_display = ["name", "owner", "iban"]
+    search_fields = ["name", "iban", "owner__username"]
+    raw_id_fields = ["owner"]
+    mfa_protect_fields = ["iban"]
+    mfa_protect_delete = True
+
+
+@admin.register(Refund)
+class RefundAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
+    """Refunds are approved in bulk: "Run 'Mark as refunded' on 14 refunds?"."""
+
+    list_display = ["__str__", "transfer", "amount", "reason", "state", "refunded_at"]
+    list_filter = ["state"]
+    search_fields = ["reason"]
+    raw_id_fields = ["transfer"]
+    readonly_fields = ["state", "refunded_at"]
+    actions = ["mark_refunded"]
+    mfa_protect_fields = ["amount"]
+    mfa_protect_actions = ["mark_refunded", "delete_selected"]
+
+    @admin.action(description="Mark as refunded", permissions=["change"])
+    def mark_refunded(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        count = queryset.filter(state=Refund.State.REQUESTED).update(
+            state=Refund.State.REFUNDED, refunded_at=timezone.now()
+        )
+        self.message_user(request, f"Refunded {count} of {len(queryset)}.", messages.SUCCESS)

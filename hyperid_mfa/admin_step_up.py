@@ -1,0 +1,899 @@
+"""Step-up in the Django admin: ``MFAProtectedAdminMixin``.
+
+::
+
+    from hyperid_mfa.admin import MFAProtectedAdminMixin
+
+
+    @admin.register(Payee)
+    class PayeeAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
+        mfa_protect_fields = ("iban",)  # a change of these, or an add, needs approval
+        mfa_protect_delete = True  # the delete view and the bulk "delete_selected"
+        mfa_protect_actions = ("mark_verified",)
+
+A protected save, delete or action runs only with a HyperID approval of exactly that
+operation, through the same :class:`~hyperid_mfa.gate.Gate` as every gated view. Its
+``bind`` callable returns what the operation does (the model, the primary keys, each
+protected field's new value, the protected inline rows added, changed or deleted, an
+action's name and the keys it runs on); the gate adds the method, path, URL
+arguments, query string and browser session. Gate actions are named
+``admin.<app_label>.<model_name>.add``, ``.change`` (the change form and the change
+list's editable columns), ``.delete`` and ``.action.<action name>``.
+
+The gate never works inside a transaction, and the admin saves and deletes inside
+``transaction.atomic()``. So the mixin asks first: it builds and validates the form
+and the inline formsets as Django's view will, works out what would change, runs the
+gate, and calls Django's view only once the gate lets it. An invalid form goes
+straight to Django's view (its errors, no push). Actions are gated where Django calls
+them, which is outside any transaction. Then, inside Django's transaction,
+``save_model``, ``save_formset``, ``delete_model`` and ``delete_queryset`` refuse
+(403) a protected change that this request did not check: a row that changed in the
+meantime, or a custom view or action that saves through them without the gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.contrib.admin.utils import flatten_fieldsets, model_format_dict, model_ngettext, unquote
+from django.core.checks import CheckMessage, Error
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import FileField, Model, QuerySet
+from django.db.models.fields.files import FieldFile
+from django.forms import BaseForm, all_valid
+from django.forms.formsets import DELETION_FIELD_NAME, ORDERING_FIELD_NAME
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from . import atomicity, rendering
+from .adapter import format_duration
+from .checks import E022
+from .fingerprint import canonical_json
+from .gate import Gate, check_window_options
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+    _ModelAdmin = ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
+logger = logging.getLogger("hyperid_mfa")
+
+#: ``mfa_protect_fields = "__all__"``: every field of the form.
+ALL_FIELDS = "__all__"
+#: The template the approval page extends in the admin: the admin's own layout.
+ADMIN_BASE_TEMPLATE = "hyperid_mfa/admin/base.html"
+#: A value longer than this is shown shortened in the question (head…tail).
+SHOWN_LENGTH = 40
+#: An object's text longer than this is shortened in the question.
+OBJECT_LENGTH = 60
+
+# What this request checked with the gate, and whether an approved action runs now.
+_CHECKED = "_hyperid_mfa_admin_checked"
+_IN_ACTION = "_hyperid_mfa_admin_in_action"
+
+#: One thing a protected operation does, as its approval binds it:
+#: (operation, model label, primary key, field name, canonical value).
+Entry = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A protected field as the save will write it: ``value`` as saved, ``shown`` as
+    the question shows it."""
+
+    name: str
+    label: str
+    value: Any
+    shown: str
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """An inline row (or a row of the change list's editable columns) that a save
+    adds, changes or deletes. ``label`` is the row as it reads now; ``key`` is
+    empty for an add."""
+
+    kind: str  # "add", "change" or "delete"
+    model: type[Model]
+    key: str
+    label: str
+    fields: tuple[FieldChange, ...] = ()
+
+    def entries(self) -> set[Entry]:
+        model = self.model._meta.label_lower
+        if self.kind == "delete":
+            return {("delete", model, self.key, "", "")}
+        entries = {
+            (self.kind, model, self.key, field.name, _canonical(field.value))
+            for field in self.fields
+        }
+        if self.kind == "add":
+            # An add needs approval even where no protected field is in the form.
+            entries.add(("add", model, "", "", ""))
+        return entries
+
+
+@dataclass(frozen=True)
+class ProtectedChange:
+    """What a protected operation does: what its approval binds and its question names.
+
+    ``kind`` is ``"add"``, ``"change"`` (the change form, or the change list's
+    editable columns), ``"delete"`` or ``"action"``. ``keys`` are the primary keys
+    it touches (none for an add); ``fields`` the protected fields of the change
+    form with their new values; ``rows`` the protected inline rows (or change list
+    rows) it adds, changes or deletes; ``action`` and ``action_description`` an
+    action's name and label.
+
+    Like the ``change`` argument of Django's admin hooks, it is true for a change of
+    existing objects and false for anything else.
+    """
+
+    kind: str
+    model: type[Model]
+    keys: tuple[str, ...] = ()
+    fields: tuple[FieldChange, ...] = ()
+    rows: tuple[RowChange, ...] = ()
+    action: str = ""
+    action_description: str = ""
+    entries: frozenset[Entry] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.kind == "change"
+
+    @property
+    def count(self) -> int:
+        """How many objects it touches (an add: none yet)."""
+        return len(self.keys)
+
+    def bound(self) -> dict[str, Any]:
+        """What the approval binds, besides what the gate binds of every request."""
+        return {
+            "operation": self.kind,
+            "model": self.model._meta.label_lower,
+            "keys": list(self.keys),
+            "action": self.action,
+            "entries": sorted(self.entries),
+        }
+
+
+# --- what a form would change -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Protection:
+    """What is protected of one model's forms: field names (or all), and deletes."""
+
+    fields: tuple[str, ...] | str = ()
+    delete: bool = False
+
+    @classmethod
+    def of(cls, options: Any) -> _Protection:
+        """The ``mfa_protect_*`` options of a ModelAdmin or an inline."""
+        names = getattr(options, "mfa_protect_fields", ()) or ()
+        if names != ALL_FIELDS:
+            names = _names(names, "mfa_protect_fields", options)
+        return cls(names, bool(getattr(options, "mfa_protect_delete", False)))
+
+    def __bool__(self) -> bool:
+        return bool(self.fields) or self.delete
+
+    def names(self, form: BaseForm, skip: Iterable[str] = ()) -> list[str]:
+        """The protected fields the form has."""
+        if self.fields == ALL_FIELDS:
+            left_out = {DELETION_FIELD_NAME, ORDERING_FIELD_NAME, *skip}
+            return [name for name in form.fields if name not in left_out]
+        return [name for name in self.fields if name in form.fields]
+
+    def changes(
+        self, form: BaseForm, *, adding: bool, skip: Iterable[str] = ()
+    ) -> tuple[FieldChange, ...]:
+        """The protected fields the save writes: all of them for an add, else the changed."""
+        model: type[Model] = form._meta.model  # type: ignore[attr-defined]
+        changed = set(form.changed_data)
+        return tuple(
+            FieldChange(name, _field_label(model, form, name), value, _shown(model, name, value))
+            for name in self.names(form, skip)
+            if adding or name in changed
+            for value in [form.cleaned_data.get(name)]
+        )
+
+
+def _names(value: Any, option: str, owner: Any) -> tuple[str, ...]:
+    """A sequence of names; a lone string would be read letter by letter, leaving
+    what it names unprotected."""
+    if isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{_qualname(owner)}.{option} takes a sequence of names"
+            + (" or '__all__'" if option == "mfa_protect_fields" else "")
+            + f", not the string {value!r}: write ({value!r},)"
+        )
+    return tuple(value)
+
+
+def _qualname(owner: Any) -> str:
+    cls = owner if isinstance(owner, type) else type(owner)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _field_label(model: type[Model], form: BaseForm, name: str) -> str:
+    try:
+        label = getattr(model._meta.get_field(name), "verbose_name", None)
+    except FieldDoesNotExist:
+        label = None
+    return str(label or form.fields[name].label or name)
+
+
+def _canonical(value: Any) -> str:
+    """One text per value as the save writes it; an upload by name, size and SHA-256."""
+    if isinstance(value, Model):
+        return f"object:{value._meta.label_lower}:{value.pk}"
+    if isinstance(value, QuerySet):
+        return "objects:" + ",".join(sorted(str(pk) for pk in value.values_list("pk", flat=True)))
+    if isinstance(value, UploadedFile):
+        digest = hashlib.sha256()
+        for chunk in value.chunks():
+            digest.update(chunk)
+        value.seek(0)
+        return f"upload:{value.name}:{value.size}:{digest.hexdigest()}"
+    if isinstance(value, FieldFile):
+        return f"stored:{value.name or ''}"
+    if value is None or isinstance(value, (bool, dict)):
+        return canonical_json(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_canonical(item) for item in value) + "]"
+    return f"{type(value).__name__}:{value}"
+
+
+def _shorten(text: str, length: int = SHOWN_LENGTH) -> str:
+    """One line; a long text keeps its head and its tail, since both ends of an
+    account number matter to whoever checks it."""
+    text = " ".join(text.split())
+    if len(text) <= length:
+        return text
+    tail = length // 3
+    return f"{text[: length - tail - 1]}…{text[-tail:]}"
+
+
+def _shown(model: type[Model], name: str, value: Any) -> str:
+    """A value as the question shows it."""
+    if value is None or value == "" or (value is False and _is_file_field(model, name)):
+        return _("(empty)")
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, (UploadedFile, FieldFile)):
+        return _shorten(str(value.name or ""))
+    if isinstance(value, QuerySet):
+        value = list(value)
+    if isinstance(value, (list, tuple)):
+        return _shorten(", ".join(str(item) for item in value)) or _("(empty)")
+    try:
+        choices = dict(model._meta.get_field(name).flatchoices)  # type: ignore[union-attr]
+    except (FieldDoesNotExist, AttributeError, TypeError):
+        choices = {}
+    return _shorten(str(choices.get(value, value)))
+
+
+def _is_field(model: type[Model], name: str) -> bool:
+    """A field of the model a form can edit (not a reverse relation)."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return not field.auto_created or field.concrete
+
+
+def _is_file_field(model: type[Model], name: str) -> bool:
+    try:
+        return isinstance(model._meta.get_field(name), FileField)
+    except FieldDoesNotExist:
+        return False
+
+
+def _object_text(obj: Model) -> str:
+    try:
+        return _shorten(str(obj), OBJECT_LENGTH)
+    except Exception:  # an unsaved object's __str__ may need what it lacks yet
+        return str(obj._meta.verbose_name)
+
+
+def _row_changes(
+    formset: Any, protection: _Protection, *, can_change: bool, labels: dict[int, str]
+) -> list[RowChange]:
+    """The protected rows a validated formset's save adds, changes or deletes.
+
+    ``labels`` holds the existing rows' texts from before validation, which writes
+    the new values into the instances. A view-only inline changes nothing whatever
+    the request sent: Django leaves its rows as they are.
+    """
+    if not protection:
+        return []
+    model = formset.model
+    skip = {model._meta.pk.name}
+    fk = getattr(formset, "fk", None)
+    if fk is not None:
+        skip.add(fk.name)  # the parent, bound as the operation's own key
+    deleted = {id(form) for form in formset.deleted_forms}
+    rows = []
+    for form in formset.initial_forms:
+        key, label = str(form.instance.pk), labels.get(id(form), "")
+        if id(form) in deleted:
+            if protection.delete:
+                rows.append(RowChange("delete", model, key, label or _object_text(form.instance)))
+            continue
+        if not can_change or not form.has_changed():
+            continue
+        fields = protection.changes(form, adding=False, skip=skip)
+        if fields:
+            rows.append(
+                RowChange("change", model, key, label or _object_text(form.instance), fields)
+            )
+    if protection.fields and can_change:
+        for form in formset.extra_forms:
+            if id(form) in deleted or not form.has_changed():
+                continue
+            fields = protection.changes(form, adding=True, skip=skip)
+            rows.append(RowChange("add", model, "", _object_text(form.instance), fields))
+    return rows
+
+
+def _entries(rows: Iterable[RowChange]) -> frozenset[Entry]:
+    return frozenset(entry for row in rows for entry in row.entries())
+
+
+# --- the question -------------------------------------------------------------------------
+
+
+def default_question(change: ProtectedChange, obj: Model | None) -> str:
+    """The question on the phone, worded from the change: "Change IBAN of Shop #12 to
+    DE89…?", "Delete 3 payments?", "Run 'Mark as paid' on 14 payments?"."""
+    opts = change.model._meta
+    if change.kind == "action":
+        if change.action == "delete_selected":
+            return ngettext(
+                "Delete %(count)d %(model)s?", "Delete %(count)d %(model)s?", change.count
+            ) % {"count": change.count, "model": model_ngettext(opts, change.count)}
+        return ngettext(
+            "Run '%(action)s' on %(count)d %(model)s?",
+            "Run '%(action)s' on %(count)d %(model)s?",
+            change.count,
+        ) % {
+            "action": change.action_description,
+            "count": change.count,
+            "model": model_ngettext(opts, change.count),
+        }
+    if change.kind == "delete":
+        return _("Delete %(model)s %(object)s?") % {
+            "model": opts.verbose_name,
+            "object": _object_text(obj) if obj is not None else ", ".join(change.keys),
+        }
+    rows = [_row_text(row) for row in change.rows]
+    if change.kind == "add":
+        values = ", ".join(
+            _("%(field)s %(value)s") % {"field": field.label, "value": field.shown}
+            for field in change.fields
+        )
+        details = "; ".join(part for part in [values, *rows] if part)
+        if not details:
+            return _("Add %(model)s?") % {"model": opts.verbose_name}
+        return _("Add %(model)s: %(details)s?") % {"model": opts.verbose_name, "details": details}
+    if obj is None:  # the change list's editable columns
+        return _("Change %(details)s?") % {"details": "; ".join(rows)}
+    if len(change.fields) == 1 and not rows:
+        [field] = change.fields
+        return _("Change %(field)s of %(object)s to %(value)s?") % {
+            "field": field.label,
+            "object": _object_text(obj),
+            "value": field.shown,
+        }
+    values = ", ".join(
+        _("%(field)s to %(value)s") % {"field": field.label, "value": field.shown}
+        for field in change.fields
+    )
+    return _("Change %(object)s: %(details)s?") % {
+        "object": _object_text(obj),
+        "details": "; ".join(part for part in [values, *rows] if part),
+    }
+
+
+def _row_text(row: RowChange) -> str:
+    model = row.model._meta.verbose_name
+    if row.kind == "delete":
+        return _("delete %(model)s %(object)s") % {"model": model, "object": row.label}
+    if row.kind == "add":
+        if not row.fields:
+            return _("add %(model)s %(object)s") % {"model": model, "object": row.label}
+        values = ", ".join(
+            _("%(field)s %(value)s") % {"field": field.label, "value": field.shown}
+            for field in row.fields
+        )
+        return _("add %(model)s with %(values)s") % {"model": model, "values": values}
+    return ", ".join(
+        _("%(field)s of %(object)s to %(value)s")
+        % {"field": field.label, "object": row.label, "value": field.shown}
+        for field in row.fields
+    )
+
+
+# --- the mixin ----------------------------------------------------------------------------
+
+
+class MFAProtectedAdminMixin(_ModelAdmin):
+    """Asks for a HyperID approval before a protected save, delete or action runs.
+
+    Options (class attributes):
+
+    - ``mfa_protect_fields``: field names whose change, or an add, needs approval;
+      ``"__all__"`` for every field of the form. An inline protects its rows with
+      its own ``mfa_protect_fields`` and ``mfa_protect_delete``.
+    - ``mfa_protect_delete``: deleting needs approval (the delete view, and the bulk
+      ``delete_selected`` action).
+    - ``mfa_protect_actions``: names of actions that need approval (``"delete_selected"``
+      among them if only the bulk delete should).
+    - ``mfa_max_age``: seconds an approval stays usable (default ``APPROVAL_MAX_AGE``).
+    - ``mfa_window``, ``mfa_scope``: one approval also opens a window of ``mfa_window``
+      seconds in which this admin's protected operations (or, with ``mfa_scope``,
+      those of every admin and gate of that scope) run without a push, whatever
+      they change; the push says so. The default scope is the model's,
+      ``admin.<app_label>.<model_name>``.
+
+    Hook: ``get_mfa_question(request, obj, change)``, the text on the phone.
+    """
+
+    mfa_protect_fields: Sequence[str] | str = ()
+    mfa_protect_delete: bool = False
+    mfa_protect_actions: Sequence[str] = ()
+    mfa_max_age: float | None = None
+    mfa_window: int | None = None
+    mfa_scope: str | None = None
+
+    def get_mfa_question(
+        self, request: HttpRequest, obj: Model | None, change: ProtectedChange
+    ) -> str:
+        """The question on the phone. ``obj`` is the object as it is now (None for an
+        add, a bulk action or the change list's editable columns); ``change`` is the
+        :class:`ProtectedChange`: what would change, with the new values."""
+        return default_question(change, obj)
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        return [*super().check(**kwargs), *self._mfa_check_options()]
+
+    def _mfa_check_options(self) -> list[CheckMessage]:
+        """E022: an option that names what the admin does not have protects nothing."""
+        problems: list[str] = []
+        for options, model in [(self, self.model), *((i, i.model) for i in self.inlines)]:
+            try:
+                names = _Protection.of(options).fields
+            except ImproperlyConfigured as err:
+                problems.append(str(err))
+                continue
+            if names != ALL_FIELDS:
+                form_fields = getattr(getattr(options, "form", None), "base_fields", {})
+                unknown = [n for n in names if not _is_field(model, n) and n not in form_fields]
+                if unknown:
+                    problems.append(
+                        f"{_qualname(options)}.mfa_protect_fields names no field of "
+                        f"{model._meta.label}: {', '.join(map(repr, unknown))}"
+                    )
+        try:
+            # Only the names given: mfa_protect_delete also covers a disabled
+            # delete_selected, which is no mistake.
+            named = set(_names(self.mfa_protect_actions, "mfa_protect_actions", self))
+        except ImproperlyConfigured as err:
+            problems.append(str(err))
+        else:
+            base_actions = self._get_base_actions()  # type: ignore[attr-defined]
+            actions = {name for _func, name, _description in base_actions}
+            unknown = sorted(named - actions)
+            if unknown:
+                problems.append(
+                    f"{_qualname(self)}.mfa_protect_actions names no action of the admin: "
+                    f"{', '.join(map(repr, unknown))}"
+                )
+        try:
+            check_window_options(self.mfa_window, self.mfa_scope)
+        except (TypeError, ValueError) as err:
+            problems.append(f"{_qualname(self)}.mfa_window / mfa_scope: {err}")
+        return [
+            Error(
+                problem,
+                hint="A protection that names nothing protects nothing: name the model's "
+                "fields and the admin's actions as Django spells them.",
+                obj=type(self),
+                id=E022,
+            )
+            for problem in problems
+        ]
+
+    # --- Django's views, asked before they start ---------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        urls: list[URLPattern] = super().get_urls()
+        info = (self.opts.app_label, self.opts.model_name)
+        gated = {
+            "{}_{}_{}".format(*info, view) for view in ("changelist", "add", "change", "delete")
+        }
+        for url in urls:
+            if url.name in gated:
+                # The gate must commit before any transaction opens: these views open
+                # the ones ATOMIC_REQUESTS would, after the gate (hyperid_mfa.atomicity).
+                atomicity.exclude_from_atomic_requests(url.callback, owner=self)
+        return urls
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "POST":
+            refusal = self._mfa_check_save(request, object_id)
+            if refusal is not None:
+                return refusal
+        with atomicity.as_atomic_requests(request, owner=self):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and self.mfa_protect_delete:
+            refusal = self._mfa_check_delete(request, object_id)
+            if refusal is not None:
+                return refusal
+        with atomicity.as_atomic_requests(request, owner=self):
+            return super().delete_view(request, object_id, extra_context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method != "POST":
+            with atomicity.as_atomic_requests(request, owner=self):
+                return super().changelist_view(request, extra_context)
+        refusal = self._mfa_check_list_edit(request)
+        if refusal is not None:
+            return refusal
+        # Actions run in the transactions ATOMIC_REQUESTS would open, after their gate
+        # (get_actions); the editable columns are saved in Django's own transaction.
+        return super().changelist_view(request, extra_context)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)
+        protected = self._mfa_protected_actions()
+        return {
+            name: (
+                self._mfa_wrap_action(func, name, description, name in protected),
+                name,
+                description,
+            )
+            for name, (func, _name, description) in actions.items()
+        }
+
+    # --- inside Django's transaction: nothing protected that was not checked -----------
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        protection = _Protection.of(self)
+        if form is not None and protection.fields:
+            fields = protection.changes(form, adding=not change)
+            key = str(obj.pk) if change else ""
+            row = RowChange("change" if change else "add", self.model, key, "", fields)
+            self._mfa_verify(request, row.entries())
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        parent = form.instance if change else None
+        for inline in self._mfa_inlines_of(request, parent, formset):
+            rows = _row_changes(
+                formset,
+                _Protection.of(inline),
+                can_change=inline.has_change_permission(request, parent),
+                labels={},
+            )
+            self._mfa_verify(request, _entries(rows))
+        super().save_formset(request, form, formset, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        if self.mfa_protect_delete:
+            self._mfa_verify(request, {("delete", self.opts.label_lower, str(obj.pk), "", "")})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        if "delete_selected" in self._mfa_protected_actions() and not _in_action(request):
+            model = self.opts.label_lower
+            keys = queryset.values_list("pk", flat=True)
+            self._mfa_verify(request, {("delete", model, str(pk), "", "") for pk in keys})
+        super().delete_queryset(request, queryset)
+
+    # --- what each view would do -------------------------------------------------------
+
+    def _mfa_check_save(self, request: HttpRequest, object_id: str | None) -> HttpResponse | None:
+        found = self._mfa_change_of_form(request, object_id)
+        if found is None:
+            return None
+        change, obj = found
+        return self._mfa_require(request, change, obj)
+
+    def _mfa_change_of_form(
+        self, request: HttpRequest, object_id: str | None
+    ) -> tuple[ProtectedChange, Model | None] | None:
+        """What the change form's POST would save, found as Django's view will find it
+        (``ModelAdmin._changeform_view``); None where that view refuses the request or
+        shows the form again, which needs no approval."""
+        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
+        if to_field and not self.to_field_allowed(request, to_field):
+            return None
+        if "_saveasnew" in request.POST:
+            object_id = None
+        adding = object_id is None
+        obj = None
+        if adding:
+            if not self.has_add_permission(request):
+                return None
+        else:
+            obj = self.get_object(request, unquote(str(object_id)), to_field)
+            if obj is None or not self.has_change_permission(request, obj):
+                return None
+        # As it is now: validation writes the new values into obj.
+        original = copy.copy(obj)
+        fieldsets = self.get_fieldsets(request, obj)
+        form_class = self.get_form(
+            request, obj, change=not adding, fields=flatten_fieldsets(fieldsets)
+        )
+        form = form_class(request.POST, request.FILES, instance=obj)
+        formsets, inlines = self._create_formsets(request, form.instance, change=not adding)  # type: ignore[attr-defined]
+        labels = {
+            id(row): _object_text(row.instance)
+            for formset in formsets
+            for row in formset.initial_forms
+        }
+        form_valid = form.is_valid()
+        if not (all_valid(formsets) and form_valid):
+            return None
+        protection = _Protection.of(self)
+        fields: tuple[FieldChange, ...] = ()
+        entries: set[Entry] = set()
+        if protection.fields:
+            fields = protection.changes(form, adding=adding)
+            key = "" if adding else str(obj.pk)  # type: ignore[union-attr]
+            entries |= RowChange(
+                "add" if adding else "change", self.model, key, "", fields
+            ).entries()
+        rows = []
+        for formset, inline in zip(formsets, inlines, strict=True):
+            rows += _row_changes(
+                formset,
+                _Protection.of(inline),
+                can_change=inline.has_change_permission(request, None if adding else obj),
+                labels=labels,
+            )
+        change = ProtectedChange(
+            "add" if adding else "change",
+            self.model,
+            keys=() if adding else (str(obj.pk),),  # type: ignore[union-attr]
+            fields=fields,
+            rows=tuple(rows),
+            entries=frozenset(entries | _entries(rows)),
+        )
+        return change, original
+
+    def _mfa_check_delete(self, request: HttpRequest, object_id: str) -> HttpResponse | None:
+        """The delete view's confirmation, as ``ModelAdmin._delete_view`` handles it."""
+        if not request.POST:
+            return None  # the confirmation page
+        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
+        if to_field and not self.to_field_allowed(request, to_field):
+            return None
+        obj = self.get_object(request, unquote(object_id), to_field)
+        if obj is None or not self.has_delete_permission(request, obj):
+            return None
+        _deleted, _counts, perms_needed, protected = self.get_deleted_objects([obj], request)
+        if perms_needed or protected:
+            return None  # Django refuses it
+        key = str(obj.pk)
+        change = ProtectedChange(
+            "delete",
+            self.model,
+            keys=(key,),
+            entries=frozenset({("delete", self.opts.label_lower, key, "", "")}),
+        )
+        return self._mfa_require(request, change, obj)
+
+    def _mfa_check_list_edit(self, request: HttpRequest) -> HttpResponse | None:
+        """The change list's editable columns, as ``ModelAdmin.changelist_view`` saves them."""
+        protection = _Protection.of(self)
+        if not (protection.fields and self.list_editable and "_save" in request.POST):
+            return None
+        if IS_POPUP_VAR in request.GET or not self.has_change_permission(request):
+            return None  # no editable columns in a popup; Django refuses the rest
+        formset_class = self.get_changelist_formset(request)
+        queryset = self._get_list_editable_queryset(request, formset_class.get_default_prefix())
+        formset = formset_class(request.POST, request.FILES, queryset=queryset)
+        labels = {id(row): _object_text(row.instance) for row in formset.initial_forms}
+        if not formset.is_valid():
+            return None
+        rows = _row_changes(formset, _Protection(protection.fields), can_change=True, labels=labels)
+        change = ProtectedChange(
+            "change",
+            self.model,
+            keys=tuple(row.key for row in rows),
+            rows=tuple(rows),
+            entries=_entries(rows),
+        )
+        return self._mfa_require(request, change, None)
+
+    def _mfa_protected_actions(self) -> set[str]:
+        protected = set(_names(self.mfa_protect_actions, "mfa_protect_actions", self))
+        if self.mfa_protect_delete:
+            protected.add("delete_selected")
+        return protected
+
+    def _mfa_wrap_action(
+        self, func: Callable[..., Any], name: str, description: Any, protected: bool
+    ) -> Callable[..., Any]:
+        """The action, gated if ``protected``; in the transactions ATOMIC_REQUESTS would
+        open, after the gate."""
+
+        @functools.wraps(func)
+        def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+            if protected and self._mfa_action_acts_now(request, name, queryset):
+                keys = list(queryset.values_list("pk", flat=True))
+                change = ProtectedChange(
+                    "action",
+                    self.model,
+                    keys=tuple(sorted(str(key) for key in keys)),
+                    action=name,
+                    action_description=str(description) % model_format_dict(self.opts),
+                )
+                refusal = self._mfa_require(request, change, None)
+                if refusal is not None:
+                    return refusal
+                # The rows approved, whatever else matches the selection by now.
+                with _running_action(request), atomicity.as_atomic_requests(request, owner=self):
+                    return func(modeladmin, request, queryset.filter(pk__in=keys))
+            with atomicity.as_atomic_requests(request, owner=self):
+                return func(modeladmin, request, queryset)
+
+        return run
+
+    def _mfa_action_acts_now(
+        self, request: HttpRequest, name: str, queryset: QuerySet[Any]
+    ) -> bool:
+        """Whether the action does its work on this call. Django's ``delete_selected``
+        first shows a confirmation page, and deletes only when that page's form comes
+        back confirmed (and nothing stands in the way)."""
+        if name != "delete_selected":
+            return True
+        if not request.POST.get("post"):
+            return False
+        _deleted, _counts, perms_needed, protected = self.get_deleted_objects(queryset, request)
+        return not perms_needed and not protected
+
+    # --- the gate ------------------------------------------------------------------------
+
+    def _mfa_gate_action(self, change: ProtectedChange) -> str:
+        """The gate's action: ``admin.<app_label>.<model_name>.<kind>[.<action name>]``."""
+        name = f"admin.{self.opts.app_label}.{self.opts.model_name}.{change.kind}"
+        return f"{name}.{change.action}" if change.kind == "action" else name
+
+    def _mfa_require(
+        self, request: HttpRequest, change: ProtectedChange, obj: Model | None
+    ) -> HttpResponse | None:
+        """None if the operation may go ahead (nothing protected, or approved now);
+        else the approval page, or the gate's other answer."""
+        if not change.entries and change.kind in ("add", "change"):
+            return None
+        gate = Gate(
+            self._mfa_gate_action(change),
+            question=lambda request, *args, **kwargs: self._mfa_question(request, obj, change),
+            bind=lambda request, *args, **kwargs: change.bound(),
+            max_age=self.mfa_max_age,
+            window=self.mfa_window,
+            scope=self._mfa_scope(),
+            # The approval is bound to exactly this change; a window it opens covers
+            # the scope's operations, whatever they change (the admin's binding is
+            # its own default, not a bind= the project chose).
+            bind_window=False,
+        )
+        decision = gate.check(request)
+        if not decision.allowed:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+            }
+            return rendering.respond(
+                request, decision, base_template=ADMIN_BASE_TEMPLATE, extra_context=context
+            )
+        _checked(request).update(change.entries)
+        return None
+
+    def _mfa_scope(self) -> str | None:
+        if self.mfa_window is None:
+            return None
+        return self.mfa_scope or f"admin.{self.opts.app_label}.{self.opts.model_name}"
+
+    def _mfa_question(
+        self, request: HttpRequest, obj: Model | None, change: ProtectedChange
+    ) -> str:
+        """The hook's question, and what approving it also allows when it opens a window."""
+        question = self.get_mfa_question(request, obj, change)
+        if self.mfa_window is None:
+            return question
+        duration = format_duration(self.mfa_window)
+        if self.mfa_scope:
+            allows = _("Approving also allows %(scope)s for %(duration)s.") % {
+                "scope": self.mfa_scope,
+                "duration": duration,
+            }
+        else:
+            allows = _("Approving also allows changes to %(models)s for %(duration)s.") % {
+                "models": self.opts.verbose_name_plural,
+                "duration": duration,
+            }
+        return f"{question} {allows}"
+
+    def _mfa_verify(self, request: HttpRequest, entries: AbstractSet[Entry]) -> None:
+        """Refuse a protected change this request did not check with the gate."""
+        if not entries or _in_action(request):
+            return
+        unchecked = entries - getattr(request, _CHECKED, frozenset())
+        if unchecked:
+            # Names only: the values may be account numbers.
+            what = sorted(
+                {(operation, field) for operation, _model, _key, field, _value in unchecked}
+            )
+            logger.error(
+                "MFA admin %s: refused a protected change the gate did not check: %s",
+                self.opts.label_lower,
+                ", ".join(f"{operation} {field}".strip() for operation, field in what),
+            )
+            raise PermissionDenied(
+                _("This change needs approval in the HyperID Authenticator: submit it again.")
+            )
+
+    def _mfa_inlines_of(
+        self, request: HttpRequest, parent: Model | None, formset: Any
+    ) -> list[Any]:
+        """The inlines whose formsets save like ``formset``: same model, same foreign key."""
+        fk = getattr(formset, "fk", None)
+        return [
+            inline
+            for inline in self.get_inline_instances(request, parent)
+            if inline.model is formset.model and (fk is None or inline.fk_name in (None, fk.name))
+        ]
+
+
+def _checked(request: HttpRequest) -> set[Entry]:
+    """What the gate approved during this request."""
+    checked = getattr(request, _CHECKED, None)
+    if checked is None:
+        checked = set()
+        setattr(request, _CHECKED, checked)
+    return checked
+
+
+def _in_action(request: HttpRequest) -> bool:
+    return bool(getattr(request, _IN_ACTION, False))
+
+
+@contextlib.contextmanager
+def _running_action(request: HttpRequest) -> Iterator[None]:
+    """An approved action runs: what it saves or deletes is what was approved."""
+    setattr(request, _IN_ACTION, True)
+    try:
+        yield
+    finally:
+        setattr(request, _IN_ACTION, False)
