@@ -48,6 +48,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 USERNAME, PASSWORD = "alice", "alice-demo"  # what prepare_demo prints
+ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-demo"
 STARTUP_SECONDS = 90
 TIMEOUT_MS = 20_000
 
@@ -301,6 +302,83 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> None:
         context.close()
 
 
+def approve_on_the_phone(demo: Demo, phone: Any, subject: str, code: str) -> None:
+    """``subject``'s phone page: pick ``code`` on the one push waiting and approve it."""
+    phone.goto(f"{demo.simulator}/authenticator/{subject}/")
+    phone.wait_for_selector(".push")
+    phone.click(f"label.choice:has(input[value='{code}'])")
+    phone.click("button.approve")
+    phone.wait_for_selector("[data-outcome=approved]")
+
+
+def admin_in_the_browser(demo: Demo, browser: Any) -> None:
+    """Staff change a payee's IBAN and refund 14 transfers in the bank's admin: each
+    waits for the approval on the phone of the HyperID account ``admin``."""
+    context = browser.new_context(viewport={"width": 1100, "height": 640})
+    site = context.new_page()
+    phone = context.new_page()
+    for page in (site, phone):
+        page.set_default_timeout(TIMEOUT_MS)
+    new_iban = "DE02120300000000202051"
+    try:
+        site.goto(f"{demo.web}/admin/login/")
+        site.fill("#id_username", ADMIN_USERNAME)
+        site.fill("#id_password", ADMIN_PASSWORD)
+        site.click("input[type=submit]")
+        site.wait_for_url(f"{demo.web}/admin/")
+
+        site.goto(f"{demo.web}/admin/bank/payee/")
+        site.click("text=Bob's bakery")
+        change_page = site.url
+
+        # No HyperID tokens yet: the admin's answer offers the HyperID sign-in, which
+        # brings the staff member back to the change page.
+        site.fill("#id_iban", new_iban)
+        site.click("input[name=_save]")
+        site.click("#hyperid-mfa-reauthenticate")
+        site.click("form button[type=submit]")  # allauth: continue to HyperID
+        site.wait_for_url(f"{demo.simulator}/**")
+        site.fill("input[name=subject]", ADMIN_USERNAME)
+        site.click("button.sign-in")
+        site.wait_for_url(change_page)
+
+        site.fill("#id_iban", new_iban)
+        site.click("input[name=_save]")
+        site.wait_for_selector(".hyperid-mfa-code")
+        assert (site.text_content(".hyperid-mfa-question") or "").strip() == (
+            f"Change IBAN of Bob's bakery to {new_iban}?"
+        )
+        assert site.is_visible("#site-name")  # the admin's own layout
+        screenshot(site, "admin-approval-page.png")
+        code = (site.text_content(".hyperid-mfa-code") or "").strip()
+        approve_on_the_phone(demo, phone, ADMIN_USERNAME, code)
+        site.wait_for_url(f"{demo.web}/admin/bank/payee/")
+        assert new_iban in (site.text_content("#result_list") or "")
+
+        # The 14 refunds waiting, in one bulk action and one approval.
+        site.goto(f"{demo.web}/admin/bank/refund/?state__exact=requested")
+        assert site.locator("#result_list tbody tr").count() == 14
+        site.check("#action-toggle")
+        site.select_option("select[name=action]", "mark_refunded")
+        site.click("button[name=index]")
+        site.wait_for_selector(".hyperid-mfa-code")
+        assert (site.text_content(".hyperid-mfa-question") or "").strip() == (
+            "Run 'Mark as refunded' on 14 refunds?"
+        )
+        approve_on_the_phone(
+            demo, phone, ADMIN_USERNAME, (site.text_content(".hyperid-mfa-code") or "").strip()
+        )
+        site.wait_for_selector(".messagelist .success")
+        assert "Refunded 14 of 14." in (site.text_content(".messagelist") or "")
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        site.screenshot(path=str(ARTIFACTS / "demo-admin.png"), full_page=True)
+        phone.screenshot(path=str(ARTIFACTS / "demo-admin-phone.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+
+
 def form_attack_in_the_bank(demo: Demo, context: Any) -> None:
     """Over real HTTP with CSRF checks on, in the example bank: a spelled-differently
     Content-Type cannot spend an approval on other values."""
@@ -408,6 +486,7 @@ def test_the_readme_demo_runs_from_a_fresh_clone_and_an_approved_transfer_runs_o
             browser = launch(playwright)
             try:
                 transfer_in_the_browser(demo, browser)
+                admin_in_the_browser(demo, browser)
             finally:
                 browser.close()
         transfer_through_the_api(demo)
