@@ -57,7 +57,8 @@ class RefundAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Mark as refunded", permissions=["change"])
     def mark_refunded(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        selected = queryset.count()  # before the update: the list may filter on the state
         count = queryset.filter(state=Refund.State.REQUESTED).update(
             state=Refund.State.REFUNDED, refunded_at=timezone.now()
         )
-        self.message_user(request, f"Refunded {count} of {len(queryset)}.", messages.SUCCESS)
+        self.message_user(request, f"Refunded {count} of {selected}.", messages.SUCCESS)
