@@ -214,63 +214,98 @@ class MFARequest(models.Model):
     Status = RequestStatus
     State = State
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID")
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="mfa_requests",
         help_text=_("The user who must approve."),
+        verbose_name=_("user"),
     )
     transaction_id = models.BigIntegerField(
-        unique=True, help_text=_("HyperID's transaction_id for this push.")
+        unique=True,
+        help_text=_("HyperID's transaction_id for this push."),
+        verbose_name=_("transaction id"),
     )
     action = models.CharField(
-        max_length=200, help_text=_("What is being approved, e.g. 'payments.withdraw'.")
+        max_length=200,
+        help_text=_("What is being approved, e.g. 'payments.withdraw'."),
+        verbose_name=_("action"),
     )
-    question = models.CharField(max_length=500, help_text=_("The text shown on the user's phone."))
+    question = models.CharField(
+        max_length=500,
+        help_text=_("The text shown on the user's phone."),
+        verbose_name=_("question"),
+    )
     code = models.CharField(
         max_length=2,
         validators=[RegexValidator(r"^[0-9]{2}$", _("Two digits."))],
         help_text=_("The two-digit number the user matches in the app."),
+        verbose_name=_("code"),
     )
     fingerprint = models.CharField(
         max_length=128,
         blank=True,
         default="",
         help_text=_("HMAC of the bound request; an approval is valid only for it."),
+        verbose_name=_("fingerprint"),
     )
     status = models.SmallIntegerField(
         choices=RequestStatus.choices,
         default=RequestStatus.PENDING,
         help_text=_("HyperID's transaction status as last seen, or failed."),
+        verbose_name=_("status"),
     )
     complete_result = models.SmallIntegerField(
         choices=CompleteResultChoices.choices,
         null=True,
         blank=True,
         help_text=_("Approved or denied; set only when the status is completed."),
+        verbose_name=_("complete result"),
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(
+        default=timezone.now, editable=False, verbose_name=_("created at")
+    )
     expires_at = models.DateTimeField(
-        help_text=_("After this the request is expired locally, whatever HyperID says.")
+        help_text=_("After this the request is expired locally, whatever HyperID says."),
+        verbose_name=_("expires at"),
     )
     completed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the outcome was learnt.")
+        null=True,
+        blank=True,
+        help_text=_("When the outcome was learnt."),
+        verbose_name=_("completed at"),
     )
     consumed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the approval was used; it cannot be used twice.")
+        null=True,
+        blank=True,
+        help_text=_("When the approval was used; it cannot be used twice."),
+        verbose_name=_("consumed at"),
     )
     last_checked_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When HyperID was last asked about this request.")
+        null=True,
+        blank=True,
+        help_text=_("When HyperID was last asked about this request."),
+        verbose_name=_("last checked at"),
     )
     check_count = models.PositiveIntegerField(
-        default=0, help_text=_("How many times HyperID was asked.")
+        default=0,
+        help_text=_("How many times HyperID was asked."),
+        verbose_name=_("check count"),
     )
     last_result = models.SmallIntegerField(
-        null=True, blank=True, help_text=_("HyperID's result code of the last call.")
+        null=True,
+        blank=True,
+        help_text=_("HyperID's result code of the last call."),
+        verbose_name=_("last result"),
     )
     last_error = models.TextField(
-        blank=True, default="", help_text=_("The last failure talking to HyperID, if any.")
+        blank=True,
+        default="",
+        help_text=_("The last failure talking to HyperID, if any."),
+        verbose_name=_("last error"),
     )
 
     objects = MFARequestQuerySet.as_manager()
@@ -369,24 +404,40 @@ class HyperIDToken(models.Model):
         on_delete=models.CASCADE,
         related_name="hyperid_token",
         help_text=_("Whose tokens these are."),
+        verbose_name=_("user"),
     )
     access_token_encrypted = models.TextField(
-        editable=False, help_text=_("The access token, encrypted.")
+        editable=False,
+        help_text=_("The access token, encrypted."),
+        verbose_name=_("access token encrypted"),
     )
     refresh_token_encrypted = models.TextField(
-        blank=True, default="", editable=False, help_text=_("The refresh token, encrypted.")
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_("The refresh token, encrypted."),
+        verbose_name=_("refresh token encrypted"),
     )
     access_expires_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the access token expires, if known.")
+        null=True,
+        blank=True,
+        help_text=_("When the access token expires, if known."),
+        verbose_name=_("access expires at"),
     )
     refresh_expires_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the refresh token expires, if known.")
+        null=True,
+        blank=True,
+        help_text=_("When the refresh token expires, if known."),
+        verbose_name=_("refresh expires at"),
     )
     refreshed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the app last refreshed the access token.")
+        null=True,
+        blank=True,
+        help_text=_("When the app last refreshed the access token."),
+        verbose_name=_("refreshed at"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("HyperID token")
@@ -454,31 +505,39 @@ class ApprovalWindow(models.Model):
     End = WindowEnd
     State = WindowState
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID")
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="mfa_windows",
         help_text=_("Whose approval opened the window; nobody else can use it."),
+        verbose_name=_("user"),
     )
     scope = models.CharField(
-        max_length=200, help_text=_("The gates' scope= whose actions run inside the window.")
+        max_length=200,
+        help_text=_("The gates' scope= whose actions run inside the window."),
+        verbose_name=_("scope"),
     )
     opened_by = models.OneToOneField(
         MFARequest,
         on_delete=models.CASCADE,
         related_name="window",
         help_text=_("The approval that opened the window; one approval opens one window."),
+        verbose_name=_("opened by"),
     )
     session_digest = models.CharField(
         max_length=64,
         help_text=_("HMAC of the session key: the one browser session that can use the window."),
+        verbose_name=_("session digest"),
     )
     auth_digest = models.CharField(
         max_length=64,
         help_text=_(
             "HMAC of the user's session auth hash at opening: a password change ends the window."
         ),
+        verbose_name=_("auth digest"),
     )
     binding = models.CharField(
         max_length=64,
@@ -488,11 +547,19 @@ class ApprovalWindow(models.Model):
             "HMAC of the values an explicit bind= bound at opening; empty without one. "
             "Actions with an explicit bind= run inside the window only with these values."
         ),
+        verbose_name=_("binding"),
     )
-    opened_at = models.DateTimeField(help_text=_("When the window opened (database clock)."))
-    expires_at = models.DateTimeField(help_text=_("When the window ends (database clock)."))
+    opened_at = models.DateTimeField(
+        help_text=_("When the window opened (database clock)."), verbose_name=_("opened at")
+    )
+    expires_at = models.DateTimeField(
+        help_text=_("When the window ends (database clock)."), verbose_name=_("expires at")
+    )
     ended_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the window ended before its time, if it did.")
+        null=True,
+        blank=True,
+        help_text=_("When the window ended before its time, if it did."),
+        verbose_name=_("ended at"),
     )
     end_reason = models.CharField(
         max_length=16,
@@ -500,15 +567,20 @@ class ApprovalWindow(models.Model):
         blank=True,
         default="",
         help_text=_("Why the window ended before its time."),
+        verbose_name=_("end reason"),
     )
     runs = models.PositiveIntegerField(
         default=0,
         help_text=_(
             "Gated actions run inside the window without a push (the opening one not counted)."
         ),
+        verbose_name=_("runs"),
     )
     last_run_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When an action last ran inside the window.")
+        null=True,
+        blank=True,
+        help_text=_("When an action last ran inside the window."),
+        verbose_name=_("last run at"),
     )
 
     objects = ApprovalWindowQuerySet.as_manager()

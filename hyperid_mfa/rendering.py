@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import escape_leading_slashes, url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 
 from .conf import mfa_settings
@@ -76,7 +77,7 @@ class MFAApprovalRequired(APIException):
     """Raised by the DRF permission: carries the gate's answer as the response body."""
 
     status_code = 403
-    default_detail = "Approval with HyperID is required."
+    default_detail = gettext_lazy("Approval with HyperID is required.")
     default_code = PENDING
 
     def __init__(self, request: Any, decision: Decision) -> None:

@@ -95,3 +95,11 @@ def test_token_row_never_shows_a_token(user):
         assert "visible" not in text
     stored = HyperIDToken.objects.values().get()
     assert "visible" not in str(stored)
+
+
+def test_the_migrations_hold_every_change_of_the_models():
+    # A model change without its migration would reach users as a "your models have
+    # changes that are not yet reflected" warning, or a missing column.
+    from django.core.management import call_command
+
+    call_command("makemigrations", "hyperid_mfa", "--check", "--dry-run", verbosity=0)

@@ -24,6 +24,7 @@ from django.http import QueryDict
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, DataAndFiles
 
@@ -48,14 +49,16 @@ class StrictJSONParser(BaseParser):
     ) -> Any:
         raw = b"" if stream is None else stream.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:
-            raise ParseError(f"The request body must not exceed {MAX_BODY_BYTES} bytes.")
+            raise ParseError(
+                _("The request body must not exceed %(limit)d bytes.") % {"limit": MAX_BODY_BYTES}
+            )
         try:
             # RFC 8259: JSON exchanged between systems is UTF-8, whatever charset is claimed.
             return json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except (UnicodeDecodeError, ValueError, RecursionError):
             # ValueError covers malformed JSON and integers longer than Python's
             # int-parsing limit; RecursionError a body nested thousands deep.
-            raise ParseError("The request body is not valid JSON.") from None
+            raise ParseError(_("The request body is not valid JSON.")) from None
 
 
 class NonJSONBody(QueryDict):
@@ -121,7 +124,7 @@ class FormFieldsParser(BaseParser):
         # Any: django-stubs want read(None) too, which IO[bytes] does not promise.
         body: Any = stream
         try:
-            data, _ = DjangoMultiPartParser(meta, body, [_DropFiles()], encoding).parse()
+            data, _files = DjangoMultiPartParser(meta, body, [_DropFiles()], encoding).parse()
         except MultiPartParserError:
-            raise ParseError("The request body is not a valid multipart form.") from None
+            raise ParseError(_("The request body is not a valid multipart form.")) from None
         return DataAndFiles(data, MultiValueDict())
