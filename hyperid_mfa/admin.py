@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import audit, services
+from .admin_changes import ProtectedChange as ProtectedChange  # public: the hook's type
 from .admin_step_up import MFAProtectedAdminMixin as MFAProtectedAdminMixin  # public
 from .exceptions import TRANSIENT, HyperIDError
 from .models import (

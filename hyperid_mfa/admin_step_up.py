@@ -36,31 +36,39 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
-from django.contrib.admin.utils import flatten_fieldsets, model_format_dict, model_ngettext, unquote
+from django.contrib.admin.utils import flatten_fieldsets, model_format_dict, unquote
 from django.core.checks import CheckMessage, Error
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
-from django.core.files.uploadedfile import UploadedFile
-from django.db.models import FileField, Model, QuerySet
-from django.db.models.fields.files import FieldFile
-from django.forms import BaseForm, all_valid
-from django.forms.formsets import DELETION_FIELD_NAME, ORDERING_FIELD_NAME
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import Model, QuerySet
+from django.forms import all_valid
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from . import atomicity, rendering
 from .adapter import format_duration
+from .admin_changes import (
+    ALL_FIELDS,
+    Entry,
+    FieldChange,
+    ProtectedChange,
+    Protection,
+    RowChange,
+    default_question,
+    entries_of,
+    is_field,
+    object_text,
+    option_names,
+    qualname,
+    row_changes,
+)
 from .checks import E022
-from .fingerprint import canonical_json
 from .gate import Gate, check_window_options
 
 if TYPE_CHECKING:
@@ -70,362 +78,14 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = object
 
+
 logger = logging.getLogger("hyperid_mfa")
 
-#: ``mfa_protect_fields = "__all__"``: every field of the form.
-ALL_FIELDS = "__all__"
 #: The template the approval page extends in the admin: the admin's own layout.
 ADMIN_BASE_TEMPLATE = "hyperid_mfa/admin/base.html"
-#: A value longer than this is shown shortened in the question (head…tail).
-SHOWN_LENGTH = 40
-#: An object's text longer than this is shortened in the question.
-OBJECT_LENGTH = 60
-
 # What this request checked with the gate, and whether an approved action runs now.
 _CHECKED = "_hyperid_mfa_admin_checked"
 _IN_ACTION = "_hyperid_mfa_admin_in_action"
-
-#: One thing a protected operation does, as its approval binds it:
-#: (operation, model label, primary key, field name, canonical value).
-Entry = tuple[str, str, str, str, str]
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """A protected field as the save will write it: ``value`` as saved, ``shown`` as
-    the question shows it."""
-
-    name: str
-    label: str
-    value: Any
-    shown: str
-
-
-@dataclass(frozen=True)
-class RowChange:
-    """An inline row (or a row of the change list's editable columns) that a save
-    adds, changes or deletes. ``label`` is the row as it reads now; ``key`` is
-    empty for an add."""
-
-    kind: str  # "add", "change" or "delete"
-    model: type[Model]
-    key: str
-    label: str
-    fields: tuple[FieldChange, ...] = ()
-
-    def entries(self) -> set[Entry]:
-        model = self.model._meta.label_lower
-        if self.kind == "delete":
-            return {("delete", model, self.key, "", "")}
-        entries = {
-            (self.kind, model, self.key, field.name, _canonical(field.value))
-            for field in self.fields
-        }
-        if self.kind == "add":
-            # An add needs approval even where no protected field is in the form.
-            entries.add(("add", model, "", "", ""))
-        return entries
-
-
-@dataclass(frozen=True)
-class ProtectedChange:
-    """What a protected operation does: what its approval binds and its question names.
-
-    ``kind`` is ``"add"``, ``"change"`` (the change form, or the change list's
-    editable columns), ``"delete"`` or ``"action"``. ``keys`` are the primary keys
-    it touches (none for an add); ``fields`` the protected fields of the change
-    form with their new values; ``rows`` the protected inline rows (or change list
-    rows) it adds, changes or deletes; ``action`` and ``action_description`` an
-    action's name and label.
-
-    Like the ``change`` argument of Django's admin hooks, it is true for a change of
-    existing objects and false for anything else.
-    """
-
-    kind: str
-    model: type[Model]
-    keys: tuple[str, ...] = ()
-    fields: tuple[FieldChange, ...] = ()
-    rows: tuple[RowChange, ...] = ()
-    action: str = ""
-    action_description: str = ""
-    entries: frozenset[Entry] = frozenset()
-
-    def __bool__(self) -> bool:
-        return self.kind == "change"
-
-    @property
-    def count(self) -> int:
-        """How many objects it touches (an add: none yet)."""
-        return len(self.keys)
-
-    def bound(self) -> dict[str, Any]:
-        """What the approval binds, besides what the gate binds of every request."""
-        return {
-            "operation": self.kind,
-            "model": self.model._meta.label_lower,
-            "keys": list(self.keys),
-            "action": self.action,
-            "entries": sorted(self.entries),
-        }
-
-
-# --- what a form would change -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Protection:
-    """What is protected of one model's forms: field names (or all), and deletes."""
-
-    fields: tuple[str, ...] | str = ()
-    delete: bool = False
-
-    @classmethod
-    def of(cls, options: Any) -> _Protection:
-        """The ``mfa_protect_*`` options of a ModelAdmin or an inline."""
-        names = getattr(options, "mfa_protect_fields", ()) or ()
-        if names != ALL_FIELDS:
-            names = _names(names, "mfa_protect_fields", options)
-        return cls(names, bool(getattr(options, "mfa_protect_delete", False)))
-
-    def __bool__(self) -> bool:
-        return bool(self.fields) or self.delete
-
-    def names(self, form: BaseForm, skip: Iterable[str] = ()) -> list[str]:
-        """The protected fields the form has."""
-        if self.fields == ALL_FIELDS:
-            left_out = {DELETION_FIELD_NAME, ORDERING_FIELD_NAME, *skip}
-            return [name for name in form.fields if name not in left_out]
-        return [name for name in self.fields if name in form.fields]
-
-    def changes(
-        self, form: BaseForm, *, adding: bool, skip: Iterable[str] = ()
-    ) -> tuple[FieldChange, ...]:
-        """The protected fields the save writes: all of them for an add, else the changed."""
-        model: type[Model] = form._meta.model  # type: ignore[attr-defined]
-        changed = set(form.changed_data)
-        return tuple(
-            FieldChange(name, _field_label(model, form, name), value, _shown(model, name, value))
-            for name in self.names(form, skip)
-            if adding or name in changed
-            for value in [form.cleaned_data.get(name)]
-        )
-
-
-def _names(value: Any, option: str, owner: Any) -> tuple[str, ...]:
-    """A sequence of names; a lone string would be read letter by letter, leaving
-    what it names unprotected."""
-    if isinstance(value, str):
-        raise ImproperlyConfigured(
-            f"{_qualname(owner)}.{option} takes a sequence of names"
-            + (" or '__all__'" if option == "mfa_protect_fields" else "")
-            + f", not the string {value!r}: write ({value!r},)"
-        )
-    return tuple(value)
-
-
-def _qualname(owner: Any) -> str:
-    cls = owner if isinstance(owner, type) else type(owner)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _field_label(model: type[Model], form: BaseForm, name: str) -> str:
-    try:
-        label = getattr(model._meta.get_field(name), "verbose_name", None)
-    except FieldDoesNotExist:
-        label = None
-    return str(label or form.fields[name].label or name)
-
-
-def _canonical(value: Any) -> str:
-    """One text per value as the save writes it; an upload by name, size and SHA-256."""
-    if isinstance(value, Model):
-        return f"object:{value._meta.label_lower}:{value.pk}"
-    if isinstance(value, QuerySet):
-        return "objects:" + ",".join(sorted(str(pk) for pk in value.values_list("pk", flat=True)))
-    if isinstance(value, UploadedFile):
-        digest = hashlib.sha256()
-        for chunk in value.chunks():
-            digest.update(chunk)
-        value.seek(0)
-        return f"upload:{value.name}:{value.size}:{digest.hexdigest()}"
-    if isinstance(value, FieldFile):
-        return f"stored:{value.name or ''}"
-    if value is None or isinstance(value, (bool, dict)):
-        return canonical_json(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_canonical(item) for item in value) + "]"
-    return f"{type(value).__name__}:{value}"
-
-
-def _shorten(text: str, length: int = SHOWN_LENGTH) -> str:
-    """One line; a long text keeps its head and its tail, since both ends of an
-    account number matter to whoever checks it."""
-    text = " ".join(text.split())
-    if len(text) <= length:
-        return text
-    tail = length // 3
-    return f"{text[: length - tail - 1]}…{text[-tail:]}"
-
-
-def _shown(model: type[Model], name: str, value: Any) -> str:
-    """A value as the question shows it."""
-    if value is None or value == "" or (value is False and _is_file_field(model, name)):
-        return _("(empty)")
-    if isinstance(value, bool):
-        return _("yes") if value else _("no")
-    if isinstance(value, (UploadedFile, FieldFile)):
-        return _shorten(str(value.name or ""))
-    if isinstance(value, QuerySet):
-        value = list(value)
-    if isinstance(value, (list, tuple)):
-        return _shorten(", ".join(str(item) for item in value)) or _("(empty)")
-    try:
-        choices = dict(model._meta.get_field(name).flatchoices)  # type: ignore[union-attr]
-    except (FieldDoesNotExist, AttributeError, TypeError):
-        choices = {}
-    return _shorten(str(choices.get(value, value)))
-
-
-def _is_field(model: type[Model], name: str) -> bool:
-    """A field of the model a form can edit (not a reverse relation)."""
-    try:
-        field = model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return not field.auto_created or field.concrete
-
-
-def _is_file_field(model: type[Model], name: str) -> bool:
-    try:
-        return isinstance(model._meta.get_field(name), FileField)
-    except FieldDoesNotExist:
-        return False
-
-
-def _object_text(obj: Model) -> str:
-    try:
-        return _shorten(str(obj), OBJECT_LENGTH)
-    except Exception:  # an unsaved object's __str__ may need what it lacks yet
-        return str(obj._meta.verbose_name)
-
-
-def _row_changes(
-    formset: Any, protection: _Protection, *, can_change: bool, labels: dict[int, str]
-) -> list[RowChange]:
-    """The protected rows a validated formset's save adds, changes or deletes.
-
-    ``labels`` holds the existing rows' texts from before validation, which writes
-    the new values into the instances. A view-only inline changes nothing whatever
-    the request sent: Django leaves its rows as they are.
-    """
-    if not protection:
-        return []
-    model = formset.model
-    skip = {model._meta.pk.name}
-    fk = getattr(formset, "fk", None)
-    if fk is not None:
-        skip.add(fk.name)  # the parent, bound as the operation's own key
-    deleted = {id(form) for form in formset.deleted_forms}
-    rows = []
-    for form in formset.initial_forms:
-        key, label = str(form.instance.pk), labels.get(id(form), "")
-        if id(form) in deleted:
-            if protection.delete:
-                rows.append(RowChange("delete", model, key, label or _object_text(form.instance)))
-            continue
-        if not can_change or not form.has_changed():
-            continue
-        fields = protection.changes(form, adding=False, skip=skip)
-        if fields:
-            rows.append(
-                RowChange("change", model, key, label or _object_text(form.instance), fields)
-            )
-    if protection.fields and can_change:
-        for form in formset.extra_forms:
-            if id(form) in deleted or not form.has_changed():
-                continue
-            fields = protection.changes(form, adding=True, skip=skip)
-            rows.append(RowChange("add", model, "", _object_text(form.instance), fields))
-    return rows
-
-
-def _entries(rows: Iterable[RowChange]) -> frozenset[Entry]:
-    return frozenset(entry for row in rows for entry in row.entries())
-
-
-# --- the question -------------------------------------------------------------------------
-
-
-def default_question(change: ProtectedChange, obj: Model | None) -> str:
-    """The question on the phone, worded from the change: "Change IBAN of Shop #12 to
-    DE89…?", "Delete 3 payments?", "Run 'Mark as paid' on 14 payments?"."""
-    opts = change.model._meta
-    if change.kind == "action":
-        if change.action == "delete_selected":
-            return ngettext(
-                "Delete %(count)d %(model)s?", "Delete %(count)d %(model)s?", change.count
-            ) % {"count": change.count, "model": model_ngettext(opts, change.count)}
-        return ngettext(
-            "Run '%(action)s' on %(count)d %(model)s?",
-            "Run '%(action)s' on %(count)d %(model)s?",
-            change.count,
-        ) % {
-            "action": change.action_description,
-            "count": change.count,
-            "model": model_ngettext(opts, change.count),
-        }
-    if change.kind == "delete":
-        return _("Delete %(model)s %(object)s?") % {
-            "model": opts.verbose_name,
-            "object": _object_text(obj) if obj is not None else ", ".join(change.keys),
-        }
-    rows = [_row_text(row) for row in change.rows]
-    if change.kind == "add":
-        values = ", ".join(
-            _("%(field)s %(value)s") % {"field": field.label, "value": field.shown}
-            for field in change.fields
-        )
-        details = "; ".join(part for part in [values, *rows] if part)
-        if not details:
-            return _("Add %(model)s?") % {"model": opts.verbose_name}
-        return _("Add %(model)s: %(details)s?") % {"model": opts.verbose_name, "details": details}
-    if obj is None:  # the change list's editable columns
-        return _("Change %(details)s?") % {"details": "; ".join(rows)}
-    if len(change.fields) == 1 and not rows:
-        [field] = change.fields
-        return _("Change %(field)s of %(object)s to %(value)s?") % {
-            "field": field.label,
-            "object": _object_text(obj),
-            "value": field.shown,
-        }
-    values = ", ".join(
-        _("%(field)s to %(value)s") % {"field": field.label, "value": field.shown}
-        for field in change.fields
-    )
-    return _("Change %(object)s: %(details)s?") % {
-        "object": _object_text(obj),
-        "details": "; ".join(part for part in [values, *rows] if part),
-    }
-
-
-def _row_text(row: RowChange) -> str:
-    model = row.model._meta.verbose_name
-    if row.kind == "delete":
-        return _("delete %(model)s %(object)s") % {"model": model, "object": row.label}
-    if row.kind == "add":
-        if not row.fields:
-            return _("add %(model)s %(object)s") % {"model": model, "object": row.label}
-        values = ", ".join(
-            _("%(field)s %(value)s") % {"field": field.label, "value": field.shown}
-            for field in row.fields
-        )
-        return _("add %(model)s with %(values)s") % {"model": model, "values": values}
-    return ", ".join(
-        _("%(field)s of %(object)s to %(value)s")
-        % {"field": field.label, "object": row.label, "value": field.shown}
-        for field in row.fields
-    )
 
 
 # --- the mixin ----------------------------------------------------------------------------
@@ -476,22 +136,22 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         problems: list[str] = []
         for options, model in [(self, self.model), *((i, i.model) for i in self.inlines)]:
             try:
-                names = _Protection.of(options).fields
+                names = Protection.of(options).fields
             except ImproperlyConfigured as err:
                 problems.append(str(err))
                 continue
             if names != ALL_FIELDS:
                 form_fields = getattr(getattr(options, "form", None), "base_fields", {})
-                unknown = [n for n in names if not _is_field(model, n) and n not in form_fields]
+                unknown = [n for n in names if not is_field(model, n) and n not in form_fields]
                 if unknown:
                     problems.append(
-                        f"{_qualname(options)}.mfa_protect_fields names no field of "
+                        f"{qualname(options)}.mfa_protect_fields names no field of "
                         f"{model._meta.label}: {', '.join(map(repr, unknown))}"
                     )
         try:
             # Only the names given: mfa_protect_delete also covers a disabled
             # delete_selected, which is no mistake.
-            named = set(_names(self.mfa_protect_actions, "mfa_protect_actions", self))
+            named = set(option_names(self.mfa_protect_actions, "mfa_protect_actions", self))
         except ImproperlyConfigured as err:
             problems.append(str(err))
         else:
@@ -500,13 +160,13 @@ class MFAProtectedAdminMixin(_ModelAdmin):
             unknown = sorted(named - actions)
             if unknown:
                 problems.append(
-                    f"{_qualname(self)}.mfa_protect_actions names no action of the admin: "
+                    f"{qualname(self)}.mfa_protect_actions names no action of the admin: "
                     f"{', '.join(map(repr, unknown))}"
                 )
         try:
             check_window_options(self.mfa_window, self.mfa_scope)
         except (TypeError, ValueError) as err:
-            problems.append(f"{_qualname(self)}.mfa_window / mfa_scope: {err}")
+            problems.append(f"{qualname(self)}.mfa_window / mfa_scope: {err}")
         return [
             Error(
                 problem,
@@ -585,7 +245,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
     # --- inside Django's transaction: nothing protected that was not checked -----------
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        protection = _Protection.of(self)
+        protection = Protection.of(self)
         if form is not None and protection.fields:
             fields = protection.changes(form, adding=not change)
             key = str(obj.pk) if change else ""
@@ -596,13 +256,13 @@ class MFAProtectedAdminMixin(_ModelAdmin):
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         parent = form.instance if change else None
         for inline in self._mfa_inlines_of(request, parent, formset):
-            rows = _row_changes(
+            rows = row_changes(
                 formset,
-                _Protection.of(inline),
+                Protection.of(inline),
                 can_change=inline.has_change_permission(request, parent),
                 labels={},
             )
-            self._mfa_verify(request, _entries(rows))
+            self._mfa_verify(request, entries_of(rows))
         super().save_formset(request, form, formset, change)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
@@ -655,14 +315,14 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         form = form_class(request.POST, request.FILES, instance=obj)
         formsets, inlines = self._create_formsets(request, form.instance, change=not adding)  # type: ignore[attr-defined]
         labels = {
-            id(row): _object_text(row.instance)
+            id(row): object_text(row.instance)
             for formset in formsets
             for row in formset.initial_forms
         }
         form_valid = form.is_valid()
         if not (all_valid(formsets) and form_valid):
             return None
-        protection = _Protection.of(self)
+        protection = Protection.of(self)
         fields: tuple[FieldChange, ...] = ()
         entries: set[Entry] = set()
         if protection.fields:
@@ -673,9 +333,9 @@ class MFAProtectedAdminMixin(_ModelAdmin):
             ).entries()
         rows = []
         for formset, inline in zip(formsets, inlines, strict=True):
-            rows += _row_changes(
+            rows += row_changes(
                 formset,
-                _Protection.of(inline),
+                Protection.of(inline),
                 can_change=inline.has_change_permission(request, None if adding else obj),
                 labels=labels,
             )
@@ -685,7 +345,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
             keys=() if adding else (str(obj.pk),),  # type: ignore[union-attr]
             fields=fields,
             rows=tuple(rows),
-            entries=frozenset(entries | _entries(rows)),
+            entries=frozenset(entries | entries_of(rows)),
         )
         return change, original
 
@@ -713,7 +373,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
 
     def _mfa_check_list_edit(self, request: HttpRequest) -> HttpResponse | None:
         """The change list's editable columns, as ``ModelAdmin.changelist_view`` saves them."""
-        protection = _Protection.of(self)
+        protection = Protection.of(self)
         if not (protection.fields and self.list_editable and "_save" in request.POST):
             return None
         if IS_POPUP_VAR in request.GET or not self.has_change_permission(request):
@@ -721,21 +381,21 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         formset_class = self.get_changelist_formset(request)
         queryset = self._get_list_editable_queryset(request, formset_class.get_default_prefix())
         formset = formset_class(request.POST, request.FILES, queryset=queryset)
-        labels = {id(row): _object_text(row.instance) for row in formset.initial_forms}
+        labels = {id(row): object_text(row.instance) for row in formset.initial_forms}
         if not formset.is_valid():
             return None
-        rows = _row_changes(formset, _Protection(protection.fields), can_change=True, labels=labels)
+        rows = row_changes(formset, Protection(protection.fields), can_change=True, labels=labels)
         change = ProtectedChange(
             "change",
             self.model,
             keys=tuple(row.key for row in rows),
             rows=tuple(rows),
-            entries=_entries(rows),
+            entries=entries_of(rows),
         )
         return self._mfa_require(request, change, None)
 
     def _mfa_protected_actions(self) -> set[str]:
-        protected = set(_names(self.mfa_protect_actions, "mfa_protect_actions", self))
+        protected = set(option_names(self.mfa_protect_actions, "mfa_protect_actions", self))
         if self.mfa_protect_delete:
             protected.add("delete_selected")
         return protected
