@@ -25,24 +25,23 @@ The gate never works inside a transaction, and the admin saves and deletes insid
 and the inline formsets as Django's view will, works out what would change, runs the
 gate, and calls Django's view only once the gate lets it. An invalid form goes
 straight to Django's view (its errors, no push). Actions are gated where Django calls
-them, which is outside any transaction. Then, inside Django's transaction,
-``save_model``, ``save_formset``, ``delete_model`` and ``delete_queryset`` refuse
+them from the change list, outside any transaction, and before the view's transaction
+when Django 6.1 runs them from the change form (``hyperid_mfa.admin_actions``). Then,
+inside Django's transaction, ``save_model``, ``save_formset``, ``delete_model`` and ``delete_queryset`` refuse
 (403) a protected change that this request did not check: a row that changed in the
 meantime, or a custom view or action that saves through them without the gate.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
-from django.contrib.admin.utils import flatten_fieldsets, model_format_dict, unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, QuerySet
@@ -53,6 +52,7 @@ from django.utils.translation import gettext as _
 
 from . import atomicity, rendering
 from .adapter import format_duration
+from .admin_actions import ProtectedActions, action_parts, in_action, is_change_form_action
 from .admin_changes import (
     ALL_FIELDS,
     Entry,
@@ -83,15 +83,14 @@ logger = logging.getLogger("hyperid_mfa")
 
 #: The template the approval page extends in the admin: the admin's own layout.
 ADMIN_BASE_TEMPLATE = "hyperid_mfa/admin/base.html"
-# What this request checked with the gate, and whether an approved action runs now.
+# What this request checked with the gate.
 _CHECKED = "_hyperid_mfa_admin_checked"
-_IN_ACTION = "_hyperid_mfa_admin_in_action"
 
 
 # --- the mixin ----------------------------------------------------------------------------
 
 
-class MFAProtectedAdminMixin(_ModelAdmin):
+class MFAProtectedAdminMixin(ProtectedActions):
     """Asks for a HyperID approval before a protected save, delete or action runs.
 
     Options (class attributes):
@@ -156,7 +155,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
             problems.append(str(err))
         else:
             base_actions = self._get_base_actions()  # type: ignore[attr-defined]
-            actions = {name for _func, name, _description in base_actions}
+            actions = {action_parts(action)[1] for action in base_actions}
             unknown = sorted(named - actions)
             if unknown:
                 problems.append(
@@ -201,7 +200,10 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         if request.method == "POST":
-            refusal = self._mfa_check_save(request, object_id)
+            if is_change_form_action(request, object_id):
+                refusal = self._mfa_check_form_action(request, str(object_id))
+            else:
+                refusal = self._mfa_check_save(request, object_id)
             if refusal is not None:
                 return refusal
         with atomicity.as_atomic_requests(request, owner=self):
@@ -229,18 +231,6 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         # Actions run in the transactions ATOMIC_REQUESTS would open, after their gate
         # (get_actions); the editable columns are saved in Django's own transaction.
         return super().changelist_view(request, extra_context)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions: dict[str, Any] = super().get_actions(request)
-        protected = self._mfa_protected_actions()
-        return {
-            name: (
-                self._mfa_wrap_action(func, name, description, name in protected),
-                name,
-                description,
-            )
-            for name, (func, _name, description) in actions.items()
-        }
 
     # --- inside Django's transaction: nothing protected that was not checked -----------
 
@@ -271,7 +261,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        if "delete_selected" in self._mfa_protected_actions() and not _in_action(request):
+        if "delete_selected" in self._mfa_protected_actions() and not in_action(request):
             model = self.opts.label_lower
             keys = queryset.values_list("pk", flat=True)
             self._mfa_verify(request, {("delete", model, str(pk), "", "") for pk in keys})
@@ -394,53 +384,6 @@ class MFAProtectedAdminMixin(_ModelAdmin):
         )
         return self._mfa_require(request, change, None)
 
-    def _mfa_protected_actions(self) -> set[str]:
-        protected = set(option_names(self.mfa_protect_actions, "mfa_protect_actions", self))
-        if self.mfa_protect_delete:
-            protected.add("delete_selected")
-        return protected
-
-    def _mfa_wrap_action(
-        self, func: Callable[..., Any], name: str, description: Any, protected: bool
-    ) -> Callable[..., Any]:
-        """The action, gated if ``protected``; in the transactions ATOMIC_REQUESTS would
-        open, after the gate."""
-
-        @functools.wraps(func)
-        def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-            if protected and self._mfa_action_acts_now(request, name, queryset):
-                keys = list(queryset.values_list("pk", flat=True))
-                change = ProtectedChange(
-                    "action",
-                    self.model,
-                    keys=tuple(sorted(str(key) for key in keys)),
-                    action=name,
-                    action_description=str(description) % model_format_dict(self.opts),
-                )
-                refusal = self._mfa_require(request, change, None)
-                if refusal is not None:
-                    return refusal
-                # The rows approved, whatever else matches the selection by now.
-                with _running_action(request), atomicity.as_atomic_requests(request, owner=self):
-                    return func(modeladmin, request, queryset.filter(pk__in=keys))
-            with atomicity.as_atomic_requests(request, owner=self):
-                return func(modeladmin, request, queryset)
-
-        return run
-
-    def _mfa_action_acts_now(
-        self, request: HttpRequest, name: str, queryset: QuerySet[Any]
-    ) -> bool:
-        """Whether the action does its work on this call. Django's ``delete_selected``
-        first shows a confirmation page, and deletes only when that page's form comes
-        back confirmed (and nothing stands in the way)."""
-        if name != "delete_selected":
-            return True
-        if not request.POST.get("post"):
-            return False
-        _deleted, _counts, perms_needed, protected = self.get_deleted_objects(queryset, request)
-        return not perms_needed and not protected
-
     # --- the gate ------------------------------------------------------------------------
 
     def _mfa_gate_action(self, change: ProtectedChange) -> str:
@@ -507,7 +450,7 @@ class MFAProtectedAdminMixin(_ModelAdmin):
 
     def _mfa_verify(self, request: HttpRequest, entries: AbstractSet[Entry]) -> None:
         """Refuse a protected change this request did not check with the gate."""
-        if not entries or _in_action(request):
+        if not entries or in_action(request):
             return
         unchecked = entries - getattr(request, _CHECKED, frozenset())
         if unchecked:
@@ -543,17 +486,3 @@ def _checked(request: HttpRequest) -> set[Entry]:
         checked = set()
         setattr(request, _CHECKED, checked)
     return checked
-
-
-def _in_action(request: HttpRequest) -> bool:
-    return bool(getattr(request, _IN_ACTION, False))
-
-
-@contextlib.contextmanager
-def _running_action(request: HttpRequest) -> Iterator[None]:
-    """An approved action runs: what it saves or deletes is what was approved."""
-    setattr(request, _IN_ACTION, True)
-    try:
-        yield
-    finally:
-        setattr(request, _IN_ACTION, False)

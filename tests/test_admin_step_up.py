@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
+import django
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
@@ -27,7 +28,7 @@ from hyperid_mfa import services
 from hyperid_mfa.admin import MFAProtectedAdminMixin
 from hyperid_mfa.models import ApprovalWindow, MFARequest, State, database_now
 from tests.conftest import approve_pending, link, race
-from tests.shop.admin import ShopAdmin
+from tests.shop.admin import PaymentAdmin, ShopAdmin
 from tests.shop.models import BankAccount, Payment, Shop
 
 pytestmark = pytest.mark.django_db
@@ -500,6 +501,54 @@ def test_an_unprotected_action_runs_without_approval(fake_hyperid, client, payme
     assert response.status_code == 302
     assert Payment.objects.filter(state=Payment.State.OPEN).count() == 2
     assert fake_hyperid.pending() == []
+
+
+@pytest.fixture
+def change_form_action(monkeypatch) -> dict[str, object]:
+    """'Mark as paid' offered on the change form too (Django 6.1); its form."""
+    if django.VERSION < (6, 1):
+        pytest.skip("actions on the change form are Django 6.1's")
+    from django.contrib.admin.options import ActionLocation
+
+    locations = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
+    monkeypatch.setattr(PaymentAdmin.mark_as_paid, "locations", locations, raising=False)
+    return {"CHANGE_FORM-action": "mark_as_paid"}
+
+
+def payment_url(payment: Payment) -> str:
+    return reverse("admin:shop_payment_change", args=[payment.pk])
+
+
+def test_a_protected_action_run_from_the_change_form_needs_approval(
+    fake_hyperid, client, payments, change_form_action
+):
+    payment = payments[0]
+    form = {**change_form_action, "_selected_action": [str(payment.pk)]}
+
+    assert client.post(payment_url(payment), form).status_code == 403
+    assert pushed_questions(fake_hyperid) == ["Run 'Mark as paid' on 1 payment?"]
+    assert marked(payments[:1]) == [0]
+    approve_pending(fake_hyperid)
+
+    assert client.post(payment_url(payment), form).status_code == 302
+    assert marked(payments[:2]) == [1, 0]
+    assert client.post(payment_url(payment), form).status_code == 403
+    assert marked(payments[:1]) == [1]
+
+
+def test_an_action_approved_on_one_change_form_does_not_run_on_another(
+    fake_hyperid, client, payments, change_form_action
+):
+    first, second = payments[:2]
+    form = {**change_form_action, "_selected_action": [str(first.pk)]}
+    assert client.post(payment_url(first), form).status_code == 403
+    approve_pending(fake_hyperid)
+
+    other = {**change_form_action, "_selected_action": [str(second.pk)]}
+    assert client.post(payment_url(second), other).status_code == 403
+    # Django refuses a selection that is not the form's own object.
+    assert client.post(payment_url(second), form).status_code == 400
+    assert marked(payments[:2]) == [0, 0]
 
 
 def test_delete_selected_asks_on_the_confirmed_delete_not_for_the_confirmation_page(
