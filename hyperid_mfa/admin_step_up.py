@@ -27,9 +27,10 @@ gate, and calls Django's view only once the gate lets it. An invalid form goes
 straight to Django's view (its errors, no push). Actions are gated where Django calls
 them from the change list, outside any transaction, and before the view's transaction
 when Django 6.1 runs them from the change form (``hyperid_mfa.admin_actions``). Then,
-inside Django's transaction, ``save_model``, ``save_formset``, ``delete_model`` and ``delete_queryset`` refuse
-(403) a protected change that this request did not check: a row that changed in the
-meantime, or a custom view or action that saves through them without the gate.
+inside Django's transaction, ``save_model``, ``save_formset``, ``delete_model`` and
+``delete_queryset`` refuse (403) a protected change that this request did not check:
+a row that changed in the meantime, or a custom view or action that saves through
+them without the gate.
 """
 
 from __future__ import annotations
