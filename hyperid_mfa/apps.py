@@ -18,6 +18,7 @@ class HyperIDMFAConfig(AppConfig):
         register_checks()
         register(check_atomic_requests, Tags.urls, Tags.security)
         register(deployment_checks.check_urls, Tags.urls)
+        register(deployment_checks.check_permission_windows, Tags.urls)
         register(deployment_checks.check_templates, Tags.templates)
         register(deployment_checks.check_rate_limit_cache, Tags.caches)
         # A per-process or non-atomic cache only matters where several processes serve.

@@ -114,23 +114,25 @@ def in_callers_transaction() -> str | None:
 # --- the system check: gated views left inside ATOMIC_REQUESTS (E009) ---------------------
 
 
-def _url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     from django.urls import URLPattern, URLResolver
 
     for entry in patterns:
         if isinstance(entry, URLPattern):
             yield prefix + str(entry.pattern), entry.callback
         elif isinstance(entry, URLResolver):
-            yield from _url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
+            yield from url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
 
 
-def _gates(item: Any) -> bool:
+def permission_gates(item: Any) -> bool:
     """Whether a DRF permission (a class, or ``A & B`` style operands) includes the
     gate's: the gate's classes say so with ``mfa_gated``."""
     if isinstance(item, type):
         return bool(getattr(item, "mfa_gated", False))
     return any(
-        _gates(getattr(item, name)) for name in ("op1_class", "op2_class") if hasattr(item, name)
+        permission_gates(getattr(item, name))
+        for name in ("op1_class", "op2_class")
+        if hasattr(item, name)
     )
 
 
@@ -144,7 +146,9 @@ def is_gated(callback: Any) -> bool:
         return False
     if getattr(view_class, "mfa_gated", False):
         return True
-    if any(_gates(permission) for permission in getattr(view_class, "permission_classes", ())):
+    if any(
+        permission_gates(permission) for permission in getattr(view_class, "permission_classes", ())
+    ):
         return True
     return any(
         getattr(member, "mfa_gate", None) is not None
@@ -172,7 +176,7 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         # The URLconf itself is broken: Django's urls checks report it.
         return []
     messages: list[CheckMessage] = []
-    for route, callback in _url_callbacks(patterns):
+    for route, callback in url_callbacks(patterns):
         # Django itself refuses ATOMIC_REQUESTS on async views.
         if iscoroutinefunction(callback) or not is_gated(callback):
             continue

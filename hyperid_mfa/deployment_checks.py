@@ -1,6 +1,7 @@
 """System checks of the project around the app: its URLconf, templates, cache and
-``INSTALLED_APPS``. The setting's own rules are in ``checks``; gated views inside
-``ATOMIC_REQUESTS`` in ``atomicity``.
+``INSTALLED_APPS``, and the window options of views gated by the DRF permission. The
+setting's own rules are in ``checks``; gated views inside ``ATOMIC_REQUESTS`` in
+``atomicity``.
 
 Each check does what the first request would (reverse the page's URLs, load its
 templates, look at the cache the push limit counts in) and reports, with an id and a
@@ -28,9 +29,9 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import CheckMessage, Error, Warning
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_resolver, reverse
 
-from .checks import E015, E016, E018, SETTING_NAME, W017, W021, usable_values
+from .checks import E015, E016, E018, E023, SETTING_NAME, W017, W021, usable_values
 
 #: The URLs the approval page's script calls (rendering.approval_page).
 PAGE_URLS = ("hyperid_mfa:request-detail", "hyperid_mfa:request-cancel")
@@ -61,6 +62,50 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             id=E015,
         )
     ]
+
+
+def check_permission_windows(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E023: a DRF view gated by ``MFAApproved`` whose ``mfa_window`` or ``mfa_scope``
+    the gate refuses. The decorator refuses them where it is applied, the mixin where
+    the URLconf is loaded; the permission meets its view only at the first request,
+    which would be a 500."""
+    # Here, not at the top: ready() imports this module, and the gate brings the models.
+    from .atomicity import permission_gates, url_callbacks
+    from .gate import check_window_options
+
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        return []  # the URLconf itself is broken: Django's urls checks report it
+    messages: list[CheckMessage] = []
+    seen: set[tuple[type, str]] = set()
+    for route, callback in url_callbacks(patterns):
+        view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+        permissions = getattr(view_class, "permission_classes", ())
+        if not isinstance(view_class, type) or not any(map(permission_gates, permissions)):
+            continue
+        # as_view(mfa_window=...) arguments, where the view was given any, come first.
+        given = getattr(callback, "initkwargs", None) or {}
+        window = given.get("mfa_window", getattr(view_class, "mfa_window", None))
+        scope = given.get("mfa_scope", getattr(view_class, "mfa_scope", None))
+        try:
+            check_window_options(window, scope)
+        except (TypeError, ValueError) as err:
+            name = f"{view_class.__module__}.{view_class.__qualname__}"
+            if (view_class, str(err)) in seen:
+                continue
+            seen.add((view_class, str(err)))
+            messages.append(
+                Error(
+                    f"The view {name} (URL {route!r}) is gated by MFAApproved with "
+                    f"mfa_window={window!r}, mfa_scope={scope!r}, which the gate refuses: "
+                    f"{err}. Every gated request to it would be a server error.",
+                    hint="Give mfa_window whole seconds (1 to 14400), and mfa_scope, if "
+                    "any, a name; leave both unset for an approval per request.",
+                    id=E023,
+                )
+            )
+    return messages
 
 
 def check_templates(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -18,13 +18,18 @@ refusal's status (403 pending or sign in again, 429, 503 with ``Retry-After``...
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework.permissions import BasePermission
 
+from .exceptions import SiteMisconfigured
 from .fingerprint import SAFE_METHODS, django_request
+from .gate import Decision
 from .mixins import gate_for_view, is_gated_method
 from .rendering import MFAApprovalRequired
+
+logger = logging.getLogger("hyperid_mfa")
 
 __all__ = ["MFAApprovalRequired", "MFAApproved"]
 
@@ -48,9 +53,16 @@ class MFAApproved(BasePermission):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return False  # DRF answers 401/403 "not authenticated"
-        decision = gate_for_view(view, request).check(
-            request, getattr(view, "args", ()), getattr(view, "kwargs", {})
-        )
+        try:
+            gate = gate_for_view(view, request)
+        except (TypeError, ValueError) as err:
+            # Options the gate refuses (check E023 names such views): the site's mistake,
+            # answered as one. The decorator and the mixin refuse them before any request.
+            name = f"{type(view).__module__}.{type(view).__qualname__}"
+            logger.error("MFA gate of %s: its mfa_* options are refused: %s", name, err)
+            refusal = Decision.refused(SiteMisconfigured(str(err)))
+            raise MFAApprovalRequired(request, refusal) from None
+        decision = gate.check(request, getattr(view, "args", ()), getattr(view, "kwargs", {}))
         if decision.allowed:
             return True
         raise MFAApprovalRequired(request, decision)

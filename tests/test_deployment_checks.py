@@ -19,9 +19,10 @@ from django.test import modify_settings, override_settings
 from django.urls import include, path
 
 from hyperid_mfa import deployment_checks
-from hyperid_mfa.checks import E002, E008, E015, E016, E018, W017, W021
+from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, W017, W021
 from hyperid_mfa.deployment_checks import (
     check_installed_apps,
+    check_permission_windows,
     check_rate_limit_cache,
     check_rate_limit_cache_is_shared,
     check_templates,
@@ -29,7 +30,7 @@ from hyperid_mfa.deployment_checks import (
 )
 from hyperid_mfa.rendering import PAGE_TEMPLATE
 
-OURS = (E015, E016, W017, E018, W021)
+OURS = (E015, E016, W017, E018, W021, E023)
 
 
 def ids(messages):
@@ -313,6 +314,85 @@ def test_rest_framework_missing_from_installed_apps_is_w021():
     assert "'rest_framework'" in warning.hint
 
 
+# --- E023: a window the DRF permission's gate refuses -------------------------------------
+
+
+def permission_view(**options):
+    """A DRF view gated by MFAApproved, with these class attributes."""
+    from rest_framework.permissions import IsAuthenticated
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from hyperid_mfa.permissions import MFAApproved
+
+    def post(self, request):
+        return Response({"paid": True})
+
+    attributes = {
+        "permission_classes": [IsAuthenticated, MFAApproved],
+        "mfa_action": "payments.pay",
+        "post": post,
+        "__module__": "tests.payouts",
+        **options,
+    }
+    return type("PayoutView", (APIView,), attributes)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mfa_window": "600"},
+        {"mfa_window": 0},
+        {"mfa_window": 86_400},
+        {"mfa_window": True},
+        {"mfa_scope": "payouts"},
+        {"mfa_window": 600, "mfa_scope": " "},
+    ],
+    ids=["string", "zero", "a day", "bool", "scope alone", "blank scope"],
+)
+def test_a_permission_gated_view_with_a_window_the_gate_refuses_is_e023(urlconf, options):
+    urlconf(path("payouts/", permission_view(**options).as_view()))
+
+    [error] = check_permission_windows()
+
+    assert error.id == E023
+    assert "tests.payouts.PayoutView (URL 'payouts/')" in error.msg
+    assert E023 in ids(run_checks(tags=[Tags.urls]))
+
+
+@pytest.mark.django_db
+def test_such_a_view_answers_misconfigured_and_logs_what_to_fix(urlconf, hyperid_user, caplog):
+    from rest_framework.test import APIClient
+
+    urlconf(path("payouts/", permission_view(mfa_window="600").as_view()))
+    client = APIClient()
+    client.force_authenticate(hyperid_user)
+
+    response = client.post("/payouts/")
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "mfa_misconfigured"
+    assert "'600'" not in response.json()["detail"]
+    assert "tests.payouts.PayoutView: its mfa_* options are refused" in caplog.text
+
+
+def test_a_permission_gated_view_with_a_good_window_or_none_is_quiet(urlconf):
+    urlconf(
+        path("a/", permission_view(mfa_window=600, mfa_scope="payouts").as_view()),
+        path("b/", permission_view(mfa_window=14_400).as_view()),
+        path("c/", permission_view().as_view()),
+    )
+
+    assert check_permission_windows() == []
+
+
+def test_a_view_registered_under_several_urls_is_named_once(urlconf):
+    view = permission_view(mfa_window="600").as_view()
+    urlconf(path("a/", view), path("b/", include([path("c/", view)])))
+
+    assert len(check_permission_windows()) == 1
+
+
 # --- registration ------------------------------------------------------------------------
 
 
@@ -328,5 +408,6 @@ def test_every_check_here_is_registered_with_its_tag():
     assert registered[check_rate_limit_cache] == {Tags.caches}
     assert registered[check_rate_limit_cache_is_shared] == {Tags.caches}
     assert registered[check_installed_apps] == {Tags.compatibility}
+    assert registered[check_permission_windows] == {Tags.urls}
     assert check_rate_limit_cache_is_shared in registry.registry.deployment_checks
     assert check_rate_limit_cache_is_shared not in registry.registry.registered_checks
