@@ -45,23 +45,23 @@ def test_the_test_project_passes_every_check_of_the_app():
 
 
 @pytest.fixture
-def urlconf(monkeypatch):
-    """Make a URLconf module of these patterns and use it as ROOT_URLCONF."""
-    overrides = []
+def urlconf(monkeypatch, settings):
+    """Make a URLconf module of these patterns and use it as ROOT_URLCONF.
+
+    Through pytest-django's ``settings``, so that it is undone in its turn with the
+    test's other setting changes (an override_settings of its own, undone after them,
+    would put back the settings they changed).
+    """
 
     def make(*patterns):
         name = f"tests._urlconf_{uuid.uuid4().hex}"
         module = types.ModuleType(name)
         module.urlpatterns = list(patterns)
         monkeypatch.setitem(sys.modules, name, module)
-        override = override_settings(ROOT_URLCONF=name)
-        override.enable()
-        overrides.append(override)
+        settings.ROOT_URLCONF = name
         return name
 
-    yield make
-    for override in reversed(overrides):
-        override.disable()
+    return make
 
 
 def test_the_app_urls_included_are_quiet():
