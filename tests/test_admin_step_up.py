@@ -620,6 +620,22 @@ def test_with_atomic_requests_protected_saves_and_actions_work(
     assert marked(payments[:2]) == [1, 1]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_with_atomic_requests_an_action_from_the_change_form_runs_once_after_approval(
+    fake_hyperid, client, payments, change_form_action, monkeypatch
+):
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    payment = payments[0]
+    form = {**change_form_action, "_selected_action": [str(payment.pk)]}
+
+    assert client.post(payment_url(payment), form).status_code == 403  # not 500
+    approve_pending(fake_hyperid)
+
+    assert client.post(payment_url(payment), form).status_code == 302
+    assert client.post(payment_url(payment), form).status_code == 403
+    assert marked(payments[:1]) == [1]
+
+
 def test_save_model_refuses_a_protected_change_the_gate_did_not_check(staff, shop):
     # A custom admin view that saves through save_model cannot skip the approval.
     request = RequestFactory().post("/")
