@@ -81,9 +81,9 @@ class ProtectedActions(_ModelAdmin):
 
         @functools.wraps(func)
         def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-            change = None
-            if protected:
-                change = self._mfa_action_change(request, name, description, queryset)
+            change = (
+                self._mfa_action_change(request, name, description, queryset) if protected else None
+            )
             if change is not None:
                 if getattr(request, _APPROVED_ACTION, None) == change:
                     delattr(request, _APPROVED_ACTION)  # approved before the view's transaction

@@ -124,6 +124,28 @@ def url_callbacks(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from url_callbacks(entry.url_patterns, prefix + str(entry.pattern))
 
 
+def project_views() -> Iterator[tuple[str, Any, type | None]]:
+    """Each view of the project's URLconf: its route, its URL callback and, for a
+    class-based view (Django's or DRF's), its class. None at all where the URLconf
+    itself is broken: Django's urls checks report that."""
+    from django.urls import get_resolver
+
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        return
+    for route, callback in url_callbacks(patterns):
+        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+        yield route, callback, view_class if isinstance(view_class, type) else None
+
+
+def view_name(callback: Any, view_class: type | None) -> str:
+    """The dotted name of a view class, or the function's name: for check messages."""
+    if view_class is not None:
+        return f"{view_class.__module__}.{view_class.__qualname__}"
+    return getattr(callback, "__qualname__", repr(callback))
+
+
 def permission_gates(item: Any) -> bool:
     """Whether a DRF permission (a class, or ``A & B`` style operands) includes the
     gate's: the gate's classes say so with ``mfa_gated``."""
@@ -136,19 +158,19 @@ def permission_gates(item: Any) -> bool:
     )
 
 
-def is_gated(callback: Any) -> bool:
+def gated_by_permission(view_class: type) -> bool:
+    """Whether a DRF view's permissions include ``MFAApproved``."""
+    return any(map(permission_gates, getattr(view_class, "permission_classes", ())))
+
+
+def is_gated(callback: Any, view_class: type | None) -> bool:
     """Whether a URL callback runs the gate: a decorated function, a class with the
     mixin, the DRF permission, or a decorated method."""
     if getattr(callback, "mfa_gate", None) is not None:
         return True
-    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    if not isinstance(view_class, type):
+    if view_class is None:
         return False
-    if getattr(view_class, "mfa_gated", False):
-        return True
-    if any(
-        permission_gates(permission) for permission in getattr(view_class, "permission_classes", ())
-    ):
+    if getattr(view_class, "mfa_gated", False) or gated_by_permission(view_class):
         return True
     return any(
         getattr(member, "mfa_gate", None) is not None
@@ -165,29 +187,20 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     when the view fails; the gate refuses such requests (500 ``mfa_misconfigured``).
     """
     from asgiref.sync import iscoroutinefunction
-    from django.urls import get_resolver
 
     aliases = atomic_request_aliases()
     if not aliases:
         return []
-    try:
-        patterns = get_resolver().url_patterns
-    except Exception:
-        # The URLconf itself is broken: Django's urls checks report it.
-        return []
     messages: list[CheckMessage] = []
-    for route, callback in url_callbacks(patterns):
+    for route, callback, view_class in project_views():
         # Django itself refuses ATOMIC_REQUESTS on async views.
-        if iscoroutinefunction(callback) or not is_gated(callback):
+        if iscoroutinefunction(callback) or not is_gated(callback, view_class):
             continue
         excluded = getattr(callback, "_non_atomic_requests", ())
         atomic_on = [alias for alias in aliases if alias not in excluded]
         if not atomic_on:
             continue
-        name = getattr(callback, "__qualname__", repr(callback))
-        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-        if isinstance(view_class, type):
-            name = f"{view_class.__module__}.{view_class.__qualname__}"
+        name = view_name(callback, view_class)
         messages.append(
             Error(
                 f"The gated view {name} (URL {route!r}) runs inside ATOMIC_REQUESTS on "

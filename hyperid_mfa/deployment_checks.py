@@ -29,7 +29,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import CheckMessage, Error, Warning
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
-from django.urls import NoReverseMatch, get_resolver, reverse
+from django.urls import NoReverseMatch, reverse
 
 from .checks import E015, E016, E018, E023, SETTING_NAME, W017, W021, usable_values
 
@@ -67,22 +67,16 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 def check_permission_windows(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E023: a DRF view gated by ``MFAApproved`` whose ``mfa_window`` or ``mfa_scope``
     the gate refuses. The decorator refuses them where it is applied, the mixin where
-    the URLconf is loaded; the permission meets its view only at the first request,
-    which would be a 500."""
+    the URLconf is loaded; the permission meets its view only at a request, which
+    answers 500."""
     # Here, not at the top: ready() imports this module, and the gate brings the models.
-    from .atomicity import permission_gates, url_callbacks
-    from .gate import check_window_options
+    from .atomicity import gated_by_permission, project_views, view_name
+    from .gate import MAX_WINDOW, check_window_options
 
-    try:
-        patterns = get_resolver().url_patterns
-    except Exception:
-        return []  # the URLconf itself is broken: Django's urls checks report it
     messages: list[CheckMessage] = []
     seen: set[tuple[type, str]] = set()
-    for route, callback in url_callbacks(patterns):
-        view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-        permissions = getattr(view_class, "permission_classes", ())
-        if not isinstance(view_class, type) or not any(map(permission_gates, permissions)):
+    for route, callback, view_class in project_views():
+        if view_class is None or not gated_by_permission(view_class):
             continue
         # as_view(mfa_window=...) arguments, where the view was given any, come first.
         given = getattr(callback, "initkwargs", None) or {}
@@ -91,17 +85,18 @@ def check_permission_windows(app_configs: Any = None, **kwargs: Any) -> list[Che
         try:
             check_window_options(window, scope)
         except (TypeError, ValueError) as err:
-            name = f"{view_class.__module__}.{view_class.__qualname__}"
             if (view_class, str(err)) in seen:
-                continue
+                continue  # one message for a view under several URLs
             seen.add((view_class, str(err)))
             messages.append(
                 Error(
-                    f"The view {name} (URL {route!r}) is gated by MFAApproved with "
-                    f"mfa_window={window!r}, mfa_scope={scope!r}, which the gate refuses: "
-                    f"{err}. Every gated request to it would be a server error.",
-                    hint="Give mfa_window whole seconds (1 to 14400), and mfa_scope, if "
-                    "any, a name; leave both unset for an approval per request.",
+                    f"The view {view_name(callback, view_class)} (URL {route!r}) is gated "
+                    f"by MFAApproved with mfa_window={window!r}, mfa_scope={scope!r}, "
+                    f"which the gate refuses: {err}. Every gated request to it would "
+                    "be a server error.",
+                    hint=f"Give mfa_window whole seconds (1 to {MAX_WINDOW}), and "
+                    "mfa_scope, if any, a name; leave both unset for an approval per "
+                    "request.",
                     id=E023,
                 )
             )
