@@ -22,7 +22,7 @@ from django.forms.formsets import DELETION_FIELD_NAME, ORDERING_FIELD_NAME
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .admin_values import compare, stored_rows
+from .admin_values import compare, stored_rows, written_row
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -172,9 +172,10 @@ class Protection:
         ``changed_data``, which the ``initial-`` values a browser sends back decide.
         """
         model: type[Model] = form._meta.model  # type: ignore[attr-defined]
+        written = written_row(form, stored)
         changes = []
         for name in self.names(form, skip):
-            old, new = compare(form, name, stored, adding=adding)
+            old, new = compare(form, name, stored, written, adding=adding)
             if old is not None and old.bound == new.bound:
                 continue
             changes.append(

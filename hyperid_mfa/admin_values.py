@@ -9,9 +9,10 @@ default: a client that sends its new value twice declares it unchanged.
 
 - The stored value is read from the database (:func:`stored_rows`), not from the
   form's instance: validation has already written the new values into it.
-- The new value is the one the save writes: the model instance's after the form's
-  validation (Django's ``construct_instance`` put it there, with its own rules for
-  omitted fields), a many-to-many field's cleaned objects, an upload by its content.
+- The new value is the one the save writes: the cleaned values put into a copy of the
+  stored row as Django's ``construct_instance`` puts them (:func:`written_row`, with
+  Django's own rule for omitted fields), a many-to-many field's cleaned objects, an
+  upload by its content.
 - Both are compared as one canonical text (:func:`bound_text`) of the value as the
   database keeps it: after the model field's ``to_python``, a decimal at the field's
   places, an aware time in UTC, JSON with sorted keys, a relation by primary key.
@@ -22,6 +23,7 @@ default: a client that sends its new value twice declares it unchanged.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import hashlib
 import json
@@ -36,6 +38,7 @@ from django.db import router, transaction
 from django.db.models import Field, FileField, JSONField, Model, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.forms import BaseForm
+from django.forms.models import construct_instance
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -113,13 +116,25 @@ def model_field(model: type[Model], name: str) -> Field[Any, Any] | None:
     return None
 
 
+def written_row(form: BaseForm, stored: Model | None) -> Model:
+    """The row as saving the validated ``form`` writes it: its cleaned values put into a
+    copy of the ``stored`` row (of the form's new instance for an add) the way Django's
+    ModelForm puts them into its instance (``construct_instance``, which leaves a field
+    with a default alone where the POST omits it). Neither row is changed, and what the
+    project's own code does to the form's instance later is not counted as the form's.
+    """
+    base = copy.copy(stored if stored is not None else form.instance)  # type: ignore[attr-defined]
+    options = form._meta  # type: ignore[attr-defined]
+    return construct_instance(form, base, options.fields, options.exclude)
+
+
 def compare(
-    form: BaseForm, name: str, stored: Model | None, *, adding: bool
+    form: BaseForm, name: str, stored: Model | None, written: Model, *, adding: bool
 ) -> tuple[Value | None, Value]:
     """(held, written): field ``name`` as the ``stored`` row holds it, and as saving the
-    validated ``form`` writes it (after validation the form's instance holds what the
-    save writes; a many-to-many field is saved from the cleaned objects). ``held`` is
-    None for an add, and an absent value where the row to change is gone."""
+    validated ``form`` writes it (the ``written`` row of :func:`written_row`; a
+    many-to-many field is saved from the cleaned objects). ``held`` is None for an
+    add, and an absent value where the row to change is gone."""
     model: type[Model] = form._meta.model  # type: ignore[attr-defined]
     field = model_field(model, name)
     form_field = form.fields[name]
@@ -137,7 +152,7 @@ def compare(
         # Saved after the row, from the cleaned objects (the form's save_m2m).
         new = Value(field, _ordered(form.cleaned_data.get(name) or ()))
     else:
-        new = Value(field, field.value_from_object(form.instance), form.instance)  # type: ignore[attr-defined]
+        new = Value(field, field.value_from_object(written), written)
     if adding:
         return None, new
     if stored is None:
@@ -217,12 +232,12 @@ def shown_text(field: Field[Any, Any] | None, value: Any) -> str:
 
 
 def _shown(field: Field[Any, Any] | None, value: Any) -> str:
+    if isinstance(field, JSONField) and value is not None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     if isinstance(value, (FieldFile, File)):
         value = value.name
     if value is None or value == "" or (value is False and isinstance(field, FileField)):
         return _("(empty)")
-    if isinstance(field, JSONField):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     if isinstance(value, Model):
         return str(value)
     if isinstance(value, bool):

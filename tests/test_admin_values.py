@@ -38,7 +38,7 @@ from hyperid_mfa.admin_changes import Protection
 from hyperid_mfa.admin_values import stored_rows
 from hyperid_mfa.models import MFARequest
 from tests.conftest import approve_pending
-from tests.shop.admin import MERCHANT_PROTECTED
+from tests.shop.admin import MERCHANT_PROTECTED, ShopAdmin
 from tests.shop.models import Market, Merchant, Shop, Tag
 from tests.test_admin_step_up import signed_in
 
@@ -617,3 +617,25 @@ def test_a_time_shown_in_the_users_time_zone_is_the_stored_instant(
         assert _decide(merchant, staff, form) == {"verified_at"}
     finally:
         timezone.deactivate()
+
+
+def test_a_projects_save_model_may_still_normalise_a_protected_value(
+    fake_hyperid, client, shops, monkeypatch
+):
+    # What the project's own code writes into the object is not the browser's: the
+    # approval of the submitted IBAN still lets the normalised one be saved.
+    def save_model(self, request, obj, form, change):
+        obj.iban = obj.iban.replace(" ", "").upper()
+        super(ShopAdmin, self).save_model(request, obj, form, change)
+
+    monkeypatch.setattr(ShopAdmin, "save_model", save_model)
+    shop = shops["acme"]
+    url = reverse("admin:shop_shop_change", args=[shop.pk])
+    spaced = "gb33 bukb 2020 1555 5555 55"
+    form = {**browser_form(client, url, "shop_form"), "iban": spaced, "_save": "Save"}
+
+    assert client.post(url, form).status_code == 403
+    assert one_push(fake_hyperid) == f"Change IBAN of Acme from {IBAN} to {spaced}?"
+    approve_pending(fake_hyperid)
+    assert client.post(url, form).status_code == 302
+    assert Shop.objects.get(pk=shop.pk).iban == MALLORY_IBAN
