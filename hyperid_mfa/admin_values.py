@@ -99,7 +99,9 @@ def stored_rows(model: type[Model], keys: Iterable[Any]) -> dict[str, Model]:
     if not keys:
         return {}
     using = router.db_for_write(model)
-    rows = model._base_manager.db_manager(using).filter(pk__in=keys)
+    # No ordering: a Meta.ordering across a nullable relation would join the table that
+    # PostgreSQL cannot lock (FOR UPDATE on the nullable side of an outer join).
+    rows = model._base_manager.db_manager(using).filter(pk__in=keys).order_by()
     if not transaction.get_autocommit(using):
         rows = rows.select_for_update()
     return {str(row.pk): row for row in rows}

@@ -121,5 +121,10 @@ class Merchant(models.Model):
     )
     api_key = models.UUIDField(default=uuid.uuid4, help_text="Identifies the merchant's API.")
 
+    class Meta:
+        # Across a nullable relation: the admin's locked read of the stored row must
+        # not take this ordering along (PostgreSQL locks no outer join's nullable side).
+        ordering = ["payout_shop__name", "name"]
+
     def __str__(self) -> str:
         return self.name
