@@ -341,21 +341,47 @@ def test_forged_initial_values_in_the_change_lists_editable_columns_save_nothing
     assert saved_values(merchant) == {**APPROVED, "tags": ["verified"]}
 
 
+#: Where a merchant's protected fields are edited: the page, its form, the fields' prefix.
+SURFACES = {
+    "change form": ("admin:shop_merchant_change", "merchant_form", ""),
+    "inline row": ("admin:shop_market_change", "market_form", "merchants-0-"),
+    "change list row": ("admin:shop_merchant_changelist", "changelist-form", "form-0-"),
+}
+
+
+def on_surface(client, merchant, surface: str) -> tuple[str, dict[str, Any], str]:
+    """The page where ``surface`` edits ``merchant``, its form as the browser submits
+    it (saved), and the prefix of the merchant's fields in it."""
+    view, form_id, prefix = SURFACES[surface]
+    args = {"change form": [merchant.pk], "inline row": [merchant.market_id]}.get(surface)
+    url = reverse(view, args=args)
+    return url, {**browser_form(client, url, form_id), "_save": "Save"}, prefix
+
+
+@pytest.mark.parametrize(
+    ("surface", "question"),
+    [
+        ("change form", "Change licence of Bob's from licences/licence.txt to forged.txt?"),
+        (
+            "inline row",
+            "Change Old Town: licence of Bob's from licences/licence.txt to forged.txt?",
+        ),
+        ("change list row", "Change licence of Bob's from licences/licence.txt to forged.txt?"),
+    ],
+)
 def test_a_new_upload_under_a_forged_initial_value_asks_first(
-    fake_hyperid, client, merchant, change_form
+    fake_hyperid, client, merchant, surface, question
 ):
-    url, form = change_form
-    forged = forge_initial({**form, "initial-licence": "licences/licence.txt", "_save": "Save"})
+    url, form, prefix = on_surface(client, merchant, surface)
+    forged = forge_initial({**form, f"initial-{prefix}licence": "licences/licence.txt"})
 
     def with_upload() -> dict[str, Any]:
-        return {**forged, "licence": SimpleUploadedFile("forged.txt", FORGED_LICENCE)}
+        return {**forged, f"{prefix}licence": SimpleUploadedFile("forged.txt", FORGED_LICENCE)}
 
     response = client.post(url, with_upload())
 
     assert response.status_code == 403
-    assert one_push(fake_hyperid) == (
-        "Change licence of Bob's from licences/licence.txt to forged.txt?"
-    )
+    assert one_push(fake_hyperid) == question
     assert Merchant.objects.get(pk=merchant.pk).licence.read() == LICENCE
     approve_pending(fake_hyperid)
     assert client.post(url, with_upload()).status_code == 302
@@ -404,22 +430,11 @@ def pushed(fake_hyperid) -> list[str]:
 # --- honest saves ------------------------------------------------------------------------------
 
 
-#: Where a merchant's protected fields are edited: the page, its form, the fields' prefix.
-SURFACES = {
-    "change form": ("admin:shop_merchant_change", "merchant_form", ""),
-    "inline row": ("admin:shop_market_change", "market_form", "merchants-0-"),
-    "change list row": ("admin:shop_merchant_changelist", "changelist-form", "form-0-"),
-}
-
-
 @pytest.mark.parametrize("surface", SURFACES)
 def test_an_unchanged_resubmission_and_a_new_unprotected_name_need_no_approval(
     fake_hyperid, client, merchant, surface
 ):
-    view, form_id, prefix = SURFACES[surface]
-    args = {"change form": [merchant.pk], "inline row": [merchant.market_id]}.get(surface)
-    url = reverse(view, args=args)
-    form = {**browser_form(client, url, form_id), "_save": "Save"}
+    url, form, prefix = on_surface(client, merchant, surface)
     before = as_stored(merchant)
 
     assert client.post(url, form).status_code == 302
