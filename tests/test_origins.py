@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urljoin, urlsplit
 
 import pytest
-from django.test import Client, RequestFactory
+from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hyperid_mfa import origins
 from hyperid_mfa.models import ApprovalWindow, HyperIDToken, MFARequest
 from tests import gate_views, window_views
 from tests.conftest import approve_pending
@@ -322,7 +321,7 @@ ORIGIN_PIECES = st.sampled_from(
 hostile_origins = st.lists(ORIGIN_PIECES, min_size=1, max_size=8).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@FUNCTION_SCOPED
 @given(
     scheme=st.sampled_from(["http://", "https://", ""]),
     text=hostile_origins.filter(lambda text: "evil.example" in text),
@@ -331,33 +330,49 @@ hostile_origins = st.lists(ORIGIN_PIECES, min_size=1, max_size=8).map("".join)
 )
 @example(scheme="http://", text="evil.example@testserver", header="HTTP_REFERER", fetch_site=None)
 @example(scheme="http://", text="evil.example\\@testserver", header="HTTP_REFERER", fetch_site=None)
-def test_no_spelling_of_another_sites_origin_passes_for_this_one(scheme, text, header, fetch_site):
+def test_no_spelling_of_another_sites_origin_passes_for_this_one(
+    fake_hyperid, browser, scheme, text, header, fetch_site
+):
     value = scheme + text + ("/page" if header == "HTTP_REFERER" else "")
     headers = {header: value}
     if fetch_site is not None:
         headers["HTTP_SEC_FETCH_SITE"] = fetch_site
 
-    request = RequestFactory().post("/gate/default/", {"amount": "5"}, **headers)
+    response = browser.post("/gate/default/", {"amount": "5"}, **JSON, **headers)
 
-    assert origins.is_cross_site(request), headers
+    assert response.json()["code"] == "mfa_cross_site", headers
+    assert pushes(fake_hyperid) == 0
 
 
-@settings(max_examples=200, deadline=None)
+@FUNCTION_SCOPED
 @given(before=st.text(max_size=12), after=st.text(max_size=12))
-def test_no_sec_fetch_site_that_says_cross_site_passes(before, after):
-    request = RequestFactory().get("/", HTTP_SEC_FETCH_SITE=f"{before}cross-site{after}")
+def test_no_sec_fetch_site_that_says_cross_site_passes(fake_hyperid, browser, before, after):
+    fetch_site = f"{before}cross-site{after}"
 
-    assert origins.is_cross_site(request)
+    response = browser.post(
+        "/gate/default/", {"amount": "5"}, HTTP_SEC_FETCH_SITE=fetch_site, **JSON
+    )
+
+    assert response.json()["code"] == "mfa_cross_site", fetch_site
+    assert pushes(fake_hyperid) == 0
 
 
 # --- every URL the app renders leads to this site ----------------------------------------
 
 
+def browser_resolve(page: str, url: str) -> SplitResult:
+    """``url`` in a link or form of ``page`` (an http(s) page), as a browser parses it
+    (the WHATWG URL standard): leading and trailing C0 controls and spaces trimmed,
+    every tab and newline removed, a backslash read as a slash."""
+    url = url.strip("".join(map(chr, range(0x21))))
+    url = re.sub(r"[\t\n\r]", "", url).replace("\\", "/")
+    return urlsplit(urljoin(page, url))
+
+
 def browser_resolves_on_this_site(url: str, page: str = "http://testserver/") -> str:
     """The path a browser showing ``page`` goes to for ``url``; fails if it leaves
-    the site. Resolved as WHATWG does: edges trimmed, tabs and newlines dropped,
-    backslashes read as slashes."""
-    parts = origins.browser_resolve(page, url)
+    the site."""
+    parts = browser_resolve(page, url)
     assert (parts.scheme, parts.netloc) == ("http", "testserver"), (url, parts)
     return parts.path
 

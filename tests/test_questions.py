@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hyperid_mfa import ratelimit, services
-from hyperid_mfa.pushes import MAX_QUESTION_LENGTH, clean_question
-from hyperid_mfa.questions import text
+from hyperid_mfa.pushes import MAX_QUESTION_LENGTH
 from tests import gate_views
 from tests.conftest import approve_pending
 from tests.test_windows import post as window_post
@@ -259,6 +258,8 @@ def test_bidi_and_controls_are_removed_from_the_admins_question(fake_hyperid, hy
 @given(st.text())
 @example(f"a{SNEAKY}b")
 def test_no_question_carries_invisible_or_control_characters(question):
+    from hyperid_mfa.pushes import clean_question
+
     cleaned = clean_question(question)
 
     assert_clean(cleaned)
@@ -282,6 +283,9 @@ shown_text = st.text(
 def test_every_submitted_field_is_on_the_phone_or_nothing_is_sent(
     fake_hyperid, browser, settings, fields
 ):
+    from hyperid_mfa.pushes import clean_question
+    from hyperid_mfa.questions import text
+
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": None}
     fields.pop("csrfmiddlewaretoken", None)
     before = fake_hyperid.call_count("start")
