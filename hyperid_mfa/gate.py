@@ -2,11 +2,14 @@
 
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
+0. the request was sent on behalf of another site (:mod:`hyperid_mfa.origins`):
+   refuse it, before anything is read, spent or sent (the other site chose its values);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
    now, consume it and let the view run, else answer "pending";
 3. otherwise send a new push (unless the user is over the push limit) and answer
-   "pending".
+   "pending". Its question is ``question=``, or names every value the approval binds
+   (:mod:`hyperid_mfa.questions`).
 
 A gate with ``window=`` first looks for an approval window of its scope that this
 user opened in this session (:mod:`hyperid_mfa.windows`): one lets the view run

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from hyperid_mfa.models import ApprovalWindow, HyperIDToken, MFARequest
 from tests import gate_views, window_views
 from tests.conftest import approve_pending
+from tests.shop.models import Shop
+from tests.test_admin_step_up import IBAN, NEW_IBAN, change_url, shop_form
 from tests.test_gate import KINDS, submit
 from tests.test_windows import open_window, post
 
@@ -152,15 +154,17 @@ def test_inside_an_open_window_a_cross_site_request_does_not_run(fake_hyperid, b
     assert ApprovalWindow.objects.count() == 1
 
 
-def test_the_admins_step_up_refuses_a_cross_site_save(fake_hyperid, hyperid_user):
-    from tests.shop.models import Shop
-    from tests.test_admin_step_up import IBAN, NEW_IBAN, change_url, shop_form
-
-    hyperid_user.is_staff = hyperid_user.is_superuser = True
-    hyperid_user.save()
+def admin_with_a_shop(user) -> tuple[Client, Shop]:
+    """``user`` signed in to the admin as a superuser, and a shop to edit."""
+    user.is_staff = user.is_superuser = True
+    user.save()
     admin = Client()
-    admin.force_login(hyperid_user)
-    shop = Shop.objects.create(name="Acme", iban=IBAN)
+    admin.force_login(user)
+    return admin, Shop.objects.create(name="Acme", iban=IBAN)
+
+
+def test_the_admins_step_up_refuses_a_cross_site_save(fake_hyperid, hyperid_user):
+    admin, shop = admin_with_a_shop(hyperid_user)
 
     refused = admin.post(change_url(shop), shop_form(shop, iban=NEW_IBAN), **CROSS_SITE)
 

@@ -14,7 +14,6 @@ import unicodedata
 from urllib.parse import urlencode
 
 import pytest
-from django.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from hyperid_mfa import ratelimit, services
 from hyperid_mfa.pushes import MAX_QUESTION_LENGTH
 from tests import gate_views
 from tests.conftest import approve_pending
+from tests.test_admin_step_up import change_url, shop_form
+from tests.test_origins import admin_with_a_shop
 from tests.test_windows import post as window_post
 
 pytestmark = pytest.mark.django_db
@@ -236,14 +237,7 @@ def test_bidi_and_controls_are_removed_from_a_window_question(fake_hyperid, brow
 
 
 def test_bidi_and_controls_are_removed_from_the_admins_question(fake_hyperid, hyperid_user):
-    from tests.shop.models import Shop
-    from tests.test_admin_step_up import IBAN, change_url, shop_form
-
-    hyperid_user.is_staff = hyperid_user.is_superuser = True
-    hyperid_user.save()
-    admin = Client()
-    admin.force_login(hyperid_user)
-    shop = Shop.objects.create(name="Acme", iban=IBAN)
+    admin, shop = admin_with_a_shop(hyperid_user)
 
     # Django's forms refuse a NUL character; the rest passes them.
     sneaky = SNEAKY.replace("\x00", "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import types
-import uuid
 
 import pytest
 from django.test import override_settings
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from hyperid_mfa import ratelimit
 from hyperid_mfa.exceptions import HyperIDConfigurationError
 from tests.conftest import race
-from tests.test_push_limit import REDIS_URL
+from tests.test_push_limit import redis_cache  # noqa: F401 (a fixture, used by name)
 
 LIMIT = 5
 PERIOD = 600
@@ -194,26 +193,10 @@ def test_a_cache_that_keeps_nothing_cannot_hold_a_slot(settings):
 
 
 @pytest.fixture(params=["locmem", pytest.param("redis", marks=pytest.mark.redis)])
-def shared_cache(request, settings):
+def shared_cache(request):
     """The local-memory cache (one process's threads), or Redis as app servers share it."""
-    if request.param == "locmem":
-        yield
-        return
-    prefix = f"hyperid-mfa-test-{uuid.uuid4().hex}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    yield
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    if request.param == "redis":
+        request.getfixturevalue("redis_cache")
 
 
 def test_concurrent_reservations_are_granted_exactly_the_limit(shared_cache):
