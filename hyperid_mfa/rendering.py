@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
@@ -223,15 +223,7 @@ def _back_here(request: HttpRequest) -> str | None:
 def _on_site_referer(request: HttpRequest) -> str | None:
     """The page the user came from, if it is on this site."""
     referer = request.META.get("HTTP_REFERER")
-    if (
-        referer
-        and url_has_allowed_host_and_scheme(
-            referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        )
-        and stays_on_site(referer, request)
-    ):
-        return referer
-    return None
+    return referer if referer and stays_on_site(referer, request) else None
 
 
 def resubmission(request: HttpRequest) -> dict[str, Any]:
