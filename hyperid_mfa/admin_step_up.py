@@ -407,6 +407,11 @@ class MFAProtectedAdminMixin(ProtectedActions):
             # the scope's operations, whatever they change (the admin's binding is
             # its own default, not a bind= the project chose).
             bind_window=False,
+            question_hint=(
+                f"Override get_mfa_question() of {qualname(self)} to return a shorter "
+                "question: the default names the stored and the new value of every "
+                "protected field and row the save changes, and these do not fit."
+            ),
         )
         decision = gate.check(request)
         if not decision.allowed:

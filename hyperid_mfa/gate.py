@@ -42,6 +42,7 @@ from .exceptions import (
     HyperIDConfigurationError,
     HyperIDError,
     MFARefusal,
+    QuestionNotShowable,
     RequestUnreadable,
     SiteMisconfigured,
 )
@@ -114,6 +115,7 @@ class Gate:
         window: int | None = None,
         scope: str | None = None,
         bind_window: bool = True,
+        question_hint: str | None = None,
     ) -> None:
         if not isinstance(action, str) or not action:
             raise TypeError("the gated action must be a non-empty string")
@@ -136,6 +138,9 @@ class Gate:
         #: contract says of an explicit ``bind=``); False where ``bind`` is the
         #: caller's own default binding, as the admin's is.
         self.bind_window = bind_window
+        #: What the developers should do when the question is too long for the phone,
+        #: where that is not "pass question=" (the admin's hook, say).
+        self.question_hint = question_hint
 
     def gates(self, request: Any) -> bool:
         """Whether this request's method is gated (others run the view ungated)."""
@@ -226,6 +231,10 @@ class Gate:
             )
         except HyperIDConfigurationError as err:
             raise SiteMisconfigured(str(err)) from err
+        except QuestionNotShowable as err:
+            if self.question_hint is None:
+                raise
+            raise QuestionNotShowable(str(err), hint=self.question_hint) from err
         return Decision.pending(mfa_request)
 
     def _refuse_missing_fields(self, request: Any) -> None:

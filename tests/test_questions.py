@@ -248,6 +248,51 @@ def test_bidi_and_controls_are_removed_from_the_admins_question(fake_hyperid, hy
     assert "DE445001" in question.replace(" ", "")
 
 
+def twelve_new_accounts() -> list[dict[str, str]]:
+    return [
+        {"label": f"Account {n:02d}", "iban": f"DE{n:02d}37040044053201300{n:02d}"}
+        for n in range(12)
+    ]
+
+
+def test_an_admin_question_too_long_for_the_phone_is_refused_and_names_the_hook(
+    fake_hyperid, hyperid_user, caplog
+):
+    admin, shop = admin_with_a_shop(hyperid_user)
+
+    with caplog.at_level(logging.ERROR, logger="hyperid_mfa"):
+        refused = admin.post(change_url(shop), shop_form(shop, extra=twelve_new_accounts()))
+
+    assert refused.status_code == 400
+    assert fake_hyperid.transactions() == []
+    assert shop.accounts.count() == 0
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "get_mfa_question()" in line and "ShopAdmin" in line
+    assert "question=" not in line
+
+
+def test_an_admin_whose_hook_words_it_shorter_asks_and_saves_once_approved(
+    fake_hyperid, hyperid_user, monkeypatch
+):
+    from tests.shop.admin import ShopAdmin
+
+    admin, shop = admin_with_a_shop(hyperid_user)
+    monkeypatch.setattr(
+        ShopAdmin,
+        "get_mfa_question",
+        lambda self, request, obj, change: f"Add {len(change.rows)} accounts to {obj}?",
+        raising=False,
+    )
+    form = shop_form(shop, extra=twelve_new_accounts())
+
+    assert admin.post(change_url(shop), form).status_code == 403
+    assert asked(fake_hyperid) == "Add 12 accounts to Acme?"
+    approve_pending(fake_hyperid)
+
+    assert admin.post(change_url(shop), form).status_code == 302
+    assert shop.accounts.count() == 12
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 @example(f"a{SNEAKY}b")
