@@ -267,7 +267,8 @@ def test_an_admin_question_too_long_for_the_phone_is_refused_and_names_the_hook(
     assert fake_hyperid.transactions() == []
     assert shop.accounts.count() == 0
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert "get_mfa_question()" in line and "ShopAdmin" in line
+    assert "get_mfa_question()" in line
+    assert "ShopAdmin" in line
     assert "question=" not in line
 
 
