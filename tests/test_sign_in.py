@@ -19,6 +19,7 @@ from django.core import checks
 
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import FakeHyperID
+from hyperid_mfa.testing.oidc import email_of
 from tests import oidc_flow as flow
 from tests.oidc_flow import ALLAUTH, BOTH, MOZILLA, NEEDS_ALLAUTH, NEEDS_MOZILLA
 
@@ -134,6 +135,78 @@ def test_an_id_token_for_another_nonce_signs_nobody_in(hyperid, settings, librar
     assert refusal_logged(caplog, "Nonce verification failed")
     assert_nothing_stored(site)
     assert token_answers(hyperid) == [200]
+
+
+def another_issuer(fake: FakeHyperID) -> str:
+    return fake.issuer.replace("/realms/HyperID", "/realms/Elsewhere")
+
+
+def expired(fake: FakeHyperID) -> dict[str, int]:
+    now = int(fake.now())
+    return {"iat": now - 600, "exp": now - 60}
+
+
+#: ID tokens that HyperID's own key signed, but that must sign nobody in, each with
+#: the libraries it concerns: allauth checks iss, aud and exp itself, the app the
+#: rest; neither library may take a nonce from allauth, which sends none.
+FORGED_ID_TOKENS = {
+    "another-audience": (lambda fake: {"aud": "another-client"}, BOTH),
+    "also-another-audience": (lambda fake: {"aud": [fake.client_id, "another-client"]}, BOTH),
+    "authorised-for-another-client": (lambda fake: {"azp": "another-client"}, BOTH),
+    "another-issuer": (lambda fake: {"iss": another_issuer(fake)}, BOTH),
+    "expired": (expired, BOTH),
+    "no-expiry": (lambda fake: {"exp": None}, [MOZILLA]),
+    "no-nonce": (lambda fake: {"nonce": None}, [MOZILLA]),
+    "another-sign-ins-nonce": (lambda fake: {"nonce": "a-nonce-of-another-sign-in"}, [MOZILLA]),
+    "an-access-token": (lambda fake: {"typ": "Bearer"}, [MOZILLA]),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "library"),
+    [
+        pytest.param(case, library.values[0], marks=library.marks, id=f"{case}-{library.values[0]}")
+        for case, (_claims, libraries) in FORGED_ID_TOKENS.items()
+        for library in libraries
+    ],
+)
+def test_an_id_token_signed_by_hyperid_for_another_client_issuer_or_sign_in_signs_nobody_in(
+    hyperid, settings, case, library
+):
+    claims_of, _libraries = FORGED_ID_TOKENS[case]
+    flow.configure(settings, hyperid, library)
+    site, http = flow.site_client(), flow.hyperid_browser()
+    back = flow.submit(http, flow.open_page(http, flow.start(site, library)), "alice")
+    hyperid.inject("id_token_claims", call="token", claims=claims_of(hyperid))
+
+    response = flow.finish(site, flow.callback_url(back))
+
+    assert [call.fault for call in hyperid.calls if call.name == "token"] == ["id_token_claims"]
+    assert_refused(library, response)
+    assert_nothing_stored(site)
+    # The honest sign-in, in the same browser, still works.
+    assert flow.sign_in(site, library, "alice").status_code == 302
+    assert flow.stored_subject(hyperid, flow.signed_in_user(site)) == "alice"
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG-on", "DEBUG-off"])
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_refused_id_token_shows_no_token_on_the_error_page(hyperid, settings, library, debug):
+    # A refusal is a SuspiciousOperation: with DEBUG on, Django answers it with its
+    # technical page, every frame's variables included.
+    flow.configure(settings, hyperid, library)
+    settings.DEBUG = debug
+    site, http = flow.site_client(), flow.hyperid_browser()
+    back = flow.submit(http, flow.open_page(http, flow.start(site, library)), "alice")
+    hyperid.inject("id_token_claims", call="token", claims={"aud": "another-client"})
+
+    response = flow.finish(site, flow.callback_url(back))
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "another audience" in page if debug else "Bad Request" in page
+    assert hyperid.client_secret not in page
+    assert "eyJ" not in page  # no JWT: neither the ID token nor the access or refresh token
 
 
 # mozilla-django-oidc only: allauth checks no signature on an ID token it fetched
@@ -340,6 +413,77 @@ def test_connecting_a_hyperid_account_that_belongs_to_another_user_stores_nothin
     )
     assert flow.stored_subject(hyperid, carol) is None
     assert HyperIDToken.objects.get().access_token_encrypted == alices_token
+
+
+# ------------------------------------------------------------------------------ who signs in
+
+
+@pytest.mark.parametrize("library", BOTH)
+def test_a_local_account_registered_with_the_users_email_does_not_receive_their_sign_in(
+    hyperid, sign_in, library
+):
+    # Pre-account-hijacking: mallory registers, unverified, the email address alice
+    # holds at HyperID, and waits for her to sign in with HyperID.
+    users = get_user_model().objects
+    mallory = users.create_user("mallory", email_of("alice"), "mallorys-password")
+
+    site = sign_in(library, "alice")
+
+    alice = flow.signed_in_user(site)
+    assert alice != mallory
+    assert flow.stored_subject(hyperid, mallory) is None
+    mallory.refresh_from_db()
+    assert mallory.check_password("mallorys-password")  # untouched, and still hers
+    if library == "allauth":
+        # allauth (its email authentication off, as the README leaves it) asks alice
+        # to sign up with another address.
+        assert alice is None
+        assert site.get("/accounts/3rdparty/signup/").status_code == 200
+    else:
+        # A new user, linked to alice's HyperID account.
+        assert alice.hyperid_accounts.get().subject == "alice"
+        assert flow.stored_subject(hyperid, alice) == "alice"
+        assert_push_reaches(hyperid, site, "alice")
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_returning_user_is_found_by_their_hyperid_account_whatever_their_email(
+    hyperid, sign_in, library
+):
+    sign_in(library, "alice")
+    alice = get_user_model().objects.get()
+    # Her address changes on the site (or mallory's account takes hers over).
+    alice.email = "alice@bank.example"
+    alice.save()
+    get_user_model().objects.create_user("mallory", email_of("alice"), "pw")
+
+    site = sign_in(library, "alice")
+
+    assert flow.signed_in_user(site) == alice
+    assert flow.stored_subject(hyperid, alice) == "alice"
+    assert [(account.issuer, account.subject) for account in alice.hyperid_accounts.all()] == [
+        (hyperid.issuer, "alice")
+    ]
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_local_account_named_like_the_hyperid_accounts_user_does_not_receive_its_sign_in(
+    hyperid, sign_in, settings, library
+):
+    from hyperid_mfa.contrib.mozilla_oidc import HyperIDOIDCBackend
+
+    flow.configure(settings, hyperid, library)
+    backend = HyperIDOIDCBackend()
+    backend._subject = "alice"
+    squatter = get_user_model().objects.create_user(backend.get_username({}), "m@evil.test", "pw")
+    site = flow.site_client()
+
+    response = flow.sign_in(site, library, "alice")
+
+    assert_refused(library, response)
+    assert flow.signed_in_user(site) is None
+    assert flow.stored_subject(hyperid, squatter) is None
+    assert not squatter.hyperid_accounts.exists()
 
 
 # ------------------------------------------------------------------------------ kinds of sign-in
