@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core import checks
 
 from hyperid_mfa.models import HyperIDToken
+from hyperid_mfa.sensitive import SignInExceptionReporterFilter
 from hyperid_mfa.testing import FakeHyperID
 from hyperid_mfa.testing.oidc import email_of
 from tests import oidc_flow as flow
@@ -187,6 +188,25 @@ def test_an_id_token_signed_by_hyperid_for_another_client_issuer_or_sign_in_sign
     # The honest sign-in, in the same browser, still works.
     assert flow.sign_in(site, library, "alice").status_code == 302
     assert flow.stored_subject(hyperid, flow.signed_in_user(site)) == "alice"
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_without_the_nonce_nobody_signs_in_and_the_log_says_which_setting(
+    hyperid, settings, library, caplog
+):
+    flow.configure(settings, hyperid, library)
+    settings.OIDC_USE_NONCE = False  # the ID token would be tied to no sign-in
+    site = flow.site_client()
+    assert "nonce" not in flow.query_of(flow.start(site, library))
+
+    response = flow.sign_in(site, library, "alice")
+
+    assert_refused(library, response)
+    assert_nothing_stored(site)
+    assert any(
+        record.levelname == "ERROR" and "OIDC_USE_NONCE" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 @pytest.mark.parametrize("debug", [True, False], ids=["DEBUG-on", "DEBUG-off"])
@@ -608,3 +628,139 @@ def test_check_w014_warns_when_no_hyperid_app_is_configured(settings, providers)
 
     assert "hyperid_mfa.W014" in ids
     assert "hyperid_mfa.W013" not in ids
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(lambda settings: {"SOCIALACCOUNT_EMAIL_AUTHENTICATION": True}, id="setting"),
+        pytest.param(
+            lambda settings: {
+                "SOCIALACCOUNT_PROVIDERS": {
+                    "openid_connect": {"EMAIL_AUTHENTICATION": True, "APPS": [hyperid_app()]}
+                }
+            },
+            id="provider",
+        ),
+        pytest.param(
+            lambda settings: {
+                "SOCIALACCOUNT_PROVIDERS": {
+                    "openid_connect": {
+                        "APPS": [
+                            hyperid_app()
+                            | {
+                                "settings": {
+                                    **hyperid_app()["settings"],
+                                    "email_authentication": True,
+                                }
+                            }
+                        ]
+                    }
+                }
+            },
+            id="app",
+        ),
+    ],
+)
+def test_check_w026_warns_when_allauth_signs_hyperid_users_in_by_email(settings, where):
+    for name, value in where(settings).items():
+        setattr(settings, name, value)
+
+    [warning] = [m for m in checks.run_checks() if m.id == "hyperid_mfa.W026"]
+
+    assert "pre-account hijacking" in warning.msg
+    assert "off" in warning.hint
+
+
+@NEEDS_ALLAUTH
+def test_w026_is_quiet_when_the_hyperid_app_turns_email_authentication_off(settings):
+    settings.SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+    app = hyperid_app()
+    app["settings"]["email_authentication"] = False
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [app]}}
+
+    assert "hyperid_mfa.W026" not in check_ids()
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    ("reporter_filter", "warned"),
+    [
+        ("django.views.debug.SafeExceptionReporterFilter", True),
+        ("hyperid_mfa.sensitive.SignInExceptionReporterFilter", False),
+        (f"{__name__}.ProjectReporterFilter", False),
+    ],
+)
+def test_check_w025_warns_under_deploy_when_sign_in_reports_may_show_tokens(
+    settings, reporter_filter, warned
+):
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = reporter_filter
+
+    ids = {m.id for m in checks.run_checks(include_deployment_checks=True)}
+
+    assert ("hyperid_mfa.W025" in ids) is warned
+    assert "hyperid_mfa.W025" not in check_ids()  # a deployment check
+
+
+class ProjectReporterFilter(SignInExceptionReporterFilter):
+    """A project's own filter, derived from the app's as the W025 hint says."""
+
+
+def deploy_check_messages(settings: Any, **changes: Any) -> list[Any]:
+    settings.DEBUG = False
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    return [
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E024"
+    ]
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    "server_url",
+    [
+        "http://127.0.0.1:8765/auth/realms/HyperID",
+        "http://login.hypersecureid.com/auth/realms/HyperID",
+    ],
+    ids=["simulator", "plain-http"],
+)
+def test_check_e024_reports_an_allauth_server_url_of_the_simulator_under_deploy(
+    settings, server_url
+):
+    app = hyperid_app(server_url=server_url)
+    providers = {"openid_connect": {"APPS": [app]}}
+
+    [error] = deploy_check_messages(settings, SOCIALACCOUNT_PROVIDERS=providers)
+
+    assert "server_url" in error.msg
+    assert server_url in error.msg
+    assert "https://login.hypersecureid.com/auth/realms/HyperID" in error.hint
+    settings.DEBUG = True
+    assert not [
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E024"
+    ]
+
+
+@NEEDS_MOZILLA
+def test_check_e024_reports_mozilla_endpoints_of_the_simulator_under_deploy(settings):
+    simulator = "http://127.0.0.1:8765/auth/realms/HyperID/protocol/openid-connect"
+    endpoints = {
+        "OIDC_OP_AUTHORIZATION_ENDPOINT": simulator + "/auth",
+        "OIDC_OP_TOKEN_ENDPOINT": "https://[::1]/token",
+        "OIDC_OP_USER_ENDPOINT": "http://hyperid.example/userinfo",
+        "OIDC_OP_JWKS_ENDPOINT": "https://login.hypersecureid.com/certs",
+    }
+    settings.AUTHENTICATION_BACKENDS = ["hyperid_mfa.contrib.mozilla_oidc.HyperIDOIDCBackend"]
+
+    errors = deploy_check_messages(settings, **endpoints)
+
+    assert [error.msg.split(" is ")[0] for error in errors] == [
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+    ]
+    assert "unencrypted" in errors[2].msg
+    # Without HyperID's backend, the endpoints are not HyperID's to check.
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    assert deploy_check_messages(settings) == []

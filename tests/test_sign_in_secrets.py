@@ -11,6 +11,8 @@ traceback. None of them may show a token or the client secret.
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,12 +21,17 @@ from django.core import mail
 from django.db import OperationalError, connection
 from django.test import Client
 from django.utils.log import AdminEmailHandler
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import (
+    SafeExceptionReporterFilter,
+    get_default_exception_reporter_filter,
+    get_exception_reporter_filter,
+)
 
 from hyperid_mfa.models import HyperIDToken
+from hyperid_mfa.sensitive import protect_sign_in
 from hyperid_mfa.testing import FakeHyperID, oidc
 from tests import oidc_flow as flow
-from tests.oidc_flow import BOTH
+from tests.oidc_flow import ALLAUTH, BOTH
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +59,23 @@ def token_answers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(oidc, "token_endpoint", recorded)
     return answers
+
+
+#: DEFAULT_EXCEPTION_REPORTER_FILTER: Django's own, and the app's (the README's).
+REPORTER_FILTERS = {
+    "djangos-filter": "django.views.debug.SafeExceptionReporterFilter",
+    "apps-filter": "hyperid_mfa.sensitive.SignInExceptionReporterFilter",
+}
+
+
+@pytest.fixture(params=list(REPORTER_FILTERS))
+def reporter_filter(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    """The project's DEFAULT_EXCEPTION_REPORTER_FILTER, each in turn: without the
+    app's, the sign-in code itself must keep the tokens out."""
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = REPORTER_FILTERS[request.param]
+    get_default_exception_reporter_filter.cache_clear()  # Django keeps the first one
+    yield request.param
+    get_default_exception_reporter_filter.cache_clear()
 
 
 @pytest.fixture
@@ -106,9 +130,11 @@ def reports(response: Any, caplog: pytest.LogCaptureFixture) -> dict[str, str]:
 @pytest.mark.parametrize("accept", ["text/html", "text/plain"])
 @pytest.mark.parametrize("library", BOTH)
 def test_no_token_shows_in_the_error_reports_of_a_sign_in_whose_tokens_cannot_be_stored(
-    hyperid, settings, token_answers, admins_mail, caplog, library, debug, accept
+    hyperid, settings, token_answers, admins_mail, caplog, library, debug, accept, reporter_filter
 ):
+    # Attack 5 of issue 17.
     flow.configure(settings, hyperid, library)
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = REPORTER_FILTERS[reporter_filter]
     settings.DEBUG = debug
     site = Client(HTTP_HOST=flow.SITE_HOST, HTTP_ACCEPT=accept, raise_request_exception=False)
 
@@ -133,3 +159,66 @@ def test_no_token_shows_in_the_error_reports_of_a_sign_in_whose_tokens_cannot_be
     assert {where: shown(text, secrets) for where, text in rendered.items()} == {
         where: [] for where in rendered
     }
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG-on", "DEBUG-off"])
+@pytest.mark.parametrize("library", [ALLAUTH])
+def test_with_the_apps_reporter_filter_an_error_inside_allauths_callback_shows_no_token(
+    hyperid, settings, token_answers, admins_mail, caplog, monkeypatch, library, debug
+):
+    # allauth fails after it traded the code, before the app hears of the sign-in:
+    # only DEFAULT_EXCEPTION_REPORTER_FILTER can hide allauth's frames then (W025).
+    from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the provider's answer could not be read")
+
+    monkeypatch.setattr(OpenIDConnectProvider, "sociallogin_from_response", fail)
+    flow.configure(settings, hyperid, library)
+    settings.DEBUG = debug
+    rendered: dict[str, dict[str, str]] = {}
+    for name, reporter_filter in REPORTER_FILTERS.items():
+        settings.DEFAULT_EXCEPTION_REPORTER_FILTER = reporter_filter
+        get_default_exception_reporter_filter.cache_clear()
+        mail.outbox.clear()
+        caplog.clear()
+        site = Client(HTTP_HOST=flow.SITE_HOST, raise_request_exception=False)
+        response = flow.sign_in(site, library, "alice")
+        assert response.status_code == 500
+        rendered[name] = reports(response, caplog)
+    get_default_exception_reporter_filter.cache_clear()
+
+    secrets = [secrets_of([answer], hyperid) for answer in token_answers]
+    # Django's own filter shows allauth's variables: the tokens of that sign-in.
+    assert "access token" in shown(rendered["djangos-filter"]["mail 0, HTML"], secrets[0])
+    # The app's hides them, and still reports the error.
+    assert "could not be read" in rendered["apps-filter"]["mail 0, HTML"]
+    assert {where: shown(text, secrets[1]) for where, text in rendered["apps-filter"].items()} == {
+        where: [] for where in rendered["apps-filter"]
+    }
+
+
+class ProjectFilter(SafeExceptionReporterFilter):
+    """A project's own filter, which also hides its SENTRY_DSN setting."""
+
+    hidden_settings = re.compile("DSN|API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE", re.I)
+
+
+def test_a_sign_ins_report_keeps_what_the_projects_own_filter_hides(rf, settings):
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = f"{__name__}.ProjectFilter"
+    settings.DEBUG = True
+    settings.SENTRY_DSN = "https://public@sentry.bank.example/1"
+    get_default_exception_reporter_filter.cache_clear()
+    request = rf.get("/oidc/callback/", {"code": "c", "state": "s"})
+    access_token = "an-access-token-in-clear"  # noqa: F841 - what a library's frame holds
+
+    protect_sign_in(request)
+
+    reporter_filter = get_exception_reporter_filter(request)
+    get_default_exception_reporter_filter.cache_clear()
+    assert isinstance(reporter_filter, ProjectFilter)
+    assert reporter_filter.is_active(request)  # with DEBUG on too
+    variables = dict(reporter_filter.get_traceback_frame_variables(request, sys._getframe()))
+    assert variables["access_token"] == CLEANSED
+    assert set(variables.values()) == {CLEANSED}
+    assert reporter_filter.get_safe_settings()["SENTRY_DSN"] == CLEANSED
