@@ -38,7 +38,7 @@ from .checks import (
     E016,
     E018,
     E023,
-    E024,
+    E028,
     SETTING_NAME,
     W017,
     W021,
@@ -251,7 +251,7 @@ OIDC_ENDPOINT_SETTINGS = (
 
 
 def simulator_error(where: str, url: str, *, hint: str) -> list[CheckMessage]:
-    """E024 for ``url``, the value of ``where``, when it is on this machine or plain
+    """E028 for ``url``, the value of ``where``, when it is on this machine or plain
     ``http://``: none with DEBUG on, nor for an ``https://`` URL to another host."""
     why = local_or_plain_http(url)
     if settings.DEBUG or why is None:
@@ -264,13 +264,13 @@ def simulator_error(where: str, url: str, *, hint: str) -> list[CheckMessage]:
             "HyperID. These production settings would send every sign-in, push or "
             "token to it" + (", unencrypted." if why == "http" else "."),
             hint=hint,
-            id=E024,
+            id=E028,
         )
     ]
 
 
 def check_production_endpoints(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E024 (``check --deploy``, outside ``DEBUG``): ``API_BASE_URL``, ``ISSUER`` or
+    """E028 (``check --deploy``, outside ``DEBUG``): ``API_BASE_URL``, ``ISSUER`` or
     mozilla-django-oidc's ``OIDC_OP_*`` endpoints point at the simulator.
 
     ``API_BASE_URL`` and ``ISSUER`` on plain ``http://`` to another host are E004's,

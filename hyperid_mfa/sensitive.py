@@ -112,7 +112,7 @@ class SignInExceptionReporterFilter(SafeExceptionReporterFilter):
 
     Name it in ``DEFAULT_EXCEPTION_REPORTER_FILTER`` (or subclass it there): the
     allauth sign-in then never shows a token in an error report, from its first frame
-    on (system check ``hyperid_mfa.W025``). Other requests are reported as
+    on (system check ``hyperid_mfa.W029``). Other requests are reported as
     ``SafeExceptionReporterFilter`` reports them.
     """
 

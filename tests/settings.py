@@ -148,7 +148,7 @@ if HAVE_ALLAUTH:
     }
     ACCOUNT_EMAIL_VERIFICATION = "none"
     SOCIALACCOUNT_LOGIN_ON_GET = True
-    # As the README says: no error report of a sign-in shows its tokens (W025).
+    # As the README says: no error report of a sign-in shows its tokens (W029).
     DEFAULT_EXCEPTION_REPORTER_FILTER = "hyperid_mfa.sensitive.SignInExceptionReporterFilter"
 if HAVE_MOZILLA_OIDC:
     INSTALLED_APPS.append("mozilla_django_oidc")

@@ -22,7 +22,7 @@ from django.test import modify_settings, override_settings
 from django.urls import include, path
 
 from hyperid_mfa import deployment_checks
-from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E024, W017, W021
+from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E028, W017, W021
 from hyperid_mfa.deployment_checks import (
     check_installed_apps,
     check_permission_windows,
@@ -34,7 +34,7 @@ from hyperid_mfa.deployment_checks import (
 )
 from hyperid_mfa.rendering import PAGE_TEMPLATE
 
-OURS = (E015, E016, W017, E018, W021, E023, E024)
+OURS = (E015, E016, W017, E018, W021, E023, E028)
 
 
 def ids(messages):
@@ -417,7 +417,7 @@ def test_every_check_here_is_registered_with_its_tag():
     assert check_rate_limit_cache_is_shared not in registry.registry.registered_checks
 
 
-# --- E024: production settings that point at the simulator --------------------------------
+# --- E028: production settings that point at the simulator --------------------------------
 
 #: What the README's "The HyperID simulator in your own project" sets for development.
 SIMULATOR = {
@@ -433,8 +433,9 @@ def deploy_check(*args: str) -> str:
     return out.getvalue()
 
 
-def test_production_settings_pointing_at_the_simulator_fail_check_deploy(settings):
+def test_production_settings_pointing_at_the_simulator_fail_check_deploy(settings, monkeypatch):
     # Attack 8 of issue 17: DEBUG off, HyperID's URLs on the simulator's loopback http.
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)  # Django's own error
     settings.DEBUG = False
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, **SIMULATOR}
     call_command("check", stdout=io.StringIO())  # plain check: development stays quiet
@@ -443,17 +444,21 @@ def test_production_settings_pointing_at_the_simulator_fail_check_deploy(setting
         deploy_check()
 
     report = str(failed.value)
-    assert report.count(E024) == 2
+    assert report.count(E028) == 2
     assert "HYPERID_MFA['API_BASE_URL'] is http://127.0.0.1:8765" in report
     assert "HYPERID_MFA['ISSUER'] is http://127.0.0.1:8765/auth/realms/HyperID" in report
     assert "simulator" in report
+
+
+def deploy_ids() -> list[str]:
+    return ids(run_checks(include_deployment_checks=True))
 
 
 def test_the_same_settings_with_debug_on_pass_check_deploy(settings):
     settings.DEBUG = True
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, **SIMULATOR}
 
-    assert E024 not in deploy_check()
+    assert E028 not in deploy_ids()
 
 
 def test_hyperids_own_urls_pass_check_deploy(settings):
@@ -464,7 +469,7 @@ def test_hyperids_own_urls_pass_check_deploy(settings):
         if key not in ("API_BASE_URL", "ISSUER")
     }
 
-    assert E024 not in deploy_check()
+    assert E028 not in deploy_ids()
 
 
 @pytest.mark.parametrize(
@@ -486,13 +491,13 @@ def test_hyperids_own_urls_pass_check_deploy(settings):
     ],
 )
 @pytest.mark.parametrize("key", ["API_BASE_URL", "ISSUER"])
-def test_each_spelling_of_this_machine_is_e024_for_each_url(settings, key, url):
+def test_each_spelling_of_this_machine_is_e028_for_each_url(settings, key, url):
     settings.DEBUG = False
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, key: url}
 
     [error] = check_production_endpoints()
 
-    assert error.id == E024
+    assert error.id == E028
     assert f"HYPERID_MFA[{key!r}]" in error.msg
     assert "loopback" in error.msg
     assert "unset" in error.hint
@@ -508,7 +513,7 @@ def test_each_spelling_of_this_machine_is_e024_for_each_url(settings, key, url):
         "https://localhost-hyperid.example",
     ],
 )
-def test_https_urls_of_other_hosts_are_not_e024(settings, url):
+def test_https_urls_of_other_hosts_are_not_e028(settings, url):
     settings.DEBUG = False
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": url, "ISSUER": url}
 
@@ -520,7 +525,7 @@ def test_plain_http_to_another_host_is_e004_not_a_second_error(settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": "http://hyperid.example"}
 
     assert check_production_endpoints() == []
-    assert "hyperid_mfa.E004" in ids(run_checks(include_deployment_checks=True))
+    assert "hyperid_mfa.E004" in deploy_ids()
 
 
 def test_a_url_the_setting_refuses_is_only_its_own_error(settings):
@@ -530,7 +535,7 @@ def test_a_url_the_setting_refuses_is_only_its_own_error(settings):
     assert check_production_endpoints() == []
 
 
-def test_e024_is_a_deployment_check_tagged_security():
+def test_e028_is_a_deployment_check_tagged_security():
     from django.core.checks import registry
 
     assert check_production_endpoints in registry.registry.deployment_checks

@@ -663,24 +663,24 @@ def test_check_w014_warns_when_no_hyperid_app_is_configured(settings, providers)
         ),
     ],
 )
-def test_check_w026_warns_when_allauth_signs_hyperid_users_in_by_email(settings, where):
+def test_check_w030_warns_when_allauth_signs_hyperid_users_in_by_email(settings, where):
     for name, value in where(settings).items():
         setattr(settings, name, value)
 
-    [warning] = [m for m in checks.run_checks() if m.id == "hyperid_mfa.W026"]
+    [warning] = [m for m in checks.run_checks() if m.id == "hyperid_mfa.W030"]
 
     assert "pre-account hijacking" in warning.msg
     assert "off" in warning.hint
 
 
 @NEEDS_ALLAUTH
-def test_w026_is_quiet_when_the_hyperid_app_turns_email_authentication_off(settings):
+def test_w030_is_quiet_when_the_hyperid_app_turns_email_authentication_off(settings):
     settings.SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
     app = hyperid_app()
     app["settings"]["email_authentication"] = False
     settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [app]}}
 
-    assert "hyperid_mfa.W026" not in check_ids()
+    assert "hyperid_mfa.W030" not in check_ids()
 
 
 @NEEDS_ALLAUTH
@@ -692,19 +692,19 @@ def test_w026_is_quiet_when_the_hyperid_app_turns_email_authentication_off(setti
         (f"{__name__}.ProjectReporterFilter", False),
     ],
 )
-def test_check_w025_warns_under_deploy_when_sign_in_reports_may_show_tokens(
+def test_check_w029_warns_under_deploy_when_sign_in_reports_may_show_tokens(
     settings, reporter_filter, warned
 ):
     settings.DEFAULT_EXCEPTION_REPORTER_FILTER = reporter_filter
 
     ids = {m.id for m in checks.run_checks(include_deployment_checks=True)}
 
-    assert ("hyperid_mfa.W025" in ids) is warned
-    assert "hyperid_mfa.W025" not in check_ids()  # a deployment check
+    assert ("hyperid_mfa.W029" in ids) is warned
+    assert "hyperid_mfa.W029" not in check_ids()  # a deployment check
 
 
 class ProjectReporterFilter(SignInExceptionReporterFilter):
-    """A project's own filter, derived from the app's as the W025 hint says."""
+    """A project's own filter, derived from the app's as the W029 hint says."""
 
 
 def deploy_check_messages(settings: Any, **changes: Any) -> list[Any]:
@@ -712,7 +712,7 @@ def deploy_check_messages(settings: Any, **changes: Any) -> list[Any]:
     for name, value in changes.items():
         setattr(settings, name, value)
     return [
-        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E024"
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E028"
     ]
 
 
@@ -725,7 +725,7 @@ def deploy_check_messages(settings: Any, **changes: Any) -> list[Any]:
     ],
     ids=["simulator", "plain-http"],
 )
-def test_check_e024_reports_an_allauth_server_url_of_the_simulator_under_deploy(
+def test_check_e028_reports_an_allauth_server_url_of_the_simulator_under_deploy(
     settings, server_url
 ):
     app = hyperid_app(server_url=server_url)
@@ -738,12 +738,12 @@ def test_check_e024_reports_an_allauth_server_url_of_the_simulator_under_deploy(
     assert "https://login.hypersecureid.com/auth/realms/HyperID" in error.hint
     settings.DEBUG = True
     assert not [
-        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E024"
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E028"
     ]
 
 
 @NEEDS_MOZILLA
-def test_check_e024_reports_mozilla_endpoints_of_the_simulator_under_deploy(settings):
+def test_check_e028_reports_mozilla_endpoints_of_the_simulator_under_deploy(settings):
     simulator = "http://127.0.0.1:8765/auth/realms/HyperID/protocol/openid-connect"
     endpoints = {
         "OIDC_OP_AUTHORIZATION_ENDPOINT": simulator + "/auth",

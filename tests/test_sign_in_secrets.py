@@ -167,7 +167,7 @@ def test_with_the_apps_reporter_filter_an_error_inside_allauths_callback_shows_n
     hyperid, settings, token_answers, admins_mail, caplog, monkeypatch, library, debug
 ):
     # allauth fails after it traded the code, before the app hears of the sign-in:
-    # only DEFAULT_EXCEPTION_REPORTER_FILTER can hide allauth's frames then (W025).
+    # only DEFAULT_EXCEPTION_REPORTER_FILTER can hide allauth's frames then (W029).
     from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
 
     def fail(*args: Any, **kwargs: Any) -> Any:

@@ -134,7 +134,7 @@ SOCIALACCOUNT_PROVIDERS = {
 # (SOCIALACCOUNT_EMAIL_AUTHENTICATION) stays off, as addresses here are not verified.
 SOCIALACCOUNT_AUTO_SIGNUP = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
-# No error report of a sign-in shows its tokens (check hyperid_mfa.W025).
+# No error report of a sign-in shows its tokens (check hyperid_mfa.W029).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "hyperid_mfa.sensitive.SignInExceptionReporterFilter"
 
 HYPERID_MFA = {

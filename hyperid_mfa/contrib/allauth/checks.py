@@ -17,8 +17,8 @@ from .receivers import PROVIDER_ID
 
 W013 = "hyperid_mfa.W013"  # the HyperID app's scope lacks mfa-client
 W014 = "hyperid_mfa.W014"  # no HyperID app in SOCIALACCOUNT_PROVIDERS
-W025 = "hyperid_mfa.W025"  # error reports of a sign-in may show its tokens (deploy)
-W026 = "hyperid_mfa.W026"  # the HyperID app signs users in by email address
+W029 = "hyperid_mfa.W029"  # error reports of a sign-in may show its tokens (deploy)
+W030 = "hyperid_mfa.W030"  # the HyperID app signs users in by email address
 
 #: Where to name the filter that hides a sign-in's variables in error reports.
 FILTER_PATH = "hyperid_mfa.sensitive.SignInExceptionReporterFilter"
@@ -71,7 +71,7 @@ def check_hyperid_app(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 
 def check_email_authentication(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W026: the HyperID app signs a user in to the local account that holds the
+    """W030: the HyperID app signs a user in to the local account that holds the
     email address HyperID reports (allauth's email authentication)."""
     messages: list[CheckMessage] = []
     for app in hyperid_apps():
@@ -88,7 +88,7 @@ def check_email_authentication(app_configs: Any = None, **kwargs: Any) -> list[C
                     hint="Leave email authentication off (allauth's default): allauth then "
                     "finds the user of a sign-in by the HyperID account's subject. Turn it "
                     "on only where every local address is verified.",
-                    id=W026,
+                    id=W030,
                 )
             )
     return messages
@@ -102,7 +102,7 @@ def _email_authentication_default() -> bool:
 
 
 def check_server_url(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E024 (``check --deploy``, outside ``DEBUG``): the HyperID app's ``server_url``
+    """E028 (``check --deploy``, outside ``DEBUG``): the HyperID app's ``server_url``
     is on this machine or plain ``http://``: the simulator's, not HyperID's."""
     messages: list[CheckMessage] = []
     for app in hyperid_apps():
@@ -117,7 +117,7 @@ def check_server_url(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 
 
 def check_reporter_filter(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W025 (``check --deploy``): error reports of an allauth sign-in may show its
+    """W029 (``check --deploy``): error reports of an allauth sign-in may show its
     tokens, which allauth's callback holds in clear before the app sees the sign-in."""
     try:
         project_filter = import_string(settings.DEFAULT_EXCEPTION_REPORTER_FILTER)
@@ -135,6 +135,6 @@ def check_reporter_filter(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             "tokens allauth holds in clear.",
             hint=f"Set DEFAULT_EXCEPTION_REPORTER_FILTER = {FILTER_PATH!r}, or make your "
             "own filter a subclass of it.",
-            id=W025,
+            id=W029,
         )
     ]
