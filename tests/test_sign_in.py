@@ -190,6 +190,45 @@ def test_an_id_token_signed_by_hyperid_for_another_client_issuer_or_sign_in_sign
     assert flow.stored_subject(hyperid, flow.signed_in_user(site)) == "alice"
 
 
+@NEEDS_MOZILLA
+def test_mozilla_userinfo_about_another_subject_than_the_id_tokens_is_not_used(settings):
+    from hyperid_mfa.contrib.mozilla_oidc import HyperIDOIDCBackend
+
+    settings.OIDC_OP_TOKEN_ENDPOINT = settings.OIDC_OP_USER_ENDPOINT = "https://hyperid.test/"
+    settings.OIDC_OP_JWKS_ENDPOINT = "https://hyperid.test/certs"
+    backend = HyperIDOIDCBackend()
+    backend._subject = "alice"  # what the verified ID token named
+
+    assert backend.verify_claims({"sub": "alice", "email": email_of("alice")})
+    assert not backend.verify_claims({"sub": "mallory", "email": email_of("alice")})
+    assert not backend.verify_claims({"email": email_of("alice")})
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    ("extra_data", "refused"),
+    [
+        ({"id_token": {"sub": "alice", "aud": "tests"}, "userinfo": {"sub": "alice"}}, False),
+        ({"id_token": {"sub": "alice", "aud": "tests"}, "userinfo": {"sub": "mallory"}}, True),
+        ({"id_token": {"sub": "alice", "aud": ["tests", "other"]}}, True),
+        ({"id_token": {"sub": "alice", "aud": "tests", "azp": "other"}}, True),
+        ({"id_token": {"sub": "alice", "aud": "tests", "azp": "tests"}}, False),
+        ({"userinfo": {"sub": "alice"}}, False),  # no ID token: allauth trusts userinfo
+    ],
+)
+def test_allauth_sign_ins_refuse_what_allauth_leaves_unchecked(extra_data, refused):
+    from types import SimpleNamespace
+
+    from hyperid_mfa.contrib.allauth.receivers import id_token_problem
+
+    sociallogin = SimpleNamespace(
+        account=SimpleNamespace(provider="hyperid", extra_data=extra_data),
+        provider=SimpleNamespace(app=SimpleNamespace(client_id="tests")),
+    )
+
+    assert (id_token_problem(sociallogin) is not None) is refused
+
+
 @pytest.mark.parametrize("library", [MOZILLA])
 def test_without_the_nonce_nobody_signs_in_and_the_log_says_which_setting(
     hyperid, settings, library, caplog
