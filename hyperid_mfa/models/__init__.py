@@ -1,10 +1,12 @@
 """The app's models: MFARequest (one HyperID push and its outcome), HyperIDToken (a
-user's tokens, encrypted) and ApprovalWindow (a while in which one approval lets a
-scope's gated actions run), and what they share (``database``).
+user's tokens, encrypted), ApprovalWindow (a while in which one approval lets a
+scope's gated actions run) and HyperIDAccount (the HyperID account that signs in as a
+user), and what they share (``database``).
 
 Import them from here: ``from hyperid_mfa.models import MFARequest``.
 """
 
+from .accounts import HyperIDAccount
 from .database import (
     SMALLINT_RANGE,
     ReturningQuerySet,
@@ -39,6 +41,7 @@ __all__ = [
     "ApprovalWindow",
     "ApprovalWindowQuerySet",
     "CompleteResultChoices",
+    "HyperIDAccount",
     "HyperIDToken",
     "MFARequest",
     "MFARequestQuerySet",

@@ -406,9 +406,13 @@ class FakeHyperID:
         ``truncated_json``, and the field faults, which wait for a success answer
         carrying their field: ``wrong_transaction_id`` (status-get and start),
         ``status`` / ``complete_result`` (status-get, forced to ``value``),
-        ``missing_field`` (``field`` removed) and ``id_token_signature`` (token
+        ``missing_field`` (``field`` removed), ``id_token_signature`` (token
         endpoint: the ID token keeps its header and claims, but its RS256 signature no
-        longer matches them, as if it had been tampered with on the way).
+        longer matches them, as if it had been tampered with on the way) and
+        ``id_token_claims`` (token endpoint: the ID token's claims changed by
+        ``claims``, a dict in which None leaves a claim out, and signed with the fake's
+        own key: ``claims={"aud": "another-client"}`` is an ID token HyperID issued to
+        another client).
         """
         checked = Fault.checked(fault, call, times, params)
         with self._lock:

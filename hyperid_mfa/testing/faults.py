@@ -8,6 +8,7 @@ processed. Faults wait in a queue in injection order; one call gets at most one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -15,7 +16,8 @@ from typing import Any
 
 from .answers import Answer, FakeResponse, html_response, json_response
 from .calls import CALL_START, CALL_STATUS_GET, CALL_TOKEN, CALLS
-from .encoding import canonical_json, is_int
+from .encoding import b64url_decode, canonical_json, is_int
+from .signing import SigningKey
 
 __all__ = ["FAULTS", "Fault", "FaultQueue"]
 
@@ -71,6 +73,13 @@ _FAULT_SPECS: dict[str, _FaultSpec] = {
     "id_token_signature": _FaultSpec(
         instead=False, calls=frozenset({CALL_TOKEN}), field="id_token"
     ),
+    "id_token_claims": _FaultSpec(
+        instead=False,
+        params=frozenset({"claims"}),
+        required=frozenset({"claims"}),
+        calls=frozenset({CALL_TOKEN}),
+        field="id_token",
+    ),
 }
 
 #: The fault names :meth:`FakeHyperID.inject` accepts.
@@ -120,6 +129,11 @@ class Fault:
             raise ValueError("retry_after must not contain line breaks")
         if "field" in params and not isinstance(params["field"], str):
             raise TypeError("field must be a string")
+        if "claims" in params:
+            claims = params["claims"]
+            if not isinstance(claims, Mapping) or not all(isinstance(k, str) for k in claims):
+                raise TypeError("claims must be a dict of claim names to values (None: left out)")
+            canonical_json(dict(claims))  # must be JSON-serialisable: TypeError if not
         for key in ("value", "result"):
             if key in params:
                 canonical_json(params[key])  # must be JSON-serialisable: TypeError if not
@@ -168,7 +182,8 @@ class Fault:
             return html_response(200, "HyperID")
         return json_response(200, {"result": self.params["result"]})  # "result"
 
-    def answer_after(self, answer: Answer) -> FakeResponse:
+    def answer_after(self, answer: Answer, signing_key: SigningKey) -> FakeResponse:
+        """``answer`` bent by this fault; ``signing_key`` signs ID tokens it rewrites."""
         kind = self.kind
         payload = dict(answer.payload)
         if kind == "timeout":
@@ -198,6 +213,10 @@ class Fault:
             del payload[str(self.params["field"])]
         elif kind == "id_token_signature":
             payload["id_token"] = _broken_signature(str(payload["id_token"]))
+        elif kind == "id_token_claims":
+            payload["id_token"] = _with_claims(
+                str(payload["id_token"]), self.params["claims"], signing_key
+            )
         return json_response(answer.status, payload, answer.headers)
 
 
@@ -210,6 +229,19 @@ def _broken_signature(jws: str) -> str:
     header, claims, signature = jws.split(".")
     first = "B" if signature.startswith("A") else "A"
     return f"{header}.{claims}.{first}{signature[1:]}"
+
+
+def _with_claims(jws: str, changes: Mapping[str, Any], signing_key: SigningKey) -> str:
+    """``jws`` with ``changes`` to its claims (None: the claim is left out), signed
+    again with the fake's own key: an ID token HyperID itself issued, but for another
+    client, issuer or sign-in."""
+    claims = json.loads(b64url_decode(jws.split(".")[1]))
+    for name, value in changes.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return signing_key.sign(claims)
 
 
 class FaultQueue:

@@ -88,7 +88,11 @@ class Router:
             answer = mfa.answer_call(self._state, name, headers, body)
             result = answer.payload.get("result")
         fault = self._faults.take_after(name, answer)
-        response = answer.response() if fault is None else fault.answer_after(answer)
+        response = (
+            answer.response()
+            if fault is None
+            else fault.answer_after(answer, self._state.signing_key)
+        )
         self._log.record(
             name,
             answer.transaction_id,
