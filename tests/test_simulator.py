@@ -24,7 +24,7 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from hyperid_mfa.constants import START_PATH, STATUS_GET_PATH
+from hyperid_mfa.constants import AVAILABILITY_PATH, START_PATH, STATUS_GET_PATH
 from hyperid_mfa.testing import Authenticator, FakeHyperID, FakeResponse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -584,3 +584,161 @@ def test_the_simulator_is_an_openid_provider_for_the_redirect_uris_it_is_given()
             process.kill()
             process.communicate()
     assert process.returncode == 0
+
+
+# --- faults from the command line ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("fail_rate", 2, "2 is not a number from 0 to 1"),
+        ("fail_rate", "often", "'often' is not a number from 0 to 1"),
+        ("fail_rate", "nan", "nan is not a number from 0 to 1"),
+        ("seed", -1, "-1 is not 0 or more"),
+    ],
+)
+def test_the_simulator_refuses_impossible_fault_options(
+    option: str, value: object, reason: str
+) -> None:
+    test_the_simulator_refuses_impossible_options(option, value, reason)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "reason"),
+    [
+        ("nope", "unknown fault 'nope'"),
+        ("delay", "fault 'delay' needs parameter(s) ['seconds']"),
+        ("result:result=-1,call=token", "fault 'result' never applies to 'token'"),
+        ("http_503:retry_after", "'retry_after' in 'http_503:retry_after' is not NAME=VALUE"),
+    ],
+)
+def test_the_simulator_refuses_a_fault_it_cannot_apply(spelling: str, reason: str) -> None:
+    message = f"^Error: argument --fault: {re.escape(reason)}"
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", "--port=0", f"--fault={spelling}", verbosity=0)
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", port=0, faults=[spelling], verbosity=0)
+
+
+def test_the_simulator_refuses_down_with_a_fail_rate() -> None:
+    with pytest.raises(CommandError, match=r"^Error: --down fails every MFA call already"):
+        call_command("hyperid_mfa_simulator", "--port=0", "--down", "--fail-rate=0.5")
+
+
+class Simulator:
+    """A simulator command running in a process of its own, and HTTP calls to it."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = run_simulator("--port", "0", *args)
+        assert self.process.stdout is not None
+        self.banner = [self.process.stdout.readline() for _ in range(7)]
+        match = re.match(r"HyperID simulator at (http://127\.0\.0\.1:\d+) ", self.banner[0])
+        assert match, self.banner
+        self.url = match.group(1)
+        self.http = requests.Session()
+        self.token = self.post("/_fake/users", json={"subject": "alice"}).json()["access_token"]
+
+    def post(self, path: str, **kwargs: object) -> requests.Response:
+        return self.http.post(self.url + path, timeout=5, **kwargs)  # type: ignore[arg-type]
+
+    def call(self, path: str, body: object) -> requests.Response:
+        return self.post(path, json=body, headers={"Authorization": f"Bearer {self.token}"})
+
+    def start(self) -> requests.Response:
+        values = json.dumps({"version": 1, "action": {"type": "question", "action_info": "?"}})
+        return self.call(START_PATH, {"template_id": 4, "values": values, "code": "42"})
+
+    def faults(self) -> list[dict[str, object]]:
+        answer: list[dict[str, object]] = self.http.get(
+            self.url + "/_fake/faults", timeout=5
+        ).json()
+        return answer
+
+    def rest_of_the_output(self) -> str:
+        self.http.close()
+        self.process.send_signal(signal.SIGTERM)
+        stdout, _stderr = self.process.communicate(timeout=10)
+        assert self.process.returncode == 0
+        return "".join(self.banner) + stdout
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def test_the_simulator_applies_the_faults_it_is_given_until_they_are_cleared() -> None:
+    simulator = Simulator(
+        "--fault",
+        "http_503:retry_after=30,call=start",
+        "--fault",
+        "status:value=3",
+        "--fail-rate",
+        "0.5",
+        "--seed",
+        "42",
+    )
+    try:
+        refused = simulator.start()
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "30")
+        assert simulator.faults() == [
+            {"fault": "http_503", "call": "start", "times": None, "share": 1.0, "retry_after": 30},
+            {"fault": "status", "call": None, "times": None, "share": 1.0, "value": 3},
+            {"fault": "result", "call": None, "times": None, "share": 0.5, "result": -1},
+        ]
+        # --fail-rate draws from a generator seeded with --seed: the same calls fail as
+        # in a FakeHyperID seeded alike, given the same faults and calls (the start
+        # above drew once too).
+        results = [simulator.call(AVAILABILITY_PATH, {}).json()["result"] for _ in range(40)]
+        twin = FakeHyperID(seed=42)
+        twin.inject("http_503", call="start", retry_after=30, times=None)
+        twin.inject("status", value=3, times=None)
+        twin.inject("result", result=-1, times=None, share=0.5)
+        headers = {"Authorization": f"Bearer {twin.issue_tokens('alice').access_token}"}
+        twin.handle("POST", START_PATH, headers, b"{}")
+        expected = [
+            twin.handle("POST", AVAILABILITY_PATH, headers, b"{}").json()["result"]
+            for _ in range(40)
+        ]
+        assert results == expected
+        assert set(results) == {0, -1}
+
+        cleared = simulator.http.delete(simulator.url + "/_fake/faults", timeout=5)
+        assert cleared.status_code == 200
+        assert simulator.start().json()["result"] == 0
+        output = simulator.rest_of_the_output()
+    finally:
+        simulator.kill()
+    assert "faults (seed 42): http_503:retry_after=30,call=start; status:value=3;" in output
+    assert f"curl -X DELETE {simulator.url}/_fake/faults" in output
+
+
+def test_a_simulator_that_is_down_refuses_every_mfa_call_and_still_signs_in() -> None:
+    simulator = Simulator("--down")
+    try:
+        assert simulator.start().json() == {"result": -1}
+        assert simulator.call(AVAILABILITY_PATH, {}).json() == {"result": -1}
+        user = simulator.post("/_fake/users", json={"subject": "bob"}).json()
+        refreshed = simulator.post(
+            "/auth/realms/HyperID/protocol/openid-connect/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": user["refresh_token"],
+                "client_id": "tests",
+                "client_secret": "tests-secret",
+            },
+        )
+        assert refreshed.status_code == 200
+        # Back up at run time, without a restart.
+        simulator.http.delete(simulator.url + "/_fake/faults", timeout=5)
+        assert simulator.start().json()["result"] == 0
+        # And down again.
+        simulator.post("/_fake/faults", json={"fault": "result", "result": -1, "times": None})
+        assert simulator.start().json() == {"result": -1}
+        output = simulator.rest_of_the_output()
+    finally:
+        simulator.kill()
+    assert re.search(
+        r'faults \(seed \d+\): --down: every MFA call answers \{"result": -1\}', output
+    )
