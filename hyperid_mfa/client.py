@@ -80,7 +80,6 @@ from .exceptions import (
 )
 from .sensitive import Secret
 from .transport import (
-    LATE_ANSWER_SECONDS,
     Answer,
     BearerAuth,
     Failure,
@@ -313,9 +312,8 @@ class HyperIDClient:
         """What a start whose caller gave up on it ended with: withdraw the push it names."""
         if isinstance(outcome, Failure):
             logger.warning(
-                "HyperID start: no answer %g s after its deadline either (%s): a push may "
-                "be on the phone",
-                LATE_ANSWER_SECONDS,
+                "HyperID start: no answer after its deadline either (%s): a push may be "
+                "on the phone",
                 outcome.error,
             )
             return

@@ -39,7 +39,7 @@ def eventually(condition: Callable[[], object], seconds: float = 10.0) -> None:
     give_up = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > give_up:
-            raise AssertionError("still not so after %g s" % seconds)
+            raise AssertionError(f"still not so after {seconds:g} s")
         time.sleep(0.02)
 
 
@@ -78,7 +78,8 @@ def test_a_push_whose_start_answers_after_the_deadline_is_withdrawn(served, clie
     # The caller is answered at the deadline, not when HyperID answers; and it is told
     # that the push may have been sent.
     assert waited < LATE - 0.3
-    assert refused.value.call == "start" and refused.value.no_effect is False
+    assert refused.value.call == "start"
+    assert refused.value.no_effect is False
     [push] = fake.transactions()
     eventually(lambda: learnt)
     assert learnt == [(push.transaction_id, True)]
@@ -128,7 +129,7 @@ def test_an_answer_later_than_the_late_window_is_given_up(served, client, monkey
     with pytest.raises(ServiceUnavailable):
         client.start_transaction(token, question="Withdraw?", code="12")
 
-    eventually(lambda: "no answer" in caplog.text and "after its deadline either" in caplog.text)
+    eventually(lambda: "no answer after its deadline either" in caplog.text)
     eventually(lambda: not start_threads(), seconds=2)
     [push] = fake.transactions()
     assert push.is_pending  # lost for good: the user should deny it
@@ -203,21 +204,22 @@ def test_the_audit_log_says_the_late_push_was_withdrawn(served_user, user, caplo
     eventually(lambda: f"withdrew the push {push.transaction_id}" in caplog.text)
     assert fake.transaction(push.transaction_id).state == "canceled"
     [line] = [r for r in caplog.records if "withdrew the push" in r.getMessage()]
-    assert line.user_id == user.pk and "payments.withdraw" in line.getMessage()
+    assert line.user_id == user.pk
+    assert "payments.withdraw" in line.getMessage()
     assert not MFARequest.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_gate_answers_unavailable_at_the_deadline_and_the_push_is_withdrawn(served_user, user):
     fake = served_user
-    fake.inject("delay", call="start", seconds=LATE)
+    fake.inject("delay", call="start", seconds=3)
     browser = Client()
     browser.force_login(user)
 
     began = time.monotonic()
     answer = browser.post("/gate/default/", {"amount": "500"}, **JSON)
 
-    assert time.monotonic() - began < LATE
+    assert time.monotonic() - began < 2  # the deadline is 0.6 s; HyperID answers at 3 s
     assert (answer.status_code, answer.json()["code"]) == (503, "mfa_unavailable")
     [push] = fake.transactions()
     eventually(lambda: fake.transaction(push.transaction_id).state == "canceled")

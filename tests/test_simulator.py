@@ -8,7 +8,6 @@ HyperID's own start call, as the app starts them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -26,6 +25,7 @@ from django.core.management.base import CommandError
 
 from hyperid_mfa.constants import AVAILABILITY_PATH, START_PATH, STATUS_GET_PATH
 from hyperid_mfa.testing import Authenticator, FakeHyperID, FakeResponse
+from tests.simulator_process import SimulatorProcess, run_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000.0
@@ -450,18 +450,6 @@ def test_the_simulator_refuses_impossible_options(option: str, value: object, re
         call_command("hyperid_mfa_simulator", **{option: value, "verbosity": 0})
 
 
-def run_simulator(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "django", "hyperid_mfa_simulator", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_the_simulator_serves_hyperid_and_the_phones_until_terminated() -> None:
     before = time.time()
     process = run_simulator("--port", "0")
@@ -626,50 +614,8 @@ def test_the_simulator_refuses_down_with_a_fail_rate() -> None:
         call_command("hyperid_mfa_simulator", "--port=0", "--down", "--fail-rate=0.5")
 
 
-class Simulator:
-    """A simulator command running in a process of its own, and HTTP calls to it."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = run_simulator("--port", "0", *args)
-        assert self.process.stdout is not None
-        self.banner = [self.process.stdout.readline() for _ in range(7)]
-        match = re.match(r"HyperID simulator at (http://127\.0\.0\.1:\d+) ", self.banner[0])
-        assert match, self.banner
-        self.url = match.group(1)
-        self.http = requests.Session()
-        self.token = self.post("/_fake/users", json={"subject": "alice"}).json()["access_token"]
-
-    def post(self, path: str, **kwargs: object) -> requests.Response:
-        return self.http.post(self.url + path, timeout=5, **kwargs)  # type: ignore[arg-type]
-
-    def call(self, path: str, body: object) -> requests.Response:
-        return self.post(path, json=body, headers={"Authorization": f"Bearer {self.token}"})
-
-    def start(self) -> requests.Response:
-        values = json.dumps({"version": 1, "action": {"type": "question", "action_info": "?"}})
-        return self.call(START_PATH, {"template_id": 4, "values": values, "code": "42"})
-
-    def faults(self) -> list[dict[str, object]]:
-        answer: list[dict[str, object]] = self.http.get(
-            self.url + "/_fake/faults", timeout=5
-        ).json()
-        return answer
-
-    def rest_of_the_output(self) -> str:
-        self.http.close()
-        self.process.send_signal(signal.SIGTERM)
-        stdout, _stderr = self.process.communicate(timeout=10)
-        assert self.process.returncode == 0
-        return "".join(self.banner) + stdout
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
-
-
 def test_the_simulator_applies_the_faults_it_is_given_until_they_are_cleared() -> None:
-    simulator = Simulator(
+    simulator = SimulatorProcess(
         "--fault",
         "http_503:retry_after=30,call=start",
         "--fault",
@@ -715,7 +661,7 @@ def test_the_simulator_applies_the_faults_it_is_given_until_they_are_cleared() -
 
 
 def test_a_simulator_that_is_down_refuses_every_mfa_call_and_still_signs_in() -> None:
-    simulator = Simulator("--down")
+    simulator = SimulatorProcess("--down")
     try:
         assert simulator.start().json() == {"result": -1}
         assert simulator.call(AVAILABILITY_PATH, {}).json() == {"result": -1}
@@ -741,4 +687,4 @@ def test_a_simulator_that_is_down_refuses_every_mfa_call_and_still_signs_in() ->
         simulator.kill()
     assert re.search(
         r'faults \(seed \d+\): --down: every MFA call answers \{"result": -1\}', output
-    )
+    ), output
