@@ -8,6 +8,7 @@ HyperID's own start call, as the app starts them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -25,6 +26,7 @@ from django.core.management.base import CommandError
 
 from hyperid_mfa.constants import AVAILABILITY_PATH, START_PATH, STATUS_GET_PATH
 from hyperid_mfa.testing import Authenticator, FakeHyperID, FakeResponse
+from tests import docs_examples
 from tests.simulator_process import SimulatorProcess, run_simulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -688,3 +690,35 @@ def test_a_simulator_that_is_down_refuses_every_mfa_call_and_still_signs_in() ->
     assert re.search(
         r'faults \(seed \d+\): --down: every MFA call answers \{"result": -1\}', output
     ), output
+
+
+def test_the_control_endpoints_curl_examples_in_the_docs_work() -> None:
+    document = (REPO / "docs" / "testing.md").read_text()
+    [block] = [
+        example.source
+        for example in docs_examples.examples([REPO / "docs" / "testing.md"])
+        if example.language == "sh" and "curl" in example.source
+    ]
+    lines = [line for line in block.splitlines() if line.startswith("curl")]
+    assert len(lines) >= 10, document
+    simulator = SimulatorProcess()
+    try:
+        pending = simulator.start().json()["transaction_id"]
+        for line in lines:
+            # The example's push is whatever id the simulator gave out.
+            line = re.sub(r"/transactions/\d+/", f"/transactions/{pending}/", line)
+            done = subprocess.run(
+                ["bash", "-c", line],
+                env={**os.environ, "SIM": simulator.url},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, (line, done.stderr)
+            answer = json.loads(done.stdout)
+            assert not (isinstance(answer, dict) and "error" in answer), (line, answer)
+        assert simulator.transactions(state="approved")[0]["transaction_id"] == pending
+        assert simulator.faults()[0]["fault"] == "http_503"
+    finally:
+        simulator.kill()
