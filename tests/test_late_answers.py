@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import responses
@@ -24,7 +24,7 @@ from hyperid_mfa.constants import START_PATH
 from hyperid_mfa.exceptions import ServiceUnavailable
 from hyperid_mfa.models import MFARequest
 from hyperid_mfa.testing import FakeHyperID
-from tests.conftest import link
+from tests.conftest import eventually, link
 
 # Connect + read: the deadline of each attempt is 0.6 s.
 TIMEOUT = (0.3, 0.3)
@@ -32,15 +32,6 @@ LATE = 1.5  # seconds HyperID takes to answer the start: past the deadline
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 pytestmark = pytest.mark.slow
-
-
-def eventually(condition: Callable[[], object], seconds: float = 10.0) -> None:
-    """Wait until ``condition()`` holds: the background exchange ends on its own time."""
-    give_up = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > give_up:
-            raise AssertionError(f"still not so after {seconds:g} s")
-        time.sleep(0.02)
 
 
 def start_threads() -> list[threading.Thread]:

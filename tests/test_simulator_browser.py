@@ -21,7 +21,8 @@ from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import store_tokens
 from tests import gate_views
 from tests import oidc_flow as flow
-from tests.chromium import ARTIFACTS
+from tests.chromium import save_screenshots
+from tests.conftest import eventually
 from tests.simulator_process import SimulatorProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,14 +37,6 @@ UNAVAILABLE = ("mfa_unavailable", 503, r"unavailable|not available")
 PENDING = ("pending", 403, r"approve")
 NO_AUTHENTICATOR = ("mfa_no_authenticator", 403, r"not possible|authenticator")
 FAILED = ("failed", 403, r"failed")
-
-
-def eventually(condition: Callable[[], object], seconds: float = 15.0) -> None:
-    give_up = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > give_up:
-            raise AssertionError(f"still not so after {seconds:g} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -99,12 +92,7 @@ def site(
         return simulator, page
 
     yield start
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for number, page in enumerate(context.pages):
-            name = f"{request.node.name}-{number}.png".replace("/", "_")
-            page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    save_screenshots(request, context)
     context.close()
 
 
@@ -169,7 +157,7 @@ def test_a_push_answered_too_late_shows_unavailable_and_is_withdrawn(site, live_
     shows(page, status, UNAVAILABLE)
     # HyperID sent the push all the same; when its answer turns up, the app withdraws it.
     [push] = simulator.transactions()
-    eventually(lambda: simulator.transactions()[0]["state"] == "canceled")
+    eventually(lambda: simulator.transactions()[0]["state"] == "canceled", seconds=20)
     assert push["subject"] == "alice"
 
 
