@@ -7,6 +7,7 @@ send it. Reached through :mod:`hyperid_mfa.services`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -151,9 +152,13 @@ def start_request(
     reservation = _reserve_push(user, now)
     code = new_code()
     client = get_client()
+    late = functools.partial(_late_push, user.pk, action)
     try:
         transaction_id = with_token(
-            user, lambda token: client.start_transaction(token, question=text, code=code)
+            user,
+            lambda token: client.start_transaction(
+                token, question=text, code=code, on_late_push=late
+            ),
         )
     except HyperIDError as err:
         if err.no_effect:
@@ -219,3 +224,20 @@ def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> N
     orphan = err.transaction_id
     if orphan is not None and withdraw(user, orphan):
         audit.log(f"withdrew the orphaned push {orphan}", user_id=user.pk)
+
+
+def _late_push(user_id: object, action: str, transaction_id: int, withdrawn: bool) -> None:
+    """The answer of a start whose outcome was unknown came after all, naming its push
+    (the client withdrew it, or tried to; this runs in the client's background thread)."""
+    if withdrawn:
+        audit.log(
+            f"withdrew the push {transaction_id} ({action}): its start answered after the deadline",
+            user_id=user_id,
+        )
+    else:
+        audit.log(
+            f"could not withdraw the push {transaction_id} ({action}) whose start answered "
+            "after the deadline: the user may still see it, and should deny it",
+            user_id=user_id,
+            level=logging.WARNING,
+        )
