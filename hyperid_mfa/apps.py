@@ -13,6 +13,7 @@ class HyperIDMFAConfig(AppConfig):
         from . import deployment_checks, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
+        from .contrib import checks as sign_in_checks
 
         # Every check and its ids: docs/checks.md.
         register_checks()
@@ -24,4 +25,5 @@ class HyperIDMFAConfig(AppConfig):
         # A per-process or non-atomic cache only matters where several processes serve.
         register(deployment_checks.check_rate_limit_cache_is_shared, Tags.caches, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
+        register(sign_in_checks.check_sign_in, Tags.security)
         receivers.connect()

@@ -20,9 +20,14 @@ from typing import Any
 
 import requests
 from django.core.exceptions import PermissionDenied
-from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from ..exceptions import MissingExtra
 from ..tokens import store_sign_in_tokens
+
+try:
+    from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+except ImportError as err:  # the library, or what it verifies ID tokens with
+    raise MissingExtra("oidc", __name__, err.name) from err
 
 logger = logging.getLogger(__name__)
 

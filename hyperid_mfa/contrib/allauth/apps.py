@@ -9,7 +9,11 @@ class HyperIDAllauthConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
+        from ...exceptions import MissingExtra
         from . import checks, receivers
 
-        receivers.connect()
+        try:
+            receivers.connect()
+        except ImportError as err:
+            raise MissingExtra("allauth", self.name, err.name) from err
         register(checks.check_hyperid_app, Tags.security)
