@@ -1,0 +1,1 @@
+"""A small bank: transfers behind the gate, for the install tests."""
