@@ -1,4 +1,4 @@
-"""What every install path's project has: the README's Installation, a bank app with
+"""What every install path's project has: the README's Installation, a wallet app with
 gated views and an admin, and SQLite in a file that a child process (a Celery worker)
 opens too (a test gives it the file's name in ``HYPERID_MFA_INSTALLS_DB``)."""
 
@@ -9,7 +9,7 @@ SECRET_KEY = "install-tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 USE_TZ = True
-ROOT_URLCONF = "bank.urls"
+ROOT_URLCONF = "wallet.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
 LOGIN_URL = "/"
@@ -23,7 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "hyperid_mfa",
-    "bank",
+    "wallet",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -6,4 +6,4 @@ from settings_common import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular"]
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
-SPECTACULAR_SETTINGS = {"TITLE": "Bank", "VERSION": "1"}
+SPECTACULAR_SETTINGS = {"TITLE": "Wallet", "VERSION": "1"}

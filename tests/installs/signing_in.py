@@ -11,7 +11,7 @@ from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import Authenticator
 from hyperid_mfa.tokens import decrypt
 
-from bank.models import Transfer
+from wallet.models import Transfer
 
 #: Where a failed test leaves its screenshots (as the main suite's browser tests do).
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"

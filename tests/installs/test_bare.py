@@ -19,7 +19,7 @@ from django.core.management.base import SystemCheckError
 import hyperid_mfa
 from hyperid_mfa.exceptions import MissingExtra
 
-from bank.models import Transfer
+from wallet.models import Transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,7 @@ def test_the_drf_permission_runs_an_approved_transfer_once(client, alice, simula
 def test_the_admin_saves_a_protected_change_once_it_is_approved(client, alice, simulator):
     transfer = Transfer.objects.create(user=alice, amount="10.00", payee="Bob")
     client.force_login(alice)
-    url = f"/admin/bank/transfer/{transfer.pk}/change/"
+    url = f"/admin/wallet/transfer/{transfer.pk}/change/"
     form = {"user": alice.pk, "amount": "10.00", "payee": "Mallory", "channel": "web"}
 
     waiting = client.post(url, form)

@@ -96,7 +96,7 @@ def test_the_celery_app_finds_the_apps_tasks():
 def test_a_push_schedules_a_refresh_that_the_worker_runs(alice, simulator, worker, settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REFRESH_AFTER_START": 1}
 
-    pending = services.start_request(alice, "bank.transfer", question="Transfer 250 EUR?")
+    pending = services.start_request(alice, "wallet.transfer", question="Transfer 250 EUR?")
     [push] = simulator.pending("alice")
     simulator.approve(push.transaction_id)
 
@@ -105,8 +105,8 @@ def test_a_push_schedules_a_refresh_that_the_worker_runs(alice, simulator, worke
 
 
 def test_the_periodic_task_refreshes_every_pending_request(alice, simulator, worker):
-    first = services.start_request(alice, "bank.transfer", question="Transfer 1 EUR?")
-    second = services.start_request(alice, "bank.payee", question="Add Mallory as a payee?")
+    first = services.start_request(alice, "wallet.transfer", question="Transfer 1 EUR?")
+    second = services.start_request(alice, "wallet.payee", question="Add Mallory as a payee?")
     first_push, second_push = simulator.pending("alice")
     simulator.approve(first_push.transaction_id)
     simulator.deny(second_push.transaction_id)

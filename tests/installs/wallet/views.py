@@ -25,12 +25,12 @@ class TransferForm(forms.Form):
 def home(request: HttpRequest) -> HttpResponse:
     """The front page, with the project's "Sign in with HyperID" button."""
     sign_in = next((name for app, name in SIGN_IN_APPS.items() if apps.is_installed(app)), None)
-    return render(request, "bank/home.html", {"sign_in": sign_in})
+    return render(request, "wallet/home.html", {"sign_in": sign_in})
 
 
 @login_required
 @require_mfa_approval(
-    "bank.transfer",
+    "wallet.transfer",
     methods=("POST",),
     question=lambda request: f"Transfer {request.POST['amount']} EUR to {request.POST['payee']}?",
     bind=("amount", "payee"),
@@ -40,7 +40,7 @@ def transfer(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         made = Transfer.objects.create(user=request.user, **form.cleaned_data)
         return HttpResponse(f'<p id="result">Transferred {made}.</p>')
-    return render(request, "bank/transfer.html", {"form": form})
+    return render(request, "wallet/transfer.html", {"form": form})
 
 
 class TransferSerializer(serializers.ModelSerializer):
@@ -52,7 +52,7 @@ class TransferSerializer(serializers.ModelSerializer):
 class TransferAPI(generics.CreateAPIView):
     serializer_class = TransferSerializer
     permission_classes = [IsAuthenticated, MFAApproved]
-    mfa_action = "bank.transfer"
+    mfa_action = "wallet.transfer"
     mfa_bind = ("amount", "payee")
 
     def perform_create(self, serializer: Any) -> None:

@@ -1,1 +1,0 @@
-"""A small bank: transfers behind the gate, for the install tests."""
