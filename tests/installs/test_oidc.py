@@ -4,12 +4,9 @@ approves a transfer."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 
-from signing_in import sign_in_transfer_and_approve
+from steps import checks_report, sign_in_transfer_and_approve
 
 ENDPOINTS = [
     "OIDC_OP_AUTHORIZATION_ENDPOINT",
@@ -22,10 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_project_passes_djangos_checks():
-    output = io.StringIO()
-    call_command("check", fail_level="WARNING", stdout=output)
-
-    assert "System check identified no issues" in output.getvalue()
+    assert "System check identified no issues" in checks_report()
 
 
 def test_a_user_signs_in_with_mozilla_django_oidc_and_an_approved_transfer_runs_once(

@@ -1,11 +1,14 @@
-"""A user's first hour with a sign-in library, in Chromium: sign in with HyperID on the
-simulator's page, transfer money, approve on the simulated phone; the transfer runs
-once. Shared by test_allauth.py and test_oidc.py."""
+"""What the install paths' tests share: Django's checks of the project, and a user's
+first hour with a sign-in library in Chromium (sign in with HyperID on the simulator's
+page, transfer money, approve on the simulated phone; the transfer runs once)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from django.core.management import call_command
 
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import Authenticator
@@ -16,6 +19,13 @@ from wallet.models import Transfer
 #: Where a failed test leaves its screenshots (as the main suite's browser tests do).
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 TIMEOUT_MS = 20_000
+
+
+def checks_report() -> str:
+    """What ``manage.py check`` says of the path's project; it fails on a warning."""
+    output = io.StringIO()
+    call_command("check", fail_level="WARNING", stdout=output)
+    return output.getvalue()
 
 
 def sign_in_transfer_and_approve(chromium: Any, site: str, simulator: Any, name: str) -> None:
