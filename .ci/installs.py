@@ -104,8 +104,7 @@ def build(base: str, work: Path) -> Path:
     dist = work / "dist"
     run([tools, "-m", "build", "--outdir", dist, ROOT])
     print(run([tools, ROOT / ".ci" / "check_dist.py", dist]).rstrip())
-    twine: list[str | Path] = [tools, "-m", "twine", "check", "--strict", *sorted(dist.iterdir())]
-    print(run(twine, env={**os.environ, "NO_COLOR": "1"}).rstrip())
+    print(run([tools, "-m", "twine", "--no-color", "check", "--strict", *dist.iterdir()]).rstrip())
     [wheel] = dist.glob("*.whl")
     return wheel
 
