@@ -191,7 +191,7 @@ def test_mozilla_with_another_client_is_an_error(mozilla):
 def test_mozilla_with_another_token_endpoint_is_an_error(mozilla):
     mozilla.OIDC_OP_TOKEN_ENDPOINT = "https://other.example/protocol/openid-connect/token"
 
-    assert ids() == ["hyperid_mfa.E026", "hyperid_mfa.E026"]  # and it is not under ISSUER
+    assert ids() == ["hyperid_mfa.E026"]
     assert (
         "the token endpoint https://other.example/protocol/openid-connect/token "
         f"(the app refreshes at {ISSUER}/protocol/openid-connect/token)"

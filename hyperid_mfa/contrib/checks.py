@@ -178,7 +178,9 @@ def _endpoints_elsewhere(values: dict[str, Any]) -> list[CheckMessage]:
     elsewhere = [
         name
         for name in MOZILLA_ENDPOINTS
-        if isinstance(getattr(settings, name, None), str)
+        # The token endpoint is compared exactly, in _mismatches.
+        if name != "OIDC_OP_TOKEN_ENDPOINT"
+        and isinstance(getattr(settings, name, None), str)
         and not _normal(getattr(settings, name)).startswith(base + "/")
     ]
     if not elsewhere:
