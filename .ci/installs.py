@@ -135,7 +135,7 @@ def test_path(path: InstallPath, base: str, tools: Path, wheel: Path, work: Path
         output = run([python, ROOT / ".ci" / "first_hour.py", python], env=clean_environment())
     else:
         output = run(
-            [python, "-m", "pytest", f"test_{path.name}.py", "-q"],
+            [python, "-m", "pytest", f"test_{path.name}.py", "-q", "--tb=short"],
             cwd=TESTS,
             env=clean_environment(DJANGO_SETTINGS_MODULE=f"settings_{path.name}"),
         )
