@@ -177,8 +177,10 @@ def main(argv: Sequence[str]) -> int:
             results.append((path.name, time.monotonic() - started, verdict))
             print(f"    {verdict} ({time.monotonic() - started:.0f} s)")
     finally:
+        started = time.monotonic()
         if options.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+            results.append(("clean-up", time.monotonic() - started, f"{work} removed"))
     print("\ninstall paths:")
     for name, seconds, verdict in results:
         print(f"  {name:<8} {seconds:5.0f} s  {verdict}")
