@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0.dev0"
+__version__ = "1.0.0rc1"
 
 _PUBLIC = {
     "require_mfa_approval": "hyperid_mfa.decorators",

@@ -13,6 +13,7 @@ class HyperIDMFAConfig(AppConfig):
         from . import deployment_checks, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
+        from .contrib import checks as sign_in_checks
 
         # Every check and its ids: docs/checks.md.
         register_checks()
@@ -26,4 +27,5 @@ class HyperIDMFAConfig(AppConfig):
         # Production settings only: the simulator answers on loopback in development.
         register(deployment_checks.check_production_endpoints, Tags.security, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
+        register(sign_in_checks.check_sign_in, Tags.security)
         receivers.connect()

@@ -100,6 +100,7 @@ E020 = "hyperid_mfa.E020"  # API_BASE_URL or ISSUER has a query string or a frag
 W021 = "hyperid_mfa.W021"  # rest_framework is not in INSTALLED_APPS (deployment_checks)
 E022 = "hyperid_mfa.E022"  # an MFAProtectedAdminMixin option names nothing there (admin_step_up)
 E023 = "hyperid_mfa.E023"  # a DRF view's mfa_window or mfa_scope is refused (deployment_checks)
+# E025, E026, E027: hyperid_mfa.contrib.checks (the sign-in, whichever library).
 E028 = "hyperid_mfa.E028"  # production settings point at the simulator: loopback or http (deploy)
 # W029, W030: hyperid_mfa.contrib.allauth.checks (the allauth sign-in).
 
