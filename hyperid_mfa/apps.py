@@ -10,9 +10,10 @@ class HyperIDMFAConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from . import deployment_checks, receivers
+        from . import deployment_checks, metrics, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
+        from .dashboard import tallies
 
         # Every check and its ids: docs/checks.md.
         register_checks()
@@ -25,3 +26,5 @@ class HyperIDMFAConfig(AppConfig):
         register(deployment_checks.check_rate_limit_cache_is_shared, Tags.caches, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
         receivers.connect()
+        tallies.connect()
+        metrics.connect()

@@ -101,7 +101,11 @@ def start_request(
     if len(text) > MAX_QUESTION_LENGTH:
         text = text[: MAX_QUESTION_LENGTH - 1] + "…"
     now = database_now()
-    reservation = _reserve_push(user, now)
+    try:
+        reservation = _reserve_push(user, now)
+    except RateLimited as refusal:
+        _not_sent(user, action, refusal)
+        raise
     code = new_code()
     client = get_client()
     try:
@@ -113,6 +117,7 @@ def start_request(
             reservation.release()
         else:
             _start_outcome_unknown(user, action, err)
+        _not_sent(user, action, err)
         raise
     # Any other exception leaves the slot taken: whether the push went out is unknown.
     try:
@@ -130,16 +135,31 @@ def start_request(
             )
     except IntegrityError:
         # HyperID handed out a transaction_id we already hold: trust neither.
-        raise ProtocolError(
+        duplicate = ProtocolError(
             "HyperID returned a transaction_id that is already in use",
             call="start",
             transaction_id=transaction_id,
-        ) from None
+        )
+        _not_sent(user, action, duplicate)
+        raise duplicate from None
     audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
     if replace_twins:
         _withdraw_older_twins(mfa_request)
     return mfa_request
+
+
+def _not_sent(user: UserModel, action: str, error: HyperIDError) -> None:
+    """Say that a push did not go out (or may not have): ``mfa_push_not_sent``."""
+    if isinstance(error, DenialCooldown):
+        outcome = "cooldown"
+    elif isinstance(error, RateLimited):
+        outcome = "limited"
+    else:
+        outcome = "failed"
+    signals.mfa_push_not_sent.send(
+        sender=MFARequest, user=user, action=action, outcome=outcome, error=error
+    )
 
 
 def _withdraw_older_twins(mfa_request: MFARequest) -> None:

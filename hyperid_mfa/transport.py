@@ -55,6 +55,12 @@ class Failure:
     transient: bool = False
     #: The request certainly never reached HyperID: any call may try again.
     not_sent: bool = False
+    #: How the exchange failed, one of FAILURE_REASONS (a metric's label).
+    reason: str = "unexpected"
+
+
+#: How an exchange can fail without an answer to read.
+FAILURE_REASONS = ("timeout", "unreachable", "protocol_error", "unexpected")
 
 
 # Below here the request carries the clear token or form (in the library's frames):
@@ -188,17 +194,20 @@ def transport_failure(
     # exceptions; drop it so that nothing downstream can log the token.
     err.request = None
     err.response = None
+    reason = "timeout"
     if deadline.passed():
         message = f"HyperID timed out (no complete answer within {deadline.budget:g} s)"
     elif isinstance(err, requests.Timeout):
         message = f"HyperID timed out ({type(err).__name__})"
     else:
         message = f"HyperID could not be reached ({type(err).__name__})"
+        reason = "unreachable"
     not_sent = _not_sent(err)
     return Failure(
         ServiceUnavailable(message, call=call, transaction_id=transaction_id, no_effect=not_sent),
         transient=True,
         not_sent=not_sent,
+        reason=reason,
     )
 
 
@@ -224,6 +233,7 @@ def unexpected_failure(
                 transaction_id=transaction_id,
             ),
             transient=True,
+            reason="timeout",
         )
     logger.error(
         "HyperID %s: unexpected %s raised inside the HTTP client (%s)",
@@ -283,7 +293,8 @@ def read_body(
                         call=call,
                         http_status=response.status_code,
                         transaction_id=transaction_id,
-                    )
+                    ),
+                    reason="protocol_error",
                 )
             chunks.append(chunk)
     except requests.RequestException as err:
@@ -297,6 +308,7 @@ def read_body(
             transaction_id=transaction_id,
         ),
         transient=True,
+        reason="timeout",
     )
 
 

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from hyperid_mfa.api.schema import HAVE_SPECTACULAR, schema_view
+from hyperid_mfa.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,6 +11,7 @@ urlpatterns = [
     path("gate/", include("tests.gate_views")),
     path("atomic/", include("tests.atomic_views")),
     path("windows/", include("tests.window_views")),
+    path("metrics/", metrics_view, name="metrics"),
 ]
 
 if settings.HAVE_ALLAUTH:

@@ -1,10 +1,12 @@
 """The app's models: MFARequest (one HyperID push and its outcome), HyperIDToken (a
-user's tokens, encrypted) and ApprovalWindow (a while in which one approval lets a
-scope's gated actions run), and what they share (``database``).
+user's tokens, encrypted), ApprovalWindow (a while in which one approval lets a
+scope's gated actions run), the dashboard's hourly counts of what leaves no request
+behind (``activity``), and what they share (``database``).
 
 Import them from here: ``from hyperid_mfa.models import MFARequest``.
 """
 
+from .activity import FailedCall, PushOutcome, UnsentPush
 from .database import (
     SMALLINT_RANGE,
     ReturningQuerySet,
@@ -39,13 +41,16 @@ __all__ = [
     "ApprovalWindow",
     "ApprovalWindowQuerySet",
     "CompleteResultChoices",
+    "FailedCall",
     "HyperIDToken",
     "MFARequest",
     "MFARequestQuerySet",
+    "PushOutcome",
     "RequestStatus",
     "ReturningQuerySet",
     "ReturningUpdate",
     "State",
+    "UnsentPush",
     "UserModel",
     "WindowEnd",
     "WindowState",

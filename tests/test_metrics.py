@@ -1,0 +1,163 @@
+"""Prometheus metrics: the flows a team watches, read back from the exposition.
+
+Approved, denied, expired and canceled requests, pushes refused by the limit and the
+cooldown, a start and a status-get that fail at HyperID: each moves exactly the
+counters and histograms docs/operations.md lists, as ``metrics_view`` shows them.
+The registry is prometheus-client's default one, shared by the whole test run, so
+every test compares the exposition before and after what it does.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from hyperid_mfa import services
+from hyperid_mfa.exceptions import HyperIDError
+from hyperid_mfa.models import MFARequest
+from tests import gate_views
+from tests.conftest import link
+from tests.test_gate import submit
+
+pytestmark = pytest.mark.django_db
+
+ACTION = gate_views.ACTION
+TOKEN = "metrics-token-" + "x" * 32
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.fixture
+def staff(django_user_model) -> Client:
+    client = Client()
+    client.force_login(
+        django_user_model.objects.create_user("ops", "ops@example.com", "pw", is_staff=True)
+    )
+    return client
+
+
+def scrape(client: Client) -> Samples:
+    response = client.get("/metrics/")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return parse(response.content.decode())
+
+
+class Delta:
+    """What one sample moved between two scrapes."""
+
+    def __init__(self, before: Samples, after: Samples) -> None:
+        self.before, self.after = before, after
+
+    def __call__(self, name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return self.after.get(key, 0.0) - self.before.get(key, 0.0)
+
+    def total(self, name: str, **labels: str) -> float:
+        """The moves of every sample of ``name`` whose labels include ``labels``."""
+        wanted = set(labels.items())
+        keys = {
+            key for key in {*self.before, *self.after} if key[0] == name and wanted <= set(key[1])
+        }
+        return sum(self.after.get(key, 0.0) - self.before.get(key, 0.0) for key in keys)
+
+
+def fake_calls(fake, name: str) -> int:
+    return sum(1 for call in fake.calls if call.name == name)
+
+
+@pytest.fixture(autouse=True)
+def _forget_runs():
+    gate_views.RUNS.clear()
+
+
+def test_each_flow_moves_its_metrics_and_nothing_else(
+    fake_hyperid, hyperid_user, browser, staff, settings, django_user_model
+):
+    settings.HYPERID_MFA = {
+        **settings.HYPERID_MFA,
+        "START_RATE_LIMIT": "4/10m",
+        "MIN_REFRESH_INTERVAL": 0,
+        "MAX_RETRIES": 1,
+    }
+    before = scrape(staff)
+    start_calls, status_calls = (
+        fake_calls(fake_hyperid, "start"),
+        fake_calls(fake_hyperid, "status-get"),
+    )
+
+    # Approved: a push, the phone's approval, the view runs on it once.
+    assert submit(browser, "function", amount="1").status_code == 403
+    [approved] = fake_hyperid.pending()
+    fake_hyperid.approve(approved.transaction_id)
+    assert submit(browser, "function", amount="1").status_code == 200
+
+    # Expired at HyperID, learnt by a refresh.
+    assert submit(browser, "function", amount="2").status_code == 403
+    [expiring] = fake_hyperid.pending()
+    fake_hyperid.expire(expiring.transaction_id)
+    services.refresh_request(MFARequest.objects.get(transaction_id=expiring.transaction_id))
+
+    # Denied on the phone; the next push within DENIAL_COOLDOWN is refused.
+    assert submit(browser, "function", amount="3").status_code == 403
+    [denied] = fake_hyperid.pending()
+    fake_hyperid.deny(denied.transaction_id)
+    services.refresh_request(MFARequest.objects.get(transaction_id=denied.transaction_id))
+    assert submit(browser, "function", amount="4").status_code == 429
+
+    # Without the cooldown, the fourth push goes out (and is canceled), the fifth is
+    # refused by START_RATE_LIMIT (4 per 10 minutes).
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "DENIAL_COOLDOWN": 0}
+    assert submit(browser, "function", amount="4").status_code == 403
+    services.cancel_request(
+        MFARequest.objects.get(transaction_id=fake_hyperid.pending()[0].transaction_id)
+    )
+    assert submit(browser, "function", amount="5").status_code == 429
+
+    # HyperID failing: another user's start answered 503, then a status-get that times
+    # out twice (MAX_RETRIES 1).
+    bob = django_user_model.objects.create_user("bob", "bob@example.com", "pw")
+    link(fake_hyperid, bob)
+    fake_hyperid.inject("http_503", call="start")
+    with pytest.raises(HyperIDError):
+        services.start_request(bob, ACTION)
+    pending = services.start_request(bob, ACTION)
+    fake_hyperid.inject("timeout", call="status-get", times=2)
+    with pytest.raises(HyperIDError):
+        services.refresh_request(pending, force=True)
+
+    delta = Delta(before, scrape(staff))
+    assert delta("hyperid_mfa_pushes_total", action=ACTION, outcome="sent") == 5
+    assert delta("hyperid_mfa_pushes_total", action=ACTION, outcome="limited") == 1
+    assert delta("hyperid_mfa_pushes_total", action=ACTION, outcome="cooldown") == 1
+    assert delta("hyperid_mfa_pushes_total", action=ACTION, outcome="failed") == 1
+    for result in ("approved", "denied", "expired", "canceled"):
+        assert delta("hyperid_mfa_decisions_total", action=ACTION, result=result) == 1, result
+        assert (
+            delta("hyperid_mfa_time_to_decision_seconds_count", action=ACTION, result=result) == 1
+        )
+        assert delta("hyperid_mfa_time_to_decision_seconds_sum", action=ACTION, result=result) >= 0
+    assert delta("hyperid_mfa_approvals_consumed_total", action=ACTION) == 1
+
+    # Every exchange HyperID received is counted once, by its call and result.
+    assert delta("hyperid_mfa_hyperid_calls_total", call="start", result="success") == 5
+    assert delta("hyperid_mfa_hyperid_calls_total", call="start", result="http_5xx") == 1
+    assert delta("hyperid_mfa_hyperid_calls_total", call="status-get", result="timeout") == 2
+    assert delta.total("hyperid_mfa_hyperid_calls_total", call="start") == (
+        fake_calls(fake_hyperid, "start") - start_calls
+    )
+    assert delta.total("hyperid_mfa_hyperid_calls_total", call="status-get") == (
+        fake_calls(fake_hyperid, "status-get") - status_calls
+    )
+    assert delta("hyperid_mfa_hyperid_call_seconds_count", call="start") == 6
+    assert delta("hyperid_mfa_hyperid_call_seconds_count", call="status-get") == (
+        fake_calls(fake_hyperid, "status-get") - status_calls
+    )
