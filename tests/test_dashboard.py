@@ -234,7 +234,7 @@ def test_the_last_24_hours_show_the_numbers_of_the_rows(staff, rows):
     assert figure(root, "expired-rate") == "11.1 %"
     # Decided in 1.0, 3.5, 7.0, 12.3 and 20.0 s: nearest ranks 3 and 5.
     assert figure(root, "median") == "7.0 s"
-    assert figure(root, "p90") == "20.0 s"
+    assert figure(root, "p90") == "20 s"
     assert table(root, "hm-outcomes-table") == [
         ["Approved", "3", "33.3 %"],
         ["Denied", "2", "22.2 %"],
@@ -328,7 +328,7 @@ def test_the_last_7_days_add_the_older_hours(staff, rows):
     assert figure(root, "denied-rate") == "30.0 %"
     # 1.0, 3.5, 7.0, 12.3, 20.0 and 40.0 s.
     assert figure(root, "median") == "7.0 s"
-    assert figure(root, "p90") == "40.0 s"
+    assert figure(root, "p90") == "40 s"
     assert series(root, "hm-pushes")["sent"][THIS_HOUR - 30 * HOUR] == 1
     assert len(table(root, "hm-pushes-table")) == 168
     assert table(root, "hm-top-denials") == [["bob", "2"], ["carol", "1"]]
@@ -353,10 +353,11 @@ def test_an_empty_period_says_so_instead_of_dividing_by_zero(staff):
 
 def test_durations_counted_in_python_match_the_databases(rows, monkeypatch):
     in_sql = figures.count_hours(THIS_HOUR - 300 * HOUR, "default")
-    monkeypatch.setattr(figures.Deciseconds, "VENDORS", ())
+    monkeypatch.setattr(figures.DecisionBucket, "VENDORS", ())
     in_python = figures.count_hours(THIS_HOUR - 300 * HOUR, "default")
     assert in_python == in_sql
-    assert in_sql[THIS_HOUR - 2 * HOUR].decided == {35: 1, 123: 1, 70: 1}
+    # 3.5 and 7.0 s to the tenth; 12.3 s in the bucket of 12 s.
+    assert in_sql[THIS_HOUR - 2 * HOUR].decided == {35: 1, 120: 1, 70: 1}
 
 
 def test_percentiles_are_nearest_rank_of_tenths_of_a_second():
@@ -506,3 +507,56 @@ def test_the_y_axis_counts_in_whole_round_steps_up_to_the_tallest_bar(highest, t
     )
     root = Tree(str(svg)).root
     assert [text.text for text in root.find_all("text")] == ticks
+
+
+def test_times_to_decide_are_bucketed_finer_where_people_answer():
+    edges = figures.DecisionBucket.EDGES
+    assert edges[:3] == (0, 1, 2)  # tenths of a second up to 10 s
+    assert {100, 110, 590, 600, 650, 3000, 3300, 18000, 36000} <= set(edges)
+    assert list(edges) == sorted(set(edges))
+    lower = figures.DecisionBucket.lower_bound
+    tenths = (-5, 0, 99, 100, 109, 123, 649, 40000)
+    assert [lower(t, numbered=False) for t in tenths] == [0, 0, 99, 100, 100, 120, 600, 36000]
+    # PostgreSQL's width_bucket: 0 below the first edge (a clock step), n from edge n-1.
+    assert lower(0, numbered=True) == 0
+    assert lower(103, numbered=True) == edges[102] == 120
+    assert lower(len(edges), numbered=True) == 36000
+
+
+def test_a_count_the_database_refuses_leaves_the_answer_as_it_was(
+    fake_hyperid, hyperid_user, browser, settings, monkeypatch, caplog
+):
+    from django.db import DatabaseError
+    from django.db.models import QuerySet
+
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": "1/10m"}
+    assert submit(browser, "function", amount="1").status_code == 403
+
+    def refuse(self, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(QuerySet, "update", refuse)
+    response = submit(browser, "function", amount="2")
+
+    assert response.status_code == 429
+    assert "Could not count unsent push count for the admin's dashboard: DatabaseError" in (
+        caplog.text
+    )
+
+
+def test_the_purge_deletes_the_counts_as_old_as_the_requests_it_deletes(people):
+    from django.utils import timezone
+
+    from hyperid_mfa.retention import purge_finished
+
+    recent, old = timezone.now() - HOUR, timezone.now() - 40 * 24 * HOUR
+    for hour in (recent, old):
+        UnsentPush.objects.create(
+            hour=hour, user=people["alice"], action="a", outcome="limited", count=1
+        )
+        FailedCall.objects.create(hour=hour, call="start", result="timeout", count=1)
+
+    purge_finished("30d")
+
+    assert list(UnsentPush.objects.values_list("hour", flat=True)) == [recent]
+    assert list(FailedCall.objects.values_list("hour", flat=True)) == [recent]

@@ -10,10 +10,16 @@ every test compares the exposition before and after what it does.
 from __future__ import annotations
 
 import pytest
+
+# Without the metrics extra these tests have nothing to read (test_metrics_absent.py
+# covers that case).
+pytest.importorskip("prometheus_client")
+
 from django.test import Client
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hyperid_mfa import services
+from hyperid_mfa import metrics, services
 from hyperid_mfa.exceptions import HyperIDError
 from hyperid_mfa.models import MFARequest
 from tests import gate_views
@@ -161,3 +167,114 @@ def test_each_flow_moves_its_metrics_and_nothing_else(
     assert delta("hyperid_mfa_hyperid_call_seconds_count", call="status-get") == (
         fake_calls(fake_hyperid, "status-get") - status_calls
     )
+
+
+# --- who may read them ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_token(settings):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "METRICS_TOKEN": TOKEN}
+
+
+def test_a_scraper_with_the_token_reads_them(with_token):
+    response = Client().get("/metrics/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert response.status_code == 200
+    assert b"# TYPE hyperid_mfa_pushes_total counter" in response.content
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer ", f"bearer  {TOKEN}-", "Bearer x"],
+)
+def test_a_wrong_token_is_refused_even_for_staff(with_token, staff, authorization, caplog):
+    caplog.set_level("DEBUG")
+
+    response = staff.get("/metrics/", HTTP_AUTHORIZATION=authorization)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"hyperid_mfa" not in response.content
+    assert TOKEN[:20] not in caplog.text
+
+
+def test_the_token_scheme_is_read_in_any_case(with_token):
+    response = Client().get("/metrics/", HTTP_AUTHORIZATION=f"BEARER {TOKEN}")
+
+    assert response.status_code == 200
+
+
+def test_without_a_token_setting_no_token_opens_them(settings):
+    assert settings.HYPERID_MFA.get("METRICS_TOKEN") is None
+    assert Client().get("/metrics/", HTTP_AUTHORIZATION="Bearer None").status_code == 401
+
+
+def test_anonymous_users_are_asked_to_authenticate_and_users_are_refused(django_user_model):
+    anonymous = Client().get("/metrics/")
+    assert anonymous.status_code == 401
+    assert anonymous["WWW-Authenticate"] == 'Bearer realm="metrics"'
+
+    member = Client()
+    member.force_login(django_user_model.objects.create_user("m", "m@example.com", "pw"))
+    assert member.get("/metrics/").status_code == 403
+    inactive_staff = django_user_model.objects.create_user(
+        "s", "s@example.com", "pw", is_staff=True, is_active=False
+    )
+    member.force_login(inactive_staff)
+    assert member.get("/metrics/").status_code in (401, 403)
+
+
+def test_only_get_and_head(staff):
+    assert staff.head("/metrics/").status_code == 200
+    assert staff.post("/metrics/").status_code == 405
+
+
+def test_openmetrics_when_the_scraper_asks(staff):
+    response = staff.get("/metrics/", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    assert response.content.rstrip().endswith(b"# EOF")
+
+
+def test_the_metrics_are_in_prometheus_clients_default_registry():
+    """What django-prometheus's view, or any exposition of REGISTRY, shows."""
+    exposed = generate_latest(REGISTRY).decode()
+
+    for name in (
+        "hyperid_mfa_pushes_total",
+        "hyperid_mfa_decisions_total",
+        "hyperid_mfa_approvals_consumed_total",
+        "hyperid_mfa_hyperid_calls_total",
+        "hyperid_mfa_hyperid_call_seconds",
+        "hyperid_mfa_time_to_decision_seconds",
+    ):
+        assert f"# TYPE {name} " in exposed, name
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 31, "with space " + "x" * 32, "é" * 40, 42])
+def test_a_weak_or_unusable_token_setting_is_refused_without_showing_it(settings, token):
+    from hyperid_mfa.checks import value_errors
+
+    [error] = value_errors({"METRICS_TOKEN": token})
+
+    assert error.id == "hyperid_mfa.E002"
+    assert "METRICS_TOKEN" in error.msg
+    assert str(token) not in error.msg + (error.hint or "")
+
+
+# --- bounded labels -------------------------------------------------------------------------
+
+
+def test_action_names_past_the_limit_are_counted_as_other(monkeypatch, caplog):
+    monkeypatch.setattr(metrics, "MAX_ACTIONS", 3)
+    monkeypatch.setattr(metrics, "_actions", set())
+    monkeypatch.setattr(metrics, "_overflow_reported", False)
+
+    labels = [metrics.action_label(f"action-{n}") for n in range(6)]
+
+    assert labels == ["action-0", "action-1", "action-2", "_other", "_other", "_other"]
+    assert metrics.action_label("action-1") == "action-1"
+    assert caplog.text.count("gated action names") == 1

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 #: Distinct colour classes (hm-c0 ... hm-c7); further series reuse the last one.
@@ -189,9 +189,23 @@ def share_bar(
     return mark_safe("".join(str(piece) for piece in pieces))  # noqa: S308 - each part escaped
 
 
+def table_rows(rows: Sequence[tuple[str, Sequence[int]]]) -> SafeString:
+    """``<tr>`` elements: a row header, then a number per column."""
+    return mark_safe(  # noqa: S308 - each part escaped
+        "".join(
+            format_html(
+                '<tr><th scope="row">{}</th>{}</tr>',
+                title,
+                format_html_join("", '<td class="hm-num">{}</td>', ((v,) for v in values)),
+            )
+            for title, values in rows
+        )
+    )
+
+
 def _n(value: float) -> str:
     """A coordinate, short: at most two decimals."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-__all__ = ["COLOURS", "Bar", "Series", "nice_ceiling", "share_bar", "stacked_bars"]
+__all__ = ["COLOURS", "Bar", "Series", "nice_ceiling", "share_bar", "stacked_bars", "table_rows"]

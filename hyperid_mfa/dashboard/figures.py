@@ -10,8 +10,9 @@ included, so that the charts' bars and the totals count the same rows.
   not; denied; expired; canceled; failed; still pending), and the approval, denial
   and expiry rates among them.
 - **Time to decide**: from the push to the approval or denial learnt, median and
-  90th percentile (nearest rank) of the requests decided, to the tenth of a second
-  (rounded down).
+  90th percentile (nearest rank) of the requests decided, counted in buckets and
+  rounded down to the bucket's start: to the tenth of a second below 10 s, to the
+  second below a minute, to 5 s below 5 minutes (``DecisionBucket.EDGES``).
 - **HyperID errors per hour, by result** (:class:`~hyperid_mfa.models.FailedCall`).
 - **Users** with the most denials, and with the most pushes refused by the limit.
 
@@ -24,6 +25,7 @@ of the week. The other hours are counted at each view, from the index on
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -34,7 +36,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connections, router
-from django.db.models import Aggregate, Count, Func, IntegerField, QuerySet, Sum
+from django.db.models import Aggregate, Case, Count, Func, IntegerField, QuerySet, Sum, When
 from django.db.models.functions import TruncHour
 
 from ..models import (
@@ -75,7 +77,7 @@ PUSH_SERIES = tuple(PushOutcome.values)
 @dataclass(frozen=True)
 class HourFigures:
     """One UTC hour of MFARequest: requests created, what became of them, and how long
-    the decided ones took (tenths of a second -> requests)."""
+    the decided ones took (the start of a bucket, in tenths of a second -> requests)."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
     decided: dict[int, int] = field(default_factory=dict)
@@ -213,60 +215,83 @@ def hour_figures(
 
 
 def count_hours(since: datetime, using: str) -> dict[datetime, HourFigures]:
-    """Count the requests created from ``since`` on, by UTC hour: two queries that read
-    the index on ``created_at`` (on PostgreSQL, the index alone)."""
+    """Count the requests created from ``since`` on, by UTC hour and outcome, with the
+    times to decide by bucket: one query over the index on ``created_at``."""
     rows = MFARequest.objects.using(using).filter(created_at__gte=since)
-    hour = TruncHour("created_at", tzinfo=timezone.utc)
+    vendor = connections[using].vendor
     outcomes: dict[datetime, Counter[str]] = defaultdict(Counter)
-    by_status = (
-        rows.annotate(hour=hour)
-        .values_list("hour", "status", "complete_result")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
-    for when, status, complete_result, n in by_status:
-        outcomes[_utc(when)][_outcome(status, complete_result)] += n
     decided: dict[datetime, Counter[int]] = defaultdict(Counter)
-    completed = rows.filter(status=RequestStatus.COMPLETED)
-    if connections[using].vendor in Deciseconds.VENDORS:
-        durations: Iterable[tuple[datetime, int, int]] = (
-            completed.annotate(hour=hour, tenths=Deciseconds("completed_at", "created_at"))
-            .values_list("hour", "tenths")
+    counted: Iterable[tuple[datetime, int, int | None, int | None, int]]
+    in_sql = vendor in DecisionBucket.VENDORS
+    numbered = in_sql and vendor == "postgresql"  # buckets by number, else tenths
+    if in_sql:
+        bucket = Case(
+            When(status=RequestStatus.COMPLETED, then=DecisionBucket("completed_at", "created_at")),
+            default=None,
+            output_field=IntegerField(),
+        )
+        counted = (
+            rows.annotate(hour=TruncHour("created_at", tzinfo=timezone.utc), bucket=bucket)
+            .values_list("hour", "status", "complete_result", "bucket")
             .annotate(n=Count("*"))
             .order_by()
         )
     else:
-        durations = (
-            (created, _tenths(completed_at - created), 1)
-            for created, completed_at in completed.values_list("created_at", "completed_at")
-            if completed_at is not None  # always, for a completed request
+        counted = (
+            (
+                _hour_of(created),
+                status,
+                complete_result,
+                _tenths(completed_at - created)
+                if status == RequestStatus.COMPLETED and completed_at is not None
+                else None,
+                1,
+            )
+            for created, status, complete_result, completed_at in rows.values_list(
+                "created_at", "status", "complete_result", "completed_at"
+            )
         )
-    for when, tenths, n in durations:
-        decided[_hour_of(when)][max(0, int(tenths))] += n
+    for when, status, complete_result, value, n in counted:
+        hour = _utc(when)
+        outcomes[hour][_outcome(status, complete_result)] += n
+        if value is not None:
+            decided[hour][DecisionBucket.lower_bound(value, numbered=numbered)] += n
     return {
         when: HourFigures(dict(outcomes[when]), dict(decided.get(when, {}))) for when in outcomes
     }
 
 
-class Deciseconds(Func):
-    """Tenths of a second from the second expression to the first, rounded down
-    (PostgreSQL and SQLite; other databases are counted in Python).
+def _bucket_edges() -> tuple[int, ...]:
+    """Where the buckets of the time to decide start, in tenths of a second: every
+    tenth up to 10 s, every second up to a minute, every 5 s up to 5 minutes, every 30
+    s up to half an hour, every 5 minutes up to an hour, then one bucket."""
+    steps = ((0, 100, 1), (100, 600, 10), (600, 3000, 50), (3000, 18000, 300), (18000, 36001, 3000))
+    return tuple(edge for low, high, step in steps for edge in range(low, high, step))
 
-    Both compute in floating point: a duration a hair's breadth under a tenth (0.1
-    ms) counts as that tenth, so that 12.3 s is never read as 12.29999 s.
+
+class DecisionBucket(Func):
+    """The bucket of the time from the second expression to the first.
+
+    PostgreSQL answers the bucket's number (``width_bucket`` over the edges, one
+    evaluation per row); SQLite the tenths of a second, bucketed here. Other
+    databases are counted in Python. Durations are floating point in both: a hair's
+    breadth (0.1 ms) under an edge counts as the edge, so 12.3 s is never 12.29999 s.
     """
 
     VENDORS = ("postgresql", "sqlite")
+    #: The buckets' starts, in tenths of a second.
+    EDGES = _bucket_edges()
     output_field = IntegerField()
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
+        sql, params = self.as_sql(
             compiler,
             connection,
-            template="FLOOR(DATE_PART('epoch', %(expressions)s) * 10 + 0.001)::integer",
+            template="DATE_PART('epoch', %(expressions)s) + 0.0001",
             arg_joiner=" - ",
             **extra,
         )
+        return f"width_bucket({sql}, %s::float8[])", (*params, [e / 10 for e in self.EDGES])
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         # julianday() keeps about 50 µs of precision; CAST rounds toward zero, which is
@@ -278,6 +303,14 @@ class Deciseconds(Func):
             arg_joiner=") - julianday(",
             **extra,
         )
+
+    @classmethod
+    def lower_bound(cls, value: int, *, numbered: bool) -> int:
+        """The start, in tenths of a second, of the bucket of ``value``: a bucket's
+        number (PostgreSQL's answer) when ``numbered``, else tenths of a second."""
+        if numbered:
+            return cls.EDGES[min(max(int(value), 1), len(cls.EDGES)) - 1]
+        return cls.EDGES[max(bisect.bisect_right(cls.EDGES, int(value)), 1) - 1]
 
 
 _OUTCOME_OF_STATUS: dict[int, str] = {
@@ -343,8 +376,8 @@ def _with_names(rows: list[tuple[Any, int]]) -> list[UserCount]:
 
 
 def percentile(histogram: Counter[int] | dict[int, int], q: float) -> float | None:
-    """The nearest-rank ``q`` quantile (0 < q <= 1) of a histogram of tenths of a
-    second, in seconds; None when it is empty."""
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of a histogram keyed by tenths of a
+    second (the start of each bucket), in seconds; None when it is empty."""
     total = sum(histogram.values())
     if not total:
         return None
