@@ -278,3 +278,59 @@ def test_action_names_past_the_limit_are_counted_as_other(monkeypatch, caplog):
     assert labels == ["action-0", "action-1", "action-2", "_other", "_other", "_other"]
     assert metrics.action_label("action-1") == "action-1"
     assert caplog.text.count("gated action names") == 1
+
+
+# --- several processes ----------------------------------------------------------------------
+
+_WORKER = """
+import django
+django.setup()
+from types import SimpleNamespace
+from hyperid_mfa import metrics
+metrics.count_sent(None, mfa_request=SimpleNamespace(action="payments.withdraw"))
+metrics.count_call(None, call="start", result="timeout", seconds=0.2)
+"""
+
+_SCRAPE = """
+import django
+django.setup()
+from types import SimpleNamespace
+from django.test import RequestFactory
+from hyperid_mfa.metrics import metrics_view
+request = RequestFactory().get("/metrics/")
+request.user = SimpleNamespace(is_active=True, is_staff=True, is_authenticated=True)
+print(metrics_view(request).content.decode())
+"""
+
+
+@pytest.mark.slow
+def test_in_multi_process_mode_the_view_adds_up_every_process(tmp_path):
+    """gunicorn's workers, as docs/operations.md configures them: each process
+    writes its values into PROMETHEUS_MULTIPROC_DIR, the view sums them."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
+
+    def python(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    for _worker in range(3):
+        python(_WORKER)
+    samples = parse(python(_SCRAPE))
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    assert value("hyperid_mfa_pushes_total", action=ACTION, outcome="sent") == 3
+    assert value("hyperid_mfa_hyperid_calls_total", call="start", result="timeout") == 3
+    assert value("hyperid_mfa_hyperid_call_seconds_count", call="start") == 3

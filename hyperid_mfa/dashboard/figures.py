@@ -91,15 +91,17 @@ class HourFigures:
         return not self.outcomes.get(State.PENDING)
 
     def as_cached(self) -> dict[str, Any]:
-        return {"outcomes": self.outcomes, "decided": list(self.decided.items())}
+        return {"outcomes": self.outcomes, "decided": self.decided}
 
     @classmethod
     def from_cached(cls, value: Any) -> HourFigures | None:
+        """What :meth:`as_cached` wrote (under a key of this version), or None."""
         try:
-            outcomes = {str(k): int(v) for k, v in value["outcomes"].items()}
-            decided = {int(k): int(v) for k, v in value["decided"]}
-        except (TypeError, KeyError, ValueError, AttributeError):
-            return None  # written by another version: counted again
+            outcomes, decided = value["outcomes"], value["decided"]
+        except (TypeError, KeyError):
+            return None
+        if not isinstance(outcomes, dict) or not isinstance(decided, dict):
+            return None
         return cls(outcomes, decided)
 
 
