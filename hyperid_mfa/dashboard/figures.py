@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -74,13 +75,29 @@ OUTCOMES = (
 PUSH_SERIES = tuple(PushOutcome.values)
 
 
+def _bucket_edges() -> tuple[int, ...]:
+    """Where the buckets of the time to decide start, in tenths of a second: every
+    tenth up to 10 s, every second up to a minute, every 5 s up to 5 minutes, every 30
+    s up to half an hour, every 5 minutes up to an hour, then one bucket."""
+    steps = ((0, 100, 1), (100, 600, 10), (600, 3000, 50), (3000, 18000, 300), (18000, 36001, 3000))
+    return tuple(edge for low, high, step in steps for edge in range(low, high, step))
+
+
+#: Where the buckets of the time to decide start, in tenths of a second.
+BUCKET_EDGES = _bucket_edges()
+
+
 @dataclass(frozen=True)
 class HourFigures:
     """One UTC hour of MFARequest: requests created, what became of them, and how long
-    the decided ones took (the start of a bucket, in tenths of a second -> requests)."""
+    the decided ones took (requests in each bucket of ``DecisionBucket.EDGES``)."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
-    decided: dict[int, int] = field(default_factory=dict)
+    decided: tuple[int, ...] = field(default_factory=lambda: (0,) * len(BUCKET_EDGES))
+
+    def decided_by_start(self) -> dict[int, int]:
+        """The buckets with requests in them: start (tenths of a second) -> requests."""
+        return {BUCKET_EDGES[i]: n for i, n in enumerate(self.decided) if n}
 
     @property
     def sent(self) -> int:
@@ -100,7 +117,9 @@ class HourFigures:
             outcomes, decided = value["outcomes"], value["decided"]
         except (TypeError, KeyError):
             return None
-        if not isinstance(outcomes, dict) or not isinstance(decided, dict):
+        if not isinstance(outcomes, dict) or not isinstance(decided, tuple):
+            return None
+        if len(decided) != len(DecisionBucket.EDGES):
             return None
         return cls(outcomes, decided)
 
@@ -158,10 +177,10 @@ def compute(period: str = DEFAULT_PERIOD, *, now: datetime | None = None) -> Das
     start = hours[0]
     figures = hour_figures(hours, now, using)
     outcomes: Counter[str] = Counter()
-    decided: Counter[int] = Counter()
+    decided = [0] * len(DecisionBucket.EDGES)
     for hour in hours:
         outcomes.update(figures[hour].outcomes)
-        decided.update(figures[hour].decided)
+        decided = list(map(operator.add, decided, figures[hour].decided))
     pushes = {series: [0] * len(hours) for series in PUSH_SERIES}
     pushes[PushOutcome.SENT] = [figures[hour].sent for hour in hours]
     index = {hour: i for i, hour in enumerate(hours)}
@@ -181,7 +200,7 @@ def compute(period: str = DEFAULT_PERIOD, *, now: datetime | None = None) -> Das
         hours=hours,
         pushes=pushes,
         outcomes={outcome: outcomes.get(outcome, 0) for outcome in OUTCOMES},
-        decided=sum(decided.values()),
+        decided=sum(decided),
         median_seconds=percentile(decided, 0.5),
         p90_seconds=percentile(decided, 0.9),
         errors=errors,
@@ -222,7 +241,7 @@ def count_hours(since: datetime, using: str) -> dict[datetime, HourFigures]:
     rows = MFARequest.objects.using(using).filter(created_at__gte=since)
     vendor = connections[using].vendor
     outcomes: dict[datetime, Counter[str]] = defaultdict(Counter)
-    decided: dict[datetime, Counter[int]] = defaultdict(Counter)
+    decided: dict[datetime, list[int]] = defaultdict(lambda: [0] * len(DecisionBucket.EDGES))
     counted: Iterable[tuple[datetime, int, int | None, int | None, int]]
     in_sql = vendor in DecisionBucket.VENDORS
     numbered = in_sql and vendor == "postgresql"  # buckets by number, else tenths
@@ -257,18 +276,8 @@ def count_hours(since: datetime, using: str) -> dict[datetime, HourFigures]:
         hour = _utc(when)
         outcomes[hour][_outcome(status, complete_result)] += n
         if value is not None:
-            decided[hour][DecisionBucket.lower_bound(value, numbered=numbered)] += n
-    return {
-        when: HourFigures(dict(outcomes[when]), dict(decided.get(when, {}))) for when in outcomes
-    }
-
-
-def _bucket_edges() -> tuple[int, ...]:
-    """Where the buckets of the time to decide start, in tenths of a second: every
-    tenth up to 10 s, every second up to a minute, every 5 s up to 5 minutes, every 30
-    s up to half an hour, every 5 minutes up to an hour, then one bucket."""
-    steps = ((0, 100, 1), (100, 600, 10), (600, 3000, 50), (3000, 18000, 300), (18000, 36001, 3000))
-    return tuple(edge for low, high, step in steps for edge in range(low, high, step))
+            decided[hour][DecisionBucket.index(value, numbered=numbered)] += n
+    return {when: HourFigures(dict(outcomes[when]), tuple(decided[when])) for when in outcomes}
 
 
 class DecisionBucket(Func):
@@ -281,8 +290,7 @@ class DecisionBucket(Func):
     """
 
     VENDORS = ("postgresql", "sqlite")
-    #: The buckets' starts, in tenths of a second.
-    EDGES = _bucket_edges()
+    EDGES = BUCKET_EDGES
     output_field = IntegerField()
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
@@ -307,12 +315,12 @@ class DecisionBucket(Func):
         )
 
     @classmethod
-    def lower_bound(cls, value: int, *, numbered: bool) -> int:
-        """The start, in tenths of a second, of the bucket of ``value``: a bucket's
-        number (PostgreSQL's answer) when ``numbered``, else tenths of a second."""
+    def index(cls, value: int, *, numbered: bool) -> int:
+        """The index in EDGES of the bucket of ``value``: a bucket's number
+        (PostgreSQL's answer) when ``numbered``, else tenths of a second."""
         if numbered:
-            return cls.EDGES[min(max(int(value), 1), len(cls.EDGES)) - 1]
-        return cls.EDGES[max(bisect.bisect_right(cls.EDGES, int(value)), 1) - 1]
+            return min(max(int(value), 1), len(cls.EDGES)) - 1
+        return max(bisect.bisect_right(cls.EDGES, int(value)), 1) - 1
 
 
 _OUTCOME_OF_STATUS: dict[int, str] = {
@@ -377,20 +385,25 @@ def _with_names(rows: list[tuple[Any, int]]) -> list[UserCount]:
     ]
 
 
-def percentile(histogram: Counter[int] | dict[int, int], q: float) -> float | None:
-    """The nearest-rank ``q`` quantile (0 < q <= 1) of a histogram keyed by tenths of a
-    second (the start of each bucket), in seconds; None when it is empty."""
-    total = sum(histogram.values())
+def percentile(histogram: Sequence[int], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of requests counted in the buckets
+    of ``DecisionBucket.EDGES``, in seconds (the bucket's start); None when there is
+    none."""
+    total = sum(histogram)
     if not total:
         return None
     rank = max(1, math.ceil(q * total))
     seen = 0
-    ordered = sorted(histogram)
-    for tenths in ordered:
-        seen += histogram[tenths]
+    for index, count in enumerate(histogram):
+        seen += count
         if seen >= rank:
-            break
-    return tenths / 10
+            return DecisionBucket.EDGES[index] / 10
+    return None  # unreachable: the counts add up to the total
+
+
+def histogram(by_start: dict[int, int]) -> tuple[int, ...]:
+    """Counts in the buckets that start at these tenths of a second (each an edge)."""
+    return tuple(by_start.get(edge, 0) for edge in DecisionBucket.EDGES)
 
 
 # --- hours --------------------------------------------------------------------------------
