@@ -36,7 +36,7 @@ from django.views.decorators.http import require_safe
 
 from .conf import mfa_settings
 from .constants import AVAILABILITY, CANCEL, START, STATUS_GET, TOKEN
-from .models import MFARequest
+from .models import MFARequest, PushOutcome, State
 from .signals import (
     hyperid_call_finished,
     mfa_push_not_sent,
@@ -52,10 +52,10 @@ except ImportError:  # the metrics extra is not installed: nothing is collected
 
 logger = logging.getLogger("hyperid_mfa")
 
-#: hyperid_mfa_pushes_total's outcomes.
-PUSH_OUTCOMES = ("sent", "limited", "cooldown", "failed")
+#: hyperid_mfa_pushes_total's outcomes: sent, limited, cooldown, failed.
+PUSH_OUTCOMES = tuple(PushOutcome.values)
 #: hyperid_mfa_decisions_total's results (MFARequest.state after the transition).
-DECISIONS = ("approved", "denied", "expired", "canceled")
+DECISIONS = (State.APPROVED, State.DENIED, State.EXPIRED, State.CANCELED)
 #: The HyperID calls, as hyperid_mfa_hyperid_calls_total's ``call`` names them.
 CALLS = (START, STATUS_GET, CANCEL, AVAILABILITY, TOKEN)
 #: Distinct action names given their own label value; later ones are "_other".
@@ -147,7 +147,7 @@ def action_label(action: str) -> str:
 
 def count_sent(sender: Any, mfa_request: Any, **kwargs: Any) -> None:
     if _metrics is not None:
-        _metrics.pushes.labels(action_label(mfa_request.action), "sent").inc()
+        _metrics.pushes.labels(action_label(mfa_request.action), PushOutcome.SENT.value).inc()
 
 
 def count_not_sent(sender: Any, action: str, outcome: str, **kwargs: Any) -> None:
@@ -159,11 +159,12 @@ def count_decision(sender: Any, mfa_request: Any, new_state: str, **kwargs: Any)
     if _metrics is None or new_state not in DECISIONS:
         return
     action = action_label(mfa_request.action)
-    _metrics.decisions.labels(action, new_state).inc()
+    result = State(new_state).value
+    _metrics.decisions.labels(action, result).inc()
     if mfa_request.completed_at is not None and mfa_request.created_at is not None:
         seconds = (mfa_request.completed_at - mfa_request.created_at).total_seconds()
         # The two times come from two clocks (the database's, the server's).
-        _metrics.time_to_decision.labels(action, new_state).observe(max(0.0, seconds))
+        _metrics.time_to_decision.labels(action, result).observe(max(0.0, seconds))
 
 
 def count_consumed(sender: Any, mfa_request: Any, **kwargs: Any) -> None:

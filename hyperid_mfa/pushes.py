@@ -20,7 +20,7 @@ from .conf import mfa_settings
 from .constants import CompleteResult, Result
 from .exceptions import DenialCooldown, HyperIDError, ProtocolError, RateLimited
 from .lifecycle import replace_request, with_token, withdraw
-from .models import MFARequest, RequestStatus, UserModel, database_now
+from .models import MFARequest, PushOutcome, RequestStatus, UserModel, database_now
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -152,13 +152,13 @@ def start_request(
 def _not_sent(user: UserModel, action: str, error: HyperIDError) -> None:
     """Say that a push did not go out (or may not have): ``mfa_push_not_sent``."""
     if isinstance(error, DenialCooldown):
-        outcome = "cooldown"
+        outcome = PushOutcome.COOLDOWN
     elif isinstance(error, RateLimited):
-        outcome = "limited"
+        outcome = PushOutcome.LIMITED
     else:
-        outcome = "failed"
+        outcome = PushOutcome.FAILED
     signals.mfa_push_not_sent.send(
-        sender=MFARequest, user=user, action=action, outcome=outcome, error=error
+        sender=MFARequest, user=user, action=action, outcome=outcome.value, error=error
     )
 
 
