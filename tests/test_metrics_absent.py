@@ -74,6 +74,9 @@ def test_the_app_and_its_tests_run_where_prometheus_client_is_not_installed(tmp_
     )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTEST_ADDOPTS", None)
+    # A test database of its own: this run's would be dropped under it on PostgreSQL.
+    name = os.environ.get("HYPERID_MFA_TEST_DB_NAME", "test_hyperid_mfa")
+    env["HYPERID_MFA_TEST_DB_NAME"] = f"{name}_without_metrics"
     run = subprocess.run(
         [
             sys.executable,
