@@ -62,9 +62,10 @@ class MFAAdapter:
     def format_question(self, request: Any, action: str, values: Mapping[str, Any]) -> str:
         """The question on the phone when the gate was given none.
 
-        ``values`` are the bound values by name (the fields ``bind`` names, or the
-        submitted fields for the default binding), so that the user sees what will
-        run: "Approve payments.withdraw: amount 250, payee Bob?".
+        ``values`` are every value the approval binds, by name, as text, in the order
+        :mod:`hyperid_mfa.questions` documents (URL arguments, query string, body),
+        so that the user sees what will run: "Approve payments.withdraw: amount 250,
+        payee Bob?". Name them all: the user approves only what the phone shows.
         """
         shown = ", ".join(f"{name} {value}" for name, value in values.items())
         if not shown:
@@ -77,9 +78,10 @@ class MFAAdapter:
         """The question on the phone when a gate with ``window=`` was given none.
 
         Approving it opens a window of ``scope`` for ``seconds``: "Allow payouts for
-        5 minutes?". ``values`` are the values an explicit ``bind=`` of field names
-        keeps the window to, by name ("Allow payouts for 5 minutes: account 42?");
-        empty otherwise, since the default binding does not apply inside a window.
+        5 minutes?". ``values`` are the values an explicit ``bind=`` keeps the window
+        to, by name (the named fields, or what a ``bind`` callable returns: "Allow
+        payouts for 5 minutes: account 42?"); empty for the default binding, which
+        does not apply inside a window.
         """
         context = {"scope": scope, "duration": format_duration(seconds)}
         shown = ", ".join(f"{name} {value}" for name, value in values.items())

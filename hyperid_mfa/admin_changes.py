@@ -1,30 +1,28 @@
 """What a protected admin operation changes, as its approval binds it and as the
 phone asks about it.
 
-For :mod:`hyperid_mfa.admin_step_up`: the protected fields' new values, inline rows
-added, changed or deleted, an action's rows (:class:`ProtectedChange`), in a
-canonical form for the binding and shortened for the question
-(:func:`default_question`).
+For :mod:`hyperid_mfa.admin_step_up`: the protected fields whose stored value a save
+replaces (with both values), inline rows added, changed or deleted, an action's rows
+(:class:`ProtectedChange`); in a canonical form for the binding
+(:mod:`hyperid_mfa.admin_values` compares and spells the values) and whole in the
+question (:func:`default_question`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.core.files.uploadedfile import UploadedFile
-from django.db.models import FileField, Model, QuerySet
-from django.db.models.fields.files import FieldFile
+from django.db.models import Model
 from django.forms import BaseForm
 from django.forms.formsets import DELETION_FIELD_NAME, ORDERING_FIELD_NAME
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .fingerprint import canonical_json
+from .admin_values import compare, stored_rows, written_row
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -36,26 +34,34 @@ else:
 
 #: ``mfa_protect_fields = "__all__"``: every field of the form.
 ALL_FIELDS = "__all__"
-#: A value longer than this is shown shortened in the question (head…tail).
-SHOWN_LENGTH = 40
-#: An object's text longer than this is shortened in the question.
+#: An object's text longer than this is shortened in the question. (An object's text
+#: only names the row; the approval binds its primary key. Values are shown whole.)
 OBJECT_LENGTH = 60
 
 
-#: One thing a protected operation does, as its approval binds it:
-#: (operation, model label, primary key, field name, canonical value).
-Entry = tuple[str, str, str, str, str]
+#: One thing a protected operation does, as its approval binds it: (operation, model
+#: label, primary key, field name, the value stored now, the value the save writes),
+#: values in canonical form.
+Entry = tuple[str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
 class FieldChange:
-    """A protected field as the save will write it: ``value`` as saved, ``shown`` as
-    the question shows it."""
+    """A protected field whose stored value a save replaces (or, in an add, sets).
+
+    ``value`` as the save writes it, ``old_value`` as the database holds it now (None
+    in an add); ``shown`` and ``old_shown`` as the question names them; ``bound`` and
+    ``old_bound`` as the approval binds them.
+    """
 
     name: str
     label: str
     value: Any
     shown: str
+    old_value: Any = None
+    old_shown: str = ""
+    bound: str = ""
+    old_bound: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,14 @@ class RowChange:
     def entries(self) -> set[Entry]:
         model = self.model._meta.label_lower
         if self.kind == "delete":
-            return {("delete", model, self.key, "", "")}
+            return {("delete", model, self.key, "", "", "")}
         entries = {
-            (self.kind, model, self.key, field.name, _canonical(field.value))
+            (self.kind, model, self.key, field.name, field.old_bound, field.bound)
             for field in self.fields
         }
         if self.kind == "add":
             # An add needs approval even where no protected field is in the form.
-            entries.add(("add", model, "", "", ""))
+            entries.add(("add", model, "", "", "", ""))
         return entries
 
 
@@ -156,17 +162,35 @@ class Protection:
         return [name for name in self.fields if name in form.fields]
 
     def changes(
-        self, form: BaseForm, *, adding: bool, skip: Iterable[str] = ()
+        self, form: BaseForm, stored: Model | None, *, adding: bool, skip: Iterable[str] = ()
     ) -> tuple[FieldChange, ...]:
-        """The protected fields the save writes: all of them for an add, else the changed."""
+        """The protected fields the save of the validated ``form`` writes: all of them
+        for an add, else those whose value differs from the ``stored`` row's (read
+        from the database; None where the row is gone, and then all of them).
+
+        Decided from the database and the cleaned values alone: never from the form's
+        ``changed_data``, which the ``initial-`` values a browser sends back decide.
+        """
         model: type[Model] = form._meta.model  # type: ignore[attr-defined]
-        changed = set(form.changed_data)
-        return tuple(
-            FieldChange(name, _field_label(model, form, name), value, _shown(model, name, value))
-            for name in self.names(form, skip)
-            if adding or name in changed
-            for value in [form.cleaned_data.get(name)]
-        )
+        written = written_row(form, stored)
+        changes = []
+        for name in self.names(form, skip):
+            old, new = compare(form, name, stored, written, adding=adding)
+            if old is not None and old.bound == new.bound:
+                continue
+            changes.append(
+                FieldChange(
+                    name,
+                    _field_label(model, form, name),
+                    new.value,
+                    new.shown,
+                    old_value=old.value if old else None,
+                    old_shown=old.shown if old else "",
+                    bound=new.bound,
+                    old_bound=old.bound if old else "",
+                )
+            )
+        return tuple(changes)
 
 
 def option_names(value: Any, option: str, owner: Any) -> tuple[str, ...]:
@@ -194,54 +218,13 @@ def _field_label(model: type[Model], form: BaseForm, name: str) -> str:
     return str(label or form.fields[name].label or name)
 
 
-def _canonical(value: Any) -> str:
-    """One text per value as the save writes it; an upload by name, size and SHA-256."""
-    if isinstance(value, Model):
-        return f"object:{value._meta.label_lower}:{value.pk}"
-    if isinstance(value, QuerySet):
-        return "objects:" + ",".join(sorted(str(pk) for pk in value.values_list("pk", flat=True)))
-    if isinstance(value, UploadedFile):
-        digest = hashlib.sha256()
-        for chunk in value.chunks():
-            digest.update(chunk)
-        value.seek(0)
-        return f"upload:{value.name}:{value.size}:{digest.hexdigest()}"
-    if isinstance(value, FieldFile):
-        return f"stored:{value.name or ''}"
-    if value is None or isinstance(value, (bool, dict)):
-        return canonical_json(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_canonical(item) for item in value) + "]"
-    return f"{type(value).__name__}:{value}"
-
-
-def _shorten(text: str, length: int = SHOWN_LENGTH) -> str:
-    """One line; a long text keeps its head and its tail, since both ends of an
-    account number matter to whoever checks it."""
+def _shorten(text: str, length: int) -> str:
+    """One line; a long text keeps its head and its tail."""
     text = " ".join(text.split())
     if len(text) <= length:
         return text
     tail = length // 3
     return f"{text[: length - tail - 1]}…{text[-tail:]}"
-
-
-def _shown(model: type[Model], name: str, value: Any) -> str:
-    """A value as the question shows it."""
-    if value is None or value == "" or (value is False and _is_file_field(model, name)):
-        return _("(empty)")
-    if isinstance(value, bool):
-        return _("yes") if value else _("no")
-    if isinstance(value, (UploadedFile, FieldFile)):
-        return _shorten(str(value.name or ""))
-    if isinstance(value, QuerySet):
-        value = list(value)
-    if isinstance(value, (list, tuple)):
-        return _shorten(", ".join(str(item) for item in value)) or _("(empty)")
-    try:
-        choices = dict(model._meta.get_field(name).flatchoices)  # type: ignore[union-attr]
-    except (FieldDoesNotExist, AttributeError, TypeError):
-        choices = {}
-    return _shorten(str(choices.get(value, value)))
 
 
 def is_field(model: type[Model], name: str) -> bool:
@@ -253,13 +236,6 @@ def is_field(model: type[Model], name: str) -> bool:
     return not field.auto_created or field.concrete
 
 
-def _is_file_field(model: type[Model], name: str) -> bool:
-    try:
-        return isinstance(model._meta.get_field(name), FileField)
-    except FieldDoesNotExist:
-        return False
-
-
 def object_text(obj: Model) -> str:
     try:
         return _shorten(str(obj), OBJECT_LENGTH)
@@ -267,14 +243,12 @@ def object_text(obj: Model) -> str:
         return str(obj._meta.verbose_name)
 
 
-def row_changes(
-    formset: Any, protection: Protection, *, can_change: bool, labels: dict[int, str]
-) -> list[RowChange]:
+def row_changes(formset: Any, protection: Protection, *, can_change: bool) -> list[RowChange]:
     """The protected rows a validated formset's save adds, changes or deletes.
 
-    ``labels`` holds the existing rows' texts from before validation, which writes
-    the new values into the instances. A view-only inline changes nothing whatever
-    the request sent: Django leaves its rows as they are.
+    An existing row changes where a protected field's value differs from the row as
+    the database holds it, whatever the form says changed. A view-only inline
+    changes nothing whatever the request sent: Django leaves its rows as they are.
     """
     if not protection:
         return []
@@ -284,25 +258,29 @@ def row_changes(
     if fk is not None:
         skip.add(fk.name)  # the parent, bound as the operation's own key
     deleted = {id(form) for form in formset.deleted_forms}
+    stored = stored_rows(model, (form.instance.pk for form in formset.initial_forms))
     rows = []
     for form in formset.initial_forms:
-        key, label = str(form.instance.pk), labels.get(id(form), "")
+        key = str(form.instance.pk)
+        row = stored.get(key)
+        label = object_text(row if row is not None else form.instance)
         if id(form) in deleted:
             if protection.delete:
-                rows.append(RowChange("delete", model, key, label or object_text(form.instance)))
+                rows.append(RowChange("delete", model, key, label))
             continue
-        if not can_change or not form.has_changed():
+        if not can_change:
             continue
-        fields = protection.changes(form, adding=False, skip=skip)
+        fields = protection.changes(form, row, adding=False, skip=skip)
         if fields:
-            rows.append(
-                RowChange("change", model, key, label or object_text(form.instance), fields)
-            )
+            rows.append(RowChange("change", model, key, label, fields))
     if protection.fields and can_change:
         for form in formset.extra_forms:
+            # Django's formset saves a new row only where its form has changed (and
+            # the admin's, only with the add permission): no row, nothing to approve.
+            # Every protected value of a row it saves is bound.
             if id(form) in deleted or not form.has_changed():
                 continue
-            fields = protection.changes(form, adding=True, skip=skip)
+            fields = protection.changes(form, None, adding=True, skip=skip)
             rows.append(RowChange("add", model, "", object_text(form.instance), fields))
     return rows
 
@@ -315,8 +293,10 @@ def entries_of(rows: Iterable[RowChange]) -> frozenset[Entry]:
 
 
 def default_question(change: ProtectedChange, obj: Model | None) -> str:
-    """The question on the phone, worded from the change: "Change IBAN of Shop #12 to
-    DE89…?", "Delete 3 payments?", "Run 'Mark as paid' on 14 payments?"."""
+    """The question on the phone, worded from the change: "Change IBAN of Shop #12 from
+    DE89370400440532013000 to DE44500105175407324931?", "Delete 3 payments?", "Run
+    'Mark as paid' on 14 payments?". It names every value the approval binds, whole:
+    each protected field's stored and new value (an add's new values)."""
     opts = change.model._meta
     if change.kind == "action":
         if change.action == "delete_selected":
@@ -351,15 +331,13 @@ def default_question(change: ProtectedChange, obj: Model | None) -> str:
         return _("Change %(details)s?") % {"details": "; ".join(rows)}
     if len(change.fields) == 1 and not rows:
         [field] = change.fields
-        return _("Change %(field)s of %(object)s to %(value)s?") % {
+        return _("Change %(field)s of %(object)s from %(old)s to %(value)s?") % {
             "field": field.label,
             "object": object_text(obj),
+            "old": field.old_shown,
             "value": field.shown,
         }
-    values = ", ".join(
-        _("%(field)s to %(value)s") % {"field": field.label, "value": field.shown}
-        for field in change.fields
-    )
+    values = _changed(change.fields)
     return _("Change %(object)s: %(details)s?") % {
         "object": object_text(obj),
         "details": "; ".join(part for part in [values, *rows] if part),
@@ -378,8 +356,21 @@ def _row_text(row: RowChange) -> str:
             for field in row.fields
         )
         return _("add %(model)s with %(values)s") % {"model": model, "values": values}
+    if len(row.fields) == 1:
+        [field] = row.fields
+        return _("%(field)s of %(object)s from %(old)s to %(value)s") % {
+            "field": field.label,
+            "object": row.label,
+            "old": field.old_shown,
+            "value": field.shown,
+        }
+    return _("%(object)s: %(values)s") % {"object": row.label, "values": _changed(row.fields)}
+
+
+def _changed(fields: Iterable[FieldChange]) -> str:
+    """Each field's change: "IBAN from DE89370400440532013000 to DE44500105175407324931"."""
     return ", ".join(
-        _("%(field)s of %(object)s to %(value)s")
-        % {"field": field.label, "object": row.label, "value": field.shown}
-        for field in row.fields
+        _("%(field)s from %(old)s to %(value)s")
+        % {"field": field.label, "old": field.old_shown, "value": field.shown}
+        for field in fields
     )

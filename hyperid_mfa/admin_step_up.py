@@ -35,7 +35,6 @@ them without the gate.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -64,11 +63,11 @@ from .admin_changes import (
     default_question,
     entries_of,
     is_field,
-    object_text,
     option_names,
     qualname,
     row_changes,
 )
+from .admin_values import stored_rows
 from .checks import E022
 from .gate import Gate, check_window_options
 
@@ -238,9 +237,13 @@ class MFAProtectedAdminMixin(ProtectedActions):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         protection = Protection.of(self)
         if form is not None and protection.fields:
-            fields = protection.changes(form, adding=not change)
-            key = str(obj.pk) if change else ""
-            row = RowChange("change" if change else "add", self.model, key, "", fields)
+            # The change list's editable columns save a row its formset adds (a form
+            # past INITIAL_FORMS) with change=True: an add all the same.
+            adding = not change or obj.pk is None
+            stored = None if adding else stored_rows(self.model, [obj.pk]).get(str(obj.pk))
+            fields = protection.changes(form, stored, adding=adding)
+            key = "" if adding else str(obj.pk)
+            row = RowChange("add" if adding else "change", self.model, key, "", fields)
             self._mfa_verify(request, row.entries())
         super().save_model(request, obj, form, change)
 
@@ -251,21 +254,20 @@ class MFAProtectedAdminMixin(ProtectedActions):
                 formset,
                 Protection.of(inline),
                 can_change=inline.has_change_permission(request, parent),
-                labels={},
             )
             self._mfa_verify(request, entries_of(rows))
         super().save_formset(request, form, formset, change)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         if self.mfa_protect_delete:
-            self._mfa_verify(request, {("delete", self.opts.label_lower, str(obj.pk), "", "")})
+            self._mfa_verify(request, {("delete", self.opts.label_lower, str(obj.pk), "", "", "")})
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         if "delete_selected" in self._mfa_protected_actions() and not in_action(request):
             model = self.opts.label_lower
             keys = queryset.values_list("pk", flat=True)
-            self._mfa_verify(request, {("delete", model, str(pk), "", "") for pk in keys})
+            self._mfa_verify(request, {("delete", model, str(pk), "", "", "") for pk in keys})
         super().delete_queryset(request, queryset)
 
     # --- what each view would do -------------------------------------------------------
@@ -297,28 +299,25 @@ class MFAProtectedAdminMixin(ProtectedActions):
             obj = self.get_object(request, unquote(str(object_id)), to_field)
             if obj is None or not self.has_change_permission(request, obj):
                 return None
-        # As it is now: validation writes the new values into obj.
-        original = copy.copy(obj)
         fieldsets = self.get_fieldsets(request, obj)
         form_class = self.get_form(
             request, obj, change=not adding, fields=flatten_fieldsets(fieldsets)
         )
         form = form_class(request.POST, request.FILES, instance=obj)
         formsets, inlines = self._create_formsets(request, form.instance, change=not adding)  # type: ignore[attr-defined]
-        labels = {
-            id(row): object_text(row.instance)
-            for formset in formsets
-            for row in formset.initial_forms
-        }
         form_valid = form.is_valid()
         if not (all_valid(formsets) and form_valid):
             return None
+        # The row as the database holds it: validation wrote the new values into obj.
+        key = "" if adding else str(obj.pk)  # type: ignore[union-attr]
+        stored = None if adding else stored_rows(self.model, [obj.pk]).get(key)  # type: ignore[union-attr]
+        if not adding and stored is None:
+            return None  # gone meanwhile: Django's view says so
         protection = Protection.of(self)
         fields: tuple[FieldChange, ...] = ()
         entries: set[Entry] = set()
         if protection.fields:
-            fields = protection.changes(form, adding=adding)
-            key = "" if adding else str(obj.pk)  # type: ignore[union-attr]
+            fields = protection.changes(form, stored, adding=adding)
             entries |= RowChange(
                 "add" if adding else "change", self.model, key, "", fields
             ).entries()
@@ -328,17 +327,16 @@ class MFAProtectedAdminMixin(ProtectedActions):
                 formset,
                 Protection.of(inline),
                 can_change=inline.has_change_permission(request, None if adding else obj),
-                labels=labels,
             )
         change = ProtectedChange(
             "add" if adding else "change",
             self.model,
-            keys=() if adding else (str(obj.pk),),  # type: ignore[union-attr]
+            keys=() if adding else (key,),
             fields=fields,
             rows=tuple(rows),
             entries=frozenset(entries | entries_of(rows)),
         )
-        return change, original
+        return change, stored
 
     def _mfa_check_delete(self, request: HttpRequest, object_id: str) -> HttpResponse | None:
         """The delete view's confirmation, as ``ModelAdmin._delete_view`` handles it."""
@@ -358,7 +356,7 @@ class MFAProtectedAdminMixin(ProtectedActions):
             "delete",
             self.model,
             keys=(key,),
-            entries=frozenset({("delete", self.opts.label_lower, key, "", "")}),
+            entries=frozenset({("delete", self.opts.label_lower, key, "", "", "")}),
         )
         return self._mfa_require(request, change, obj)
 
@@ -372,10 +370,9 @@ class MFAProtectedAdminMixin(ProtectedActions):
         formset_class = self.get_changelist_formset(request)
         queryset = self._get_list_editable_queryset(request, formset_class.get_default_prefix())
         formset = formset_class(request.POST, request.FILES, queryset=queryset)
-        labels = {id(row): object_text(row.instance) for row in formset.initial_forms}
         if not formset.is_valid():
             return None
-        rows = row_changes(formset, Protection(protection.fields), can_change=True, labels=labels)
+        rows = row_changes(formset, Protection(protection.fields), can_change=True)
         change = ProtectedChange(
             "change",
             self.model,
@@ -410,6 +407,11 @@ class MFAProtectedAdminMixin(ProtectedActions):
             # the scope's operations, whatever they change (the admin's binding is
             # its own default, not a bind= the project chose).
             bind_window=False,
+            question_hint=(
+                f"Override get_mfa_question() of {qualname(self)} to return a shorter "
+                "question: the default names the stored and the new value of every "
+                "protected field and row the save changes, and these do not fit."
+            ),
         )
         decision = gate.check(request)
         if not decision.allowed:
@@ -456,9 +458,7 @@ class MFAProtectedAdminMixin(ProtectedActions):
         unchecked = entries - getattr(request, _CHECKED, frozenset())
         if unchecked:
             # Names only: the values may be account numbers.
-            what = sorted(
-                {(operation, field) for operation, _model, _key, field, _value in unchecked}
-            )
+            what = sorted({(operation, field) for operation, _model, _key, field, *_ in unchecked})
             logger.error(
                 "MFA admin %s: refused a protected change the gate did not check: %s",
                 self.opts.label_lower,

@@ -24,6 +24,8 @@ class HyperIDMFAConfig(AppConfig):
         register(deployment_checks.check_rate_limit_cache, Tags.caches)
         # A per-process or non-atomic cache only matters where several processes serve.
         register(deployment_checks.check_rate_limit_cache_is_shared, Tags.caches, deploy=True)
+        # Production settings only: the simulator answers on loopback in development.
+        register(deployment_checks.check_production_endpoints, Tags.security, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
         receivers.connect()
         tallies.connect()

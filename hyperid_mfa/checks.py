@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,6 +103,8 @@ E020 = "hyperid_mfa.E020"  # API_BASE_URL or ISSUER has a query string or a frag
 W021 = "hyperid_mfa.W021"  # rest_framework is not in INSTALLED_APPS (deployment_checks)
 E022 = "hyperid_mfa.E022"  # an MFAProtectedAdminMixin option names nothing there (admin_step_up)
 E023 = "hyperid_mfa.E023"  # a DRF view's mfa_window or mfa_scope is refused (deployment_checks)
+E028 = "hyperid_mfa.E028"  # production settings point at the simulator: loopback or http (deploy)
+# W029, W030: hyperid_mfa.contrib.allauth.checks (the allauth sign-in).
 
 
 # --- the rules of each value ---------------------------------------------------------------
@@ -422,18 +425,46 @@ def load_adapter(value: Any) -> tuple[Any, list[CheckMessage]]:
 # --- what depends on the deployment ---------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether a URL's host is this machine, in any spelling a client resolves so:
+    ``localhost`` and its subdomains, 127/8 and ``::1`` (also IPv4-mapped), the
+    short and numeric IPv4 forms (``127.1``, ``2130706433``), and the unspecified
+    addresses ``0.0.0.0`` and ``::``, which reach this machine too."""
+    host = host.rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:
+            # The C library's reading, which clients use: "127.1", "0x7f.1", "2130706433".
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def local_or_plain_http(url: str) -> str | None:
+    """Why ``url`` cannot be HyperID's in production: ``"loopback"`` (this machine),
+    ``"http"`` (plain http:// elsewhere), or None for an https:// URL to another host
+    (and for anything that is not an http(s) URL: other checks report those)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    if is_loopback(host):
+        return "loopback"
+    return "http" if parts.scheme == "http" else None
 
 
 def _plain_http_errors(key: str, value: str) -> list[CheckMessage]:
     parts = urlsplit(value)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and not settings.DEBUG:
+    if parts.scheme == "http" and not is_loopback(parts.hostname or "") and not settings.DEBUG:
         return [
             Error(
                 f"{SETTING_NAME}[{key!r}] uses plain http:// to {parts.hostname}: access tokens "

@@ -17,6 +17,7 @@ Registered from ``HyperIDMFAConfig.ready()``; the ids are listed in ``checks``.
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from typing import Any
 
@@ -30,8 +31,21 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
-from .checks import E015, E016, E018, E023, SETTING_NAME, W017, W021, usable_values
+from .checks import (
+    E015,
+    E016,
+    E018,
+    E023,
+    E028,
+    SETTING_NAME,
+    W017,
+    W021,
+    local_or_plain_http,
+    usable_values,
+)
+from .constants import PRODUCTION_API_BASE_URL, PRODUCTION_ISSUER
 
 #: The URLs the approval page's script calls (rendering.approval_page).
 PAGE_URLS = ("hyperid_mfa:request-detail", "hyperid_mfa:request-cancel")
@@ -225,6 +239,81 @@ def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> 
             id=W017,
         )
     ]
+
+
+#: mozilla-django-oidc's settings that name HyperID's endpoints.
+OIDC_ENDPOINT_SETTINGS = (
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+)
+
+
+def simulator_error(where: str, url: str, *, hint: str) -> list[CheckMessage]:
+    """E028 for ``url``, the value of ``where``, when it is on this machine or plain
+    ``http://``: none with DEBUG on, nor for an ``https://`` URL to another host."""
+    why = local_or_plain_http(url)
+    if settings.DEBUG or why is None:
+        return []
+    what = "this machine (a loopback address)" if why == "loopback" else "plain http://"
+    return [
+        Error(
+            f"{where} is {url}, on {what}, with DEBUG off: that is where the HyperID "
+            "simulator (manage.py hyperid_mfa_simulator) or a test double answers, not "
+            "HyperID. These production settings would send every sign-in, push or "
+            "token to it" + (", unencrypted." if why == "http" else "."),
+            hint=hint,
+            id=E028,
+        )
+    ]
+
+
+def check_production_endpoints(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E028 (``check --deploy``, outside ``DEBUG``): ``API_BASE_URL``, ``ISSUER`` or
+    mozilla-django-oidc's ``OIDC_OP_*`` endpoints point at the simulator.
+
+    ``API_BASE_URL`` and ``ISSUER`` on plain ``http://`` to another host are E004's,
+    in every ``check``; the simulator's loopback ``http://`` stays quiet there.
+    """
+    messages: list[CheckMessage] = []
+    values = usable_values() or {}
+    defaults = {"API_BASE_URL": PRODUCTION_API_BASE_URL, "ISSUER": PRODUCTION_ISSUER}
+    for key, production in defaults.items():
+        if key in values and local_or_plain_http(values[key]) == "loopback":
+            messages += simulator_error(
+                f"{SETTING_NAME}[{key!r}]",
+                values[key],
+                hint=f"Leave {key} unset in production for HyperID's own {production!r}; "
+                "keep the simulator's URL in development settings, with DEBUG on.",
+            )
+    if _uses_hyperid_oidc_backend():
+        for name in OIDC_ENDPOINT_SETTINGS:
+            url = getattr(settings, name, None)
+            if isinstance(url, str):
+                messages += simulator_error(
+                    name,
+                    url,
+                    hint=f"Name HyperID's endpoint below its issuer, {PRODUCTION_ISSUER!r} "
+                    "(see the README's 'Sign in with HyperID').",
+                )
+    return messages
+
+
+def _uses_hyperid_oidc_backend() -> bool:
+    """Whether ``AUTHENTICATION_BACKENDS`` holds ``HyperIDOIDCBackend`` (or a subclass)."""
+    if importlib.util.find_spec("mozilla_django_oidc") is None:
+        return False
+    from .contrib.mozilla_oidc import HyperIDOIDCBackend
+
+    for path in getattr(settings, "AUTHENTICATION_BACKENDS", ()):
+        try:
+            backend = import_string(path)
+        except (ImportError, TypeError, ValueError):
+            continue  # Django's own checks and the first sign-in report it
+        if isinstance(backend, type) and issubclass(backend, HyperIDOIDCBackend):
+            return True
+    return False
 
 
 def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

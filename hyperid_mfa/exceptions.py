@@ -48,6 +48,7 @@ UNAVAILABLE = "mfa_unavailable"
 REAUTHENTICATE = "mfa_reauthenticate"
 NO_AUTHENTICATOR = "mfa_no_authenticator"
 BAD_REQUEST = "mfa_bad_request"
+CROSS_SITE = "mfa_cross_site"
 MISCONFIGURED = "mfa_misconfigured"
 NOT_AUTHENTICATED = "not_authenticated"
 
@@ -347,6 +348,38 @@ class RequestUnreadable(MFARefusal, ValueError):
 
     def user_text(self) -> str:
         return str(self.args[0]) if self.args else str(self.user_message)
+
+
+class QuestionNotShowable(RequestUnreadable):
+    """The phone's question cannot show what the approval binds: it is longer than
+    HyperID shows, or a bound value is not text. Nothing is sent; ``hint`` (logged
+    as an ERROR) tells the site's developers what to do."""
+
+    user_message = _(
+        "This request holds more than your phone can show for approval, "
+        "so it cannot be approved as it is."
+    )
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint  # type: ignore[misc]
+
+    def user_text(self) -> str:
+        return str(self.user_message)
+
+
+class CrossSiteRequest(MFARefusal):
+    """Another site's page sent this gated request in the user's browser: it chose
+    the values, so no push is sent and nothing is spent. The user may start over
+    from this site."""
+
+    code = CROSS_SITE
+    status_code = 403
+    retryable = False
+    user_message = _(
+        "This action was requested from another site, so it was not carried out. "
+        "Continue from here only if you meant to do it: your phone will ask you to approve it."
+    )
 
 
 class SiteMisconfigured(MFARefusal):

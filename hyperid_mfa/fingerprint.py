@@ -356,21 +356,22 @@ def bound_values(request: Any, bind: Binder, args: Sequence[Any], kwargs: Mappin
     return values
 
 
-#: At most this many submitted fields are named in a default question.
-QUESTION_FIELDS = 5
 #: What :func:`named_fields` gives for a field the request lacks.
 ABSENT = object()
 
 
 def named_fields(request: Any, names: Sequence[str]) -> dict[str, Any]:
-    """The value of each named field, as the binding reads it (the body's, else the
-    query string's; the last of repeated values); ``ABSENT`` where the request lacks it."""
+    """The value of each named field, as the binding reads it (the body's, an upload
+    of that name, else the query string's; the last of repeated values); ``ABSENT``
+    where the request lacks it."""
     body = read_body(request)
     plain = django_request(request)
     found: dict[str, Any] = {}
     for name in names:
         if body.kind == "form" and name in body.form:
             found[name] = body.form.get(name)
+        elif body.kind == "form" and name in body.files:
+            found[name] = body.files.get(name)
         elif body.kind == "json" and isinstance(body.value, Mapping) and name in body.value:
             found[name] = body.value[name]
         elif name in plain.GET:
@@ -378,28 +379,6 @@ def named_fields(request: Any, names: Sequence[str]) -> dict[str, Any]:
         else:
             found[name] = ABSENT
     return found
-
-
-def submitted_fields(request: Any) -> dict[str, Any]:
-    """The first few fields of a form or JSON object (else of the query string)."""
-    body = read_body(request)
-    if body.kind == "form":
-        names = [name for name in body.form if name != CSRF_FIELD]
-    elif body.kind == "json" and isinstance(body.value, Mapping):
-        names = [str(name) for name in body.value]
-    else:
-        names = [name for name in django_request(request).GET]
-    return named_fields(request, names[:QUESTION_FIELDS])
-
-
-def shown_values(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Fields as a question shows them: present scalars only, JSON numbers as sent."""
-    shown = {}
-    for name, value in fields.items():
-        if value is ABSENT or value is None or isinstance(value, (dict, list)):
-            continue
-        shown[name] = str.__str__(value) if isinstance(value, wire.NumberText) else str(value)
-    return shown
 
 
 def compute(

@@ -2,11 +2,14 @@
 
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
+0. the request was sent on behalf of another site (:mod:`hyperid_mfa.origins`):
+   refuse it, before anything is read, spent or sent (the other site chose its values);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
    now, consume it and let the view run, else answer "pending";
 3. otherwise send a new push (unless the user is over the push limit) and answer
-   "pending".
+   "pending". Its question is ``question=``, or names every value the approval binds
+   (:mod:`hyperid_mfa.questions`).
 
 A gate with ``window=`` first looks for an approval window of its scope that this
 user opened in this session (:mod:`hyperid_mfa.windows`): one lets the view run
@@ -28,16 +31,18 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from . import atomicity, audit, fingerprint, services
+from . import atomicity, audit, fingerprint, origins, questions, services
 from .adapter import get_adapter
 from .exceptions import (
     MISCONFIGURED,
     NOT_AUTHENTICATED,
     PENDING,
     UNAVAILABLE,
+    CrossSiteRequest,
     HyperIDConfigurationError,
     HyperIDError,
     MFARefusal,
+    QuestionNotShowable,
     RequestUnreadable,
     SiteMisconfigured,
 )
@@ -110,6 +115,7 @@ class Gate:
         window: int | None = None,
         scope: str | None = None,
         bind_window: bool = True,
+        question_hint: str | None = None,
     ) -> None:
         if not isinstance(action, str) or not action:
             raise TypeError("the gated action must be a non-empty string")
@@ -132,6 +138,9 @@ class Gate:
         #: contract says of an explicit ``bind=``); False where ``bind`` is the
         #: caller's own default binding, as the admin's is.
         self.bind_window = bind_window
+        #: What the developers should do when the question is too long for the phone,
+        #: where that is not "pass question=" (the admin's hook, say).
+        self.question_hint = question_hint
 
     def gates(self, request: Any) -> bool:
         """Whether this request's method is gated (others run the view ungated)."""
@@ -148,6 +157,11 @@ class Gate:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return Decision.not_signed_in()
+        if origins.is_cross_site(request):
+            # Another site chose these values: no push, no approval or window spent.
+            with audit.request_context(django_request(request)):
+                audit.log(f"refused: cross-site request ({self.action})", user_id=user.pk)
+            return self._refused(CrossSiteRequest())
         try:
             self._refuse_inside_a_transaction()
             fp, window_key = self._bind(request, user, args, kwargs)
@@ -217,6 +231,10 @@ class Gate:
             )
         except HyperIDConfigurationError as err:
             raise SiteMisconfigured(str(err)) from err
+        except QuestionNotShowable as err:
+            if self.question_hint is None:
+                raise
+            raise QuestionNotShowable(str(err), hint=self.question_hint) from err
         return Decision.pending(mfa_request)
 
     def _refuse_missing_fields(self, request: Any) -> None:
@@ -224,7 +242,7 @@ class Gate:
         missing value would run the view on whatever it does without it."""
         if self.bind is None or callable(self.bind):
             return
-        fields = self._bound_fields(request)
+        fields = fingerprint.named_fields(request, self.bind)
         missing = [name for name, value in fields.items() if value is fingerprint.ABSENT]
         if missing:
             raise RequestUnreadable(
@@ -232,39 +250,32 @@ class Gate:
                 % {"fields": ", ".join(missing)}
             )
 
-    def _bound_fields(self, request: Any) -> dict[str, Any]:
-        if self.bind is None or callable(self.bind):
-            return fingerprint.submitted_fields(request)
-        return fingerprint.named_fields(request, self.bind)
-
     def _question(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """The question of a new push: ``question=``, else worded by the adapter from
+        every value the approval binds (:mod:`hyperid_mfa.questions`)."""
         try:
             if self.question is None and self.window is not None and self.scope is not None:
-                return self._window_question(request, self.scope, self.window)
+                values = questions.window_question_values(request, self.bind, args, kwargs)
+                return get_adapter().format_window_question(
+                    request, self.action, values, scope=self.scope, seconds=self.window
+                )
             if self.question is None:
-                values = fingerprint.shown_values(self._bound_fields(request))
+                values = questions.question_values(request, self.bind, args, kwargs)
                 return get_adapter().format_question(request, self.action, values)
             if callable(self.question):
                 return str(self.question(request, *args, **kwargs))
             return str(self.question)
+        except RequestUnreadable:
+            raise
         except (KeyError, ValueError, TypeError, LookupError) as err:
             logger.info("MFA gate %s: cannot word the question: %r", self.action, err)
             raise RequestUnreadable(
                 _("The request is missing information needed to ask for approval.")
             ) from err
 
-    def _window_question(self, request: Any, scope: str, seconds: int) -> str:
-        # Only field names keep a window to values the question can name: the default
-        # binding does not apply inside a window, and a callable's values have no names.
-        fields: dict[str, Any] = {}
-        if self.bind is not None and not callable(self.bind):
-            fields = fingerprint.named_fields(request, self.bind)
-        return get_adapter().format_window_question(
-            request, self.action, fingerprint.shown_values(fields), scope=scope, seconds=seconds
-        )
-
     def _refused(self, refusal: MFARefusal, mfa_request: MFARequest | None = None) -> Decision:
-        if refusal.code == MISCONFIGURED:
+        if refusal.code == MISCONFIGURED or refusal.hint:
+            # Only the site's developers can fix it: say what to fix.
             hint = f" {refusal.hint}" if refusal.hint else ""
             logger.error("MFA gate %s: %s%s", self.action, refusal, hint)
         elif refusal.code == UNAVAILABLE and refusal.retryable:

@@ -7,8 +7,11 @@ send it. Reached through :mod:`hyperid_mfa.services`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, router, transaction
@@ -18,7 +21,13 @@ from . import audit, ratelimit, signals
 from .client import get_client
 from .conf import mfa_settings
 from .constants import CompleteResult, Result
-from .exceptions import DenialCooldown, HyperIDError, ProtocolError, RateLimited
+from .exceptions import (
+    DenialCooldown,
+    HyperIDError,
+    ProtocolError,
+    QuestionNotShowable,
+    RateLimited,
+)
 from .lifecycle import replace_request, with_token, withdraw
 from .models import MFARequest, PushOutcome, RequestStatus, UserModel, database_now
 
@@ -35,6 +44,42 @@ def new_code() -> str:
 
 def default_question(action: str) -> str:
     return gettext("Approve: %(action)s?") % {"action": action}
+
+
+# Unicode categories a question never carries: controls (Cc), format characters
+# (Cf: bidi embeddings, overrides, isolates and marks, zero-width characters),
+# surrogates (Cs), line and paragraph separators (Zl, Zp).
+_BREAKS = frozenset({"Cc", "Zl", "Zp"})
+_INVISIBLE = frozenset({"Cf", "Cs"})
+_SPACES = re.compile(r"\s+")
+
+
+def clean_question(question: str) -> str:
+    """The question as the phone shows it, whoever wrote it (the gate's default, a
+    ``question=``, a window's, the admin's): bidi and other invisible format
+    characters removed, control characters and line breaks made spaces, runs of
+    spaces made one, so that text cannot reorder, hide or push away the rest."""
+    kept = []
+    for char in question:
+        category = unicodedata.category(char)
+        if category in _INVISIBLE:
+            continue
+        kept.append(" " if category in _BREAKS else char)
+    return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+def _fitting(question: str) -> str:
+    """``question`` if HyperID can show it whole; a shortened question would hide a
+    value, so a longer one is refused before any push (and any push slot)."""
+    if len(question) <= MAX_QUESTION_LENGTH:
+        return question
+    raise QuestionNotShowable(
+        f"the question has {len(question)} characters; HyperID shows at most {MAX_QUESTION_LENGTH}",
+        hint=(
+            "Pass question= to the gate (or return a shorter text from it): the default "
+            "question names every value the approval binds, and these do not fit."
+        ),
+    )
 
 
 def _check_cooldown(user: UserModel, now: datetime) -> None:
@@ -84,6 +129,10 @@ def start_request(
     With ``replace_twins`` (the gate's way), the user's older pending pushes with the
     same action and question are withdrawn: one card on the phone per thing.
 
+    The question is cleaned (:func:`clean_question`) and must fit whole: a longer
+    one raises :class:`QuestionNotShowable` (a ``ValueError``) before anything is
+    counted or sent.
+
     The push is counted against ``START_RATE_LIMIT`` before it is sent. Raises
     :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
     :class:`HyperIDError` of a failed start. A start that certainly had no effect
@@ -95,11 +144,10 @@ def start_request(
         raise ValueError(
             f"action must be a non-empty string of at most {MAX_ACTION_LENGTH} characters"
         )
-    text = (question if question is not None else default_question(action)).strip()
+    text = clean_question(question if question is not None else default_question(action))
     if not text:
         raise ValueError("question must not be empty")
-    if len(text) > MAX_QUESTION_LENGTH:
-        text = text[: MAX_QUESTION_LENGTH - 1] + "…"
+    text = _fitting(text)
     now = database_now()
     try:
         reservation = _reserve_push(user, now)
@@ -108,9 +156,13 @@ def start_request(
         raise
     code = new_code()
     client = get_client()
+    late = functools.partial(_late_push, user.pk, action)
     try:
         transaction_id = with_token(
-            user, lambda token: client.start_transaction(token, question=text, code=code)
+            user,
+            lambda token: client.start_transaction(
+                token, question=text, code=code, on_late_push=late
+            ),
         )
     except HyperIDError as err:
         if err.no_effect:
@@ -192,3 +244,20 @@ def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> N
     orphan = err.transaction_id
     if orphan is not None and withdraw(user, orphan):
         audit.log(f"withdrew the orphaned push {orphan}", user_id=user.pk)
+
+
+def _late_push(user_id: object, action: str, transaction_id: int, withdrawn: bool) -> None:
+    """The answer of a start whose outcome was unknown came after all, naming its push
+    (the client withdrew it, or tried to; this runs in the client's background thread)."""
+    if withdrawn:
+        audit.log(
+            f"withdrew the push {transaction_id} ({action}): its start answered after the deadline",
+            user_id=user_id,
+        )
+    else:
+        audit.log(
+            f"could not withdraw the push {transaction_id} ({action}) whose start answered "
+            "after the deadline: the user may still see it, and should deny it",
+            user_id=user_id,
+            level=logging.WARNING,
+        )

@@ -22,18 +22,26 @@ from django.apps import apps
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import escape_leading_slashes, url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 
 from .conf import mfa_settings
-from .exceptions import NOT_AUTHENTICATED, PENDING, REAUTHENTICATE
-from .fingerprint import CSRF_FIELD, django_request, is_drf_request, is_json_body
+from .exceptions import CROSS_SITE, NOT_AUTHENTICATED, PENDING, REAUTHENTICATE
+from .fingerprint import (
+    CSRF_FIELD,
+    FORM_MEDIA_TYPES,
+    django_request,
+    is_drf_request,
+    is_json_body,
+)
 from .gate import Decision
 from .models import MFARequest
+from .origins import on_site_path, stays_on_site
 
 PAGE_TEMPLATE = "hyperid_mfa/approval_pending.html"
 
@@ -57,7 +65,7 @@ def respond(
             raise NotAuthenticated()
         if wants_json(request):
             return JsonResponse(json_body(request, decision), status=403)
-        return redirect_to_login(django_request(request).get_full_path())
+        return redirect_to_login(on_site_path(django_request(request), query=True) or "/")
     if is_drf_request(request):
         from rest_framework.response import Response
 
@@ -130,6 +138,10 @@ def headers(decision: Decision) -> dict[str, str]:
     extra = {"Cache-Control": "no-store"}
     if decision.retry_after is not None:
         extra["Retry-After"] = str(decision.retry_after)
+    if decision.code == CROSS_SITE:
+        # Its one button starts the action over: no other site may frame it and
+        # steer a click onto it.
+        extra["X-Frame-Options"] = "DENY"
     return extra
 
 
@@ -204,46 +216,61 @@ def _back_here(request: HttpRequest) -> str | None:
     """The page to come back to after signing in: this one if it can be reloaded
     (GET), else the page the form was on, if it is on this site."""
     if request.method in ("GET", "HEAD"):
-        return request.get_full_path()
+        return on_site_path(request, query=True)
     return _on_site_referer(request)
 
 
 def _on_site_referer(request: HttpRequest) -> str | None:
     """The page the user came from, if it is on this site."""
     referer = request.META.get("HTTP_REFERER")
-    if referer and url_has_allowed_host_and_scheme(
-        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return referer
-    return None
+    return referer if referer and stays_on_site(referer, request) else None
 
 
 def resubmission(request: HttpRequest) -> dict[str, Any]:
-    """How the approval page sends the original request again (its form's method, URL
-    and hidden fields). The URL is a path on this site, never a redirect target
-    taken from the request."""
-    if request.method == "POST" and not is_json_body(request):
-        data, url, method = request.POST, request.get_full_path(), "POST"
-    else:
+    """How the approval page sends the original request again: its form's method,
+    URL and hidden fields.
+
+    The URL is the request's own path as routed, written so that the browser reads
+    it as a path of this site (:func:`~hyperid_mfa.origins.on_site_path`), never a
+    redirect target taken from the request. ``url`` is None where a form cannot send
+    the same request again (another method, a body that is not a form): the page
+    then asks the user to send it again themselves.
+    """
+    method = str(request.method).upper()
+    media_type = (request.content_type or "").lower()
+    url: str | None
+    if method == "POST" and (media_type in FORM_MEDIA_TYPES or not _has_body(request)):
+        data, url = request.POST, on_site_path(request, query=True)
+    elif method in ("GET", "HEAD"):
         # A GET form replaces the query string with its fields: carry them as fields.
-        data, url, method = request.GET, request.path, "GET"
+        data, url, method = request.GET, on_site_path(request), "GET"
+    else:
+        data, url = request.GET, None
     fields = [[key, value] for key in data if key != CSRF_FIELD for value in data.getlist(key)]
     return {
         "method": method,
-        # A path beginning with // would be read as another host: keep it on this site.
-        "url": escape_leading_slashes(url),
-        "fields": fields,
+        "url": url,
+        "fields": fields if url is not None else [],
         "has_files": method == "POST" and bool(request.FILES),
     }
 
 
+def _has_body(request: HttpRequest) -> bool:
+    try:
+        return bool(request.body)
+    except RawPostDataException:  # read as a stream already: there was one
+        return True
+
+
 def _url(request: HttpRequest, name: str, mfa_request: MFARequest | None) -> str | None:
+    """The absolute URL of one of the API's views for ``mfa_request``, on this site."""
     if mfa_request is None:
         return None
     try:
-        return request.build_absolute_uri(reverse(name, args=[mfa_request.pk]))
+        url = request.build_absolute_uri(reverse(name, args=[mfa_request.pk]))
     except NoReverseMatch:
         return None
+    return url if stays_on_site(url, request) else None
 
 
 def _page_messages() -> dict[str, str]:
@@ -266,4 +293,5 @@ def _page_messages() -> dict[str, str]:
         "filesLost": _(
             "Approved. Submit the form again to continue: files cannot be resent automatically."
         ),
+        "sendAgain": _("Approved. Go back and send your request again to continue."),
     }

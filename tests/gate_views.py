@@ -5,6 +5,7 @@ Each records a run in ``RUNS`` so tests can tell whether (and how often) it ran.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from django.contrib.auth.decorators import login_required
@@ -12,6 +13,7 @@ from django.http import HttpResponse, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.urls import path
 from django.utils.decorators import method_decorator
+from django.utils.html import escape
 from django.views import View
 from rest_framework import generics, serializers, viewsets
 from rest_framework.decorators import action, api_view
@@ -60,6 +62,30 @@ def function_view(request):
 @require_mfa_approval(ACTION)
 def default_binding_view(request):
     return JsonResponse(ran("default", request))
+
+
+@require_mfa_approval(ACTION, bind=("payee", "amount"))
+def named_binding_view(request):
+    """Binds two fields by name and words no question: the default names them."""
+    return JsonResponse(ran("named", request))
+
+
+@require_mfa_approval(
+    ACTION, bind=lambda request: {"amount": request.POST["amount"], "to": request.POST["payee"]}
+)
+def callable_binding_view(request):
+    return JsonResponse(ran("callable", request))
+
+
+@require_mfa_approval(
+    "payouts.to_iban",
+    window=300,
+    scope="iban-payouts",
+    bind=lambda request: {"iban": request.POST["iban"]},
+)
+def window_callable_view(request):
+    """A window kept to the IBAN a callable binds: its question names that IBAN."""
+    return JsonResponse(ran("window-callable", request))
 
 
 @require_mfa_approval
@@ -236,11 +262,46 @@ def transfer(request):
     )
 
 
+@require_mfa_approval("statements.send")
+def statement(request, account):
+    """Routed at the root of the URLconf with a first segment of any text
+    (tests/urls.py), as sites with per-account URLs are."""
+    RUNS.append(("statement", account))
+    return HttpResponse(f"<p id='result'>Statement of {escape(account)} sent</p>")
+
+
+def _signed(upload):
+    digest = hashlib.sha256(upload.read()).hexdigest()
+    return {"ran": "sign", "name": upload.name, "sha256": digest}
+
+
+@require_mfa_approval("documents.sign", bind=["document"])
+def sign_document(request):
+    """Binds an upload by its field name: its file name, size and content."""
+    signed = _signed(request.FILES["document"])
+    RUNS.append(("sign", signed["sha256"]))
+    return JsonResponse(signed)
+
+
+class SignDocumentAPIView(APIView):
+    permission_classes = [IsAuthenticated, MFAApproved]
+    mfa_action = "documents.sign"
+    mfa_bind = ("document",)
+
+    def post(self, request):
+        signed = _signed(request.FILES["document"])
+        RUNS.append(("drf-sign", signed["sha256"]))
+        return Response(signed)
+
+
 urlpatterns = [
     path("transfer-form/", transfer_form),
     path("transfer/", transfer),
     path("function/", function_view),
     path("default/", default_binding_view),
+    path("named/", named_binding_view),
+    path("callable/", callable_binding_view),
+    path("window-callable/", window_callable_view),
     path("bare/", bare_view),
     path("export/", get_view),
     path("class/", DecoratedClassView.as_view()),
@@ -257,4 +318,6 @@ urlpatterns = [
     path("json-body/", json_body_view),
     path("form-view/", withdraw_form_view),
     path("limit/", LimitView.as_view()),
+    path("sign/", sign_document),
+    path("drf-sign/", SignDocumentAPIView.as_view()),
 ]

@@ -124,8 +124,8 @@ def test_a_new_iban_is_saved_once_with_the_value_approved_on_the_phone(
     page = context.new_page()
 
     code = change_iban(page, live_server, shop, NEW_IBAN)
-    assert (
-        page.text_content(".hyperid-mfa-question").strip() == f"Change IBAN of Acme to {NEW_IBAN}?"
+    assert page.text_content(".hyperid-mfa-question").strip() == (
+        f"Change IBAN of Acme from {IBAN} to {NEW_IBAN}?"
     )
     assert page.is_visible("#site-name")  # inside the admin's own layout
     assert Shop.objects.get().iban == IBAN

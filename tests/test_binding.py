@@ -8,9 +8,11 @@ nobody approved, and the approved request must still go through, once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
@@ -268,3 +270,69 @@ def test_the_attack_fails_over_real_http(live_server, user, settings):
     assert "Transferred" not in attack.text
     assert "Transferred 250 EUR to Bob" in done.text
     assert runs("transfer") == ["250"]
+
+
+# --- uploads named in bind= ---------------------------------------------------------------
+
+CONTRACT = b"%PDF-1.7 the contract, signed by Bob"
+FORGED = b"%PDF-1.7 the contract, signed by Mal"  # the same size
+
+
+def upload(name="contract.pdf", content=CONTRACT):
+    return {"document": SimpleUploadedFile(name, content, content_type="application/pdf")}
+
+
+def sha256(content):
+    return hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"), [("/gate/sign/", "sign"), ("/gate/drf-sign/", "drf-sign")]
+)
+def test_bind_may_name_an_upload_field_and_the_approved_file_is_signed_once(
+    fake_hyperid, browser, url, kind
+):
+    pending = browser.post(url, upload(), **JSON_ACCEPT)
+
+    assert pending.status_code == 403, pending.content
+    assert pending.json()["code"] == "mfa_pending"
+    [push] = fake_hyperid.pending()
+    assert (
+        push.question == f"Approve documents.sign: document contract.pdf ({len(CONTRACT)} bytes)?"
+    )
+    approve_pending(fake_hyperid)
+    done = browser.post(url, upload(), **JSON_ACCEPT)
+    assert done.status_code == 200, done.content
+    assert runs(kind) == [sha256(CONTRACT)]
+    assert browser.post(url, upload(), **JSON_ACCEPT).status_code == 403
+    assert runs(kind) == [sha256(CONTRACT)]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"content": FORGED},  # another file under the approved name and size
+        {"name": "contract-v2.pdf"},  # the approved content under another name
+    ],
+)
+def test_another_file_in_the_bound_field_is_not_signed(fake_hyperid, browser, forged):
+    browser.post("/gate/sign/", upload(), **JSON_ACCEPT)
+    approve_pending(fake_hyperid)
+
+    attack = browser.post("/gate/sign/", upload(**forged), **JSON_ACCEPT)
+
+    assert attack.status_code == 403
+    assert attack.json()["code"] == "mfa_pending"
+    assert runs("sign") == []
+    # The approval is still the approved file's.
+    assert browser.post("/gate/sign/", upload(), **JSON_ACCEPT).status_code == 200
+    assert runs("sign") == [sha256(CONTRACT)]
+
+
+def test_a_request_without_the_bound_upload_is_refused(fake_hyperid, browser):
+    response = browser.post("/gate/sign/", {"note": "no file"}, **JSON_ACCEPT)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "mfa_bad_request"
+    assert "document" in response.json()["detail"]
+    assert fake_hyperid.call_count("start") == 0

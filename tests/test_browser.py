@@ -109,3 +109,48 @@ def test_cancel_that_comes_too_late_carries_on_with_the_approval(
     page.click("#hyperid-mfa-cancel")
     page.wait_for_selector("#result")
     assert gate_views.RUNS == [("transfer", "500")]
+
+
+# --- another site, and hostile paths (issue 17, attacks 2 and 3) --------------------------
+
+
+def test_a_link_on_another_site_sends_no_push_and_the_user_can_start_over(
+    page, live_server, fake_hyperid
+):
+    target = f"{live_server.url}/gate/export/?month=5"
+    page.context.route(
+        lambda url: url.startswith("http://evil.example/"),
+        lambda route: route.fulfill(
+            content_type="text/html", body=f'<a id="prize" href="{target}">Win a prize</a>'
+        ),
+    )
+    page.goto("http://evil.example/")
+
+    page.click("#prize")  # Chromium sends Sec-Fetch-Site: cross-site, and the session
+
+    page.wait_for_selector("#hyperid-mfa-start-over")
+    assert fake_hyperid.call_count("start") == 0
+    page.click("#hyperid-mfa-start-over")  # from this site now: the gate as usual
+    page.wait_for_selector(".hyperid-mfa-code")
+    [push] = fake_hyperid.pending()
+    fake_hyperid.approve(push.transaction_id)
+    page.wait_for_selector("text=exported 5")
+    assert page.url.startswith(live_server.url)
+
+
+def test_a_backslash_in_the_path_is_sent_again_to_this_site_after_approval(
+    page, live_server, fake_hyperid
+):
+    # Read as /\evil.example/statement/, a form action a browser resolves to
+    # http://evil.example/statement/, where it would send the approved request.
+    page.goto(f"{live_server.url}/%5Cevil.example/statement/")
+    page.wait_for_selector(".hyperid-mfa-code")
+
+    action = page.eval_on_selector("#hyperid-mfa-resubmit", "form => form.action")
+
+    assert action == f"{live_server.url}/%5Cevil.example/statement/"
+    [push] = fake_hyperid.pending()
+    fake_hyperid.approve(push.transaction_id)
+    page.wait_for_selector("#result")
+    assert page.url.startswith(f"{live_server.url}/%5Cevil.example/statement/")
+    assert gate_views.RUNS == [("statement", "\\evil.example")]

@@ -347,7 +347,7 @@ def admin_in_the_browser(demo: Demo, browser: Any) -> None:
         site.click("input[name=_save]")
         site.wait_for_selector(".hyperid-mfa-code")
         assert (site.text_content(".hyperid-mfa-question") or "").strip() == (
-            f"Change IBAN of Bob's bakery to {new_iban}?"
+            f"Change IBAN of Bob's bakery from DE89370400440532013000 to {new_iban}?"
         )
         assert site.is_visible("#site-name")  # the admin's own layout
         screenshot(site, "admin-approval-page.png")

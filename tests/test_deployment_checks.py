@@ -6,6 +6,7 @@ exactly when the first request would fail.
 
 from __future__ import annotations
 
+import io
 import sys
 import types
 import uuid
@@ -13,16 +14,19 @@ import uuid
 import pytest
 from django.core.cache.backends.base import BaseCache
 from django.core.checks import Tags, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.test import modify_settings, override_settings
 from django.urls import include, path
 
 from hyperid_mfa import deployment_checks
-from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, W017, W021
+from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E028, W017, W021
 from hyperid_mfa.deployment_checks import (
     check_installed_apps,
     check_permission_windows,
+    check_production_endpoints,
     check_rate_limit_cache,
     check_rate_limit_cache_is_shared,
     check_templates,
@@ -30,7 +34,7 @@ from hyperid_mfa.deployment_checks import (
 )
 from hyperid_mfa.rendering import PAGE_TEMPLATE
 
-OURS = (E015, E016, W017, E018, W021, E023)
+OURS = (E015, E016, W017, E018, W021, E023, E028)
 
 
 def ids(messages):
@@ -411,3 +415,129 @@ def test_every_check_here_is_registered_with_its_tag():
     assert registered[check_permission_windows] == {Tags.urls}
     assert check_rate_limit_cache_is_shared in registry.registry.deployment_checks
     assert check_rate_limit_cache_is_shared not in registry.registry.registered_checks
+
+
+# --- E028: production settings that point at the simulator --------------------------------
+
+#: What the README's "The HyperID simulator in your own project" sets for development.
+SIMULATOR = {
+    "API_BASE_URL": "http://127.0.0.1:8765",
+    "ISSUER": "http://127.0.0.1:8765/auth/realms/HyperID",
+}
+
+
+def deploy_check(*args: str) -> str:
+    """``manage.py check --deploy``'s output; SystemCheckError when it fails."""
+    out = io.StringIO()
+    call_command("check", "--deploy", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def test_production_settings_pointing_at_the_simulator_fail_check_deploy(settings, monkeypatch):
+    # Attack 8 of issue 17: DEBUG off, HyperID's URLs on the simulator's loopback http.
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)  # Django's own error
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, **SIMULATOR}
+    call_command("check", stdout=io.StringIO())  # plain check: development stays quiet
+
+    with pytest.raises(SystemCheckError) as failed:
+        deploy_check()
+
+    report = str(failed.value)
+    assert report.count(E028) == 2
+    assert "HYPERID_MFA['API_BASE_URL'] is http://127.0.0.1:8765" in report
+    assert "HYPERID_MFA['ISSUER'] is http://127.0.0.1:8765/auth/realms/HyperID" in report
+    assert "simulator" in report
+
+
+def deploy_ids() -> list[str]:
+    return ids(run_checks(include_deployment_checks=True))
+
+
+def test_the_same_settings_with_debug_on_pass_check_deploy(settings):
+    settings.DEBUG = True
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, **SIMULATOR}
+
+    assert E028 not in deploy_ids()
+
+
+def test_hyperids_own_urls_pass_check_deploy(settings):
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {
+        key: value
+        for key, value in settings.HYPERID_MFA.items()
+        if key not in ("API_BASE_URL", "ISSUER")
+    }
+
+    assert E028 not in deploy_ids()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8765",
+        "http://LOCALHOST.:8765",
+        "https://127.0.0.1",
+        "http://127.0.0.53:8765",
+        "http://127.1:8765",
+        "http://2130706433:8765",
+        "http://0x7f.0.0.1:8765",
+        "http://0.0.0.0:8765",
+        "http://[::1]:8765",
+        "http://[::ffff:127.0.0.1]:8765",
+        "http://[::]:8765",
+        "https://hyperid.localhost",
+        "http://user:pass@127.0.0.1:8765",
+    ],
+)
+@pytest.mark.parametrize("key", ["API_BASE_URL", "ISSUER"])
+def test_each_spelling_of_this_machine_is_e028_for_each_url(settings, key, url):
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, key: url}
+
+    [error] = check_production_endpoints()
+
+    assert error.id == E028
+    assert f"HYPERID_MFA[{key!r}]" in error.msg
+    assert "loopback" in error.msg
+    assert "unset" in error.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.hypersecureid.com",
+        "https://127.0.0.1.nip.example",
+        "https://[2001:db8::1]",
+        "https://10.0.0.8",
+        "https://localhost-hyperid.example",
+    ],
+)
+def test_https_urls_of_other_hosts_are_not_e028(settings, url):
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": url, "ISSUER": url}
+
+    assert check_production_endpoints() == []
+
+
+def test_plain_http_to_another_host_is_e004_not_a_second_error(settings):
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": "http://hyperid.example"}
+
+    assert check_production_endpoints() == []
+    assert "hyperid_mfa.E004" in deploy_ids()
+
+
+def test_a_url_the_setting_refuses_is_only_its_own_error(settings):
+    settings.DEBUG = False
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "API_BASE_URL": "ftp://127.0.0.1"}
+
+    assert check_production_endpoints() == []
+
+
+def test_e028_is_a_deployment_check_tagged_security():
+    from django.core.checks import registry
+
+    assert check_production_endpoints in registry.registry.deployment_checks
+    assert check_production_endpoints not in registry.registry.registered_checks
+    assert set(check_production_endpoints.tags) == {Tags.security}

@@ -195,7 +195,7 @@ def test_the_first_hour_project_passes_djangos_checks(first_hour):
 def test_the_first_hour_project_tests_pass_with_the_plugin(first_hour):
     _directory, blocks, run = first_hour
     tests = sum(
-        len(re.findall(r"^def test_", example.source, re.MULTILINE))
+        len(re.findall(r"^(?:async )?def test_", example.source, re.MULTILINE))
         for example in blocks
         if Path(example.arg).name.startswith("test")
     )

@@ -566,7 +566,13 @@ def test_after_a_post_the_way_back_is_the_page_the_form_was_on(
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REAUTHENTICATE_URL": "/sso/hyperid/"}
     HyperIDToken.objects.filter(user=hyperid_user).delete()
     on_site = submit(browser, "function", HTTP_REFERER="http://testserver/gate/transfer-form/")
-    off_site = submit(browser, "function", HTTP_REFERER="https://evil.example/phish")
+    # The browser says the request is this site's; the Referer names another page.
+    off_site = submit(
+        browser,
+        "function",
+        HTTP_REFERER="https://evil.example/phish",
+        HTTP_SEC_FETCH_SITE="same-origin",
+    )
     assert on_site.json()["reauthenticate_url"] == (
         "/sso/hyperid/?next=http%3A%2F%2Ftestserver%2Fgate%2Ftransfer-form%2F"
     )

@@ -88,10 +88,11 @@ def test_default_question_names_the_action(fake_hyperid, hyperid_user):
     assert "payments.withdraw" in fake_hyperid.transaction(request.transaction_id).question
 
 
-def test_overlong_question_is_shortened_to_fit(fake_hyperid, hyperid_user):
-    request = started(hyperid_user, question="x" * 2000)
-    assert len(request.question) == 500
-    assert request.question.endswith("…")
+def test_overlong_question_is_refused_not_shortened(fake_hyperid, hyperid_user):
+    # Shortened, the question would hide what the approval binds.
+    with pytest.raises(ValueError, match="at most 500"):
+        started(hyperid_user, question="x" * 2000)
+    assert fake_hyperid.call_count("start") == 0
 
 
 @pytest.mark.parametrize("action", ["", "  ", "a" * 201, None])

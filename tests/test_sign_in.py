@@ -18,7 +18,9 @@ from django.contrib.auth import get_user_model
 from django.core import checks
 
 from hyperid_mfa.models import HyperIDToken
+from hyperid_mfa.sensitive import SignInExceptionReporterFilter
 from hyperid_mfa.testing import FakeHyperID
+from hyperid_mfa.testing.oidc import email_of
 from tests import oidc_flow as flow
 from tests.oidc_flow import ALLAUTH, BOTH, MOZILLA, NEEDS_ALLAUTH, NEEDS_MOZILLA
 
@@ -134,6 +136,136 @@ def test_an_id_token_for_another_nonce_signs_nobody_in(hyperid, settings, librar
     assert refusal_logged(caplog, "Nonce verification failed")
     assert_nothing_stored(site)
     assert token_answers(hyperid) == [200]
+
+
+def another_issuer(fake: FakeHyperID) -> str:
+    return fake.issuer.replace("/realms/HyperID", "/realms/Elsewhere")
+
+
+def expired(fake: FakeHyperID) -> dict[str, int]:
+    now = int(fake.now())
+    return {"iat": now - 600, "exp": now - 60}
+
+
+#: ID tokens that HyperID's own key signed, but that must sign nobody in, each with
+#: the libraries it concerns: allauth checks iss, aud and exp itself, the app the
+#: rest; neither library may take a nonce from allauth, which sends none.
+FORGED_ID_TOKENS = {
+    "another-audience": (lambda fake: {"aud": "another-client"}, BOTH),
+    "also-another-audience": (lambda fake: {"aud": [fake.client_id, "another-client"]}, BOTH),
+    "authorised-for-another-client": (lambda fake: {"azp": "another-client"}, BOTH),
+    "another-issuer": (lambda fake: {"iss": another_issuer(fake)}, BOTH),
+    "expired": (expired, BOTH),
+    "no-expiry": (lambda fake: {"exp": None}, [MOZILLA]),
+    "no-nonce": (lambda fake: {"nonce": None}, [MOZILLA]),
+    "another-sign-ins-nonce": (lambda fake: {"nonce": "a-nonce-of-another-sign-in"}, [MOZILLA]),
+    "an-access-token": (lambda fake: {"typ": "Bearer"}, [MOZILLA]),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "library"),
+    [
+        pytest.param(case, library.values[0], marks=library.marks, id=f"{case}-{library.values[0]}")
+        for case, (_claims, libraries) in FORGED_ID_TOKENS.items()
+        for library in libraries
+    ],
+)
+def test_an_id_token_signed_by_hyperid_for_another_client_issuer_or_sign_in_signs_nobody_in(
+    hyperid, settings, case, library
+):
+    claims_of, _libraries = FORGED_ID_TOKENS[case]
+    flow.configure(settings, hyperid, library)
+    site, http = flow.site_client(), flow.hyperid_browser()
+    back = flow.submit(http, flow.open_page(http, flow.start(site, library)), "alice")
+    hyperid.inject("id_token_claims", call="token", claims=claims_of(hyperid))
+
+    response = flow.finish(site, flow.callback_url(back))
+
+    assert [call.fault for call in hyperid.calls if call.name == "token"] == ["id_token_claims"]
+    assert_refused(library, response)
+    assert_nothing_stored(site)
+    # The honest sign-in, in the same browser, still works.
+    assert flow.sign_in(site, library, "alice").status_code == 302
+    assert flow.stored_subject(hyperid, flow.signed_in_user(site)) == "alice"
+
+
+@NEEDS_MOZILLA
+def test_mozilla_userinfo_about_another_subject_than_the_id_tokens_is_not_used(settings):
+    from hyperid_mfa.contrib.mozilla_oidc import HyperIDOIDCBackend
+
+    settings.OIDC_OP_TOKEN_ENDPOINT = settings.OIDC_OP_USER_ENDPOINT = "https://hyperid.test/"
+    settings.OIDC_OP_JWKS_ENDPOINT = "https://hyperid.test/certs"
+    backend = HyperIDOIDCBackend()
+    backend._subject = "alice"  # what the verified ID token named
+
+    assert backend.verify_claims({"sub": "alice", "email": email_of("alice")})
+    assert not backend.verify_claims({"sub": "mallory", "email": email_of("alice")})
+    assert not backend.verify_claims({"email": email_of("alice")})
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    ("extra_data", "refused"),
+    [
+        ({"id_token": {"sub": "alice", "aud": "tests"}, "userinfo": {"sub": "alice"}}, False),
+        ({"id_token": {"sub": "alice", "aud": "tests"}, "userinfo": {"sub": "mallory"}}, True),
+        ({"id_token": {"sub": "alice", "aud": ["tests", "other"]}}, True),
+        ({"id_token": {"sub": "alice", "aud": "tests", "azp": "other"}}, True),
+        ({"id_token": {"sub": "alice", "aud": "tests", "azp": "tests"}}, False),
+        ({"userinfo": {"sub": "alice"}}, False),  # no ID token: allauth trusts userinfo
+    ],
+)
+def test_allauth_sign_ins_refuse_what_allauth_leaves_unchecked(extra_data, refused):
+    from types import SimpleNamespace
+
+    from hyperid_mfa.contrib.allauth.receivers import id_token_problem
+
+    sociallogin = SimpleNamespace(
+        account=SimpleNamespace(provider="hyperid", extra_data=extra_data),
+        provider=SimpleNamespace(app=SimpleNamespace(client_id="tests")),
+    )
+
+    assert (id_token_problem(sociallogin) is not None) is refused
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_without_the_nonce_nobody_signs_in_and_the_log_says_which_setting(
+    hyperid, settings, library, caplog
+):
+    flow.configure(settings, hyperid, library)
+    settings.OIDC_USE_NONCE = False  # the ID token would be tied to no sign-in
+    site = flow.site_client()
+    assert "nonce" not in flow.query_of(flow.start(site, library))
+
+    response = flow.sign_in(site, library, "alice")
+
+    assert_refused(library, response)
+    assert_nothing_stored(site)
+    assert any(
+        record.levelname == "ERROR" and "OIDC_USE_NONCE" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG-on", "DEBUG-off"])
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_refused_id_token_shows_no_token_on_the_error_page(hyperid, settings, library, debug):
+    # A refusal is a SuspiciousOperation: with DEBUG on, Django answers it with its
+    # technical page, every frame's variables included.
+    flow.configure(settings, hyperid, library)
+    settings.DEBUG = debug
+    site, http = flow.site_client(), flow.hyperid_browser()
+    back = flow.submit(http, flow.open_page(http, flow.start(site, library)), "alice")
+    hyperid.inject("id_token_claims", call="token", claims={"aud": "another-client"})
+
+    response = flow.finish(site, flow.callback_url(back))
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "another audience" in page if debug else "Bad Request" in page
+    assert hyperid.client_secret not in page
+    assert "eyJ" not in page  # no JWT: neither the ID token nor the access or refresh token
 
 
 # mozilla-django-oidc only: allauth checks no signature on an ID token it fetched
@@ -342,6 +474,77 @@ def test_connecting_a_hyperid_account_that_belongs_to_another_user_stores_nothin
     assert HyperIDToken.objects.get().access_token_encrypted == alices_token
 
 
+# ------------------------------------------------------------------------------ who signs in
+
+
+@pytest.mark.parametrize("library", BOTH)
+def test_a_local_account_registered_with_the_users_email_does_not_receive_their_sign_in(
+    hyperid, sign_in, library
+):
+    # Pre-account-hijacking: mallory registers, unverified, the email address alice
+    # holds at HyperID, and waits for her to sign in with HyperID.
+    users = get_user_model().objects
+    mallory = users.create_user("mallory", email_of("alice"), "mallorys-password")
+
+    site = sign_in(library, "alice")
+
+    alice = flow.signed_in_user(site)
+    assert alice != mallory
+    assert flow.stored_subject(hyperid, mallory) is None
+    mallory.refresh_from_db()
+    assert mallory.check_password("mallorys-password")  # untouched, and still hers
+    if library == "allauth":
+        # allauth (its email authentication off, as the README leaves it) asks alice
+        # to sign up with another address.
+        assert alice is None
+        assert site.get("/accounts/3rdparty/signup/").status_code == 200
+    else:
+        # A new user, linked to alice's HyperID account.
+        assert alice.hyperid_accounts.get().subject == "alice"
+        assert flow.stored_subject(hyperid, alice) == "alice"
+        assert_push_reaches(hyperid, site, "alice")
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_returning_user_is_found_by_their_hyperid_account_whatever_their_email(
+    hyperid, sign_in, library
+):
+    sign_in(library, "alice")
+    alice = get_user_model().objects.get()
+    # Her address changes on the site (or mallory's account takes hers over).
+    alice.email = "alice@bank.example"
+    alice.save()
+    get_user_model().objects.create_user("mallory", email_of("alice"), "pw")
+
+    site = sign_in(library, "alice")
+
+    assert flow.signed_in_user(site) == alice
+    assert flow.stored_subject(hyperid, alice) == "alice"
+    assert [(account.issuer, account.subject) for account in alice.hyperid_accounts.all()] == [
+        (hyperid.issuer, "alice")
+    ]
+
+
+@pytest.mark.parametrize("library", [MOZILLA])
+def test_a_local_account_named_like_the_hyperid_accounts_user_does_not_receive_its_sign_in(
+    hyperid, sign_in, settings, library
+):
+    from hyperid_mfa.contrib.mozilla_oidc import HyperIDOIDCBackend
+
+    flow.configure(settings, hyperid, library)
+    backend = HyperIDOIDCBackend()
+    backend._subject = "alice"
+    squatter = get_user_model().objects.create_user(backend.get_username({}), "m@evil.test", "pw")
+    site = flow.site_client()
+
+    response = flow.sign_in(site, library, "alice")
+
+    assert_refused(library, response)
+    assert flow.signed_in_user(site) is None
+    assert flow.stored_subject(hyperid, squatter) is None
+    assert not squatter.hyperid_accounts.exists()
+
+
 # ------------------------------------------------------------------------------ kinds of sign-in
 
 
@@ -464,3 +667,139 @@ def test_check_w014_warns_when_no_hyperid_app_is_configured(settings, providers)
 
     assert "hyperid_mfa.W014" in ids
     assert "hyperid_mfa.W013" not in ids
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(lambda settings: {"SOCIALACCOUNT_EMAIL_AUTHENTICATION": True}, id="setting"),
+        pytest.param(
+            lambda settings: {
+                "SOCIALACCOUNT_PROVIDERS": {
+                    "openid_connect": {"EMAIL_AUTHENTICATION": True, "APPS": [hyperid_app()]}
+                }
+            },
+            id="provider",
+        ),
+        pytest.param(
+            lambda settings: {
+                "SOCIALACCOUNT_PROVIDERS": {
+                    "openid_connect": {
+                        "APPS": [
+                            hyperid_app()
+                            | {
+                                "settings": {
+                                    **hyperid_app()["settings"],
+                                    "email_authentication": True,
+                                }
+                            }
+                        ]
+                    }
+                }
+            },
+            id="app",
+        ),
+    ],
+)
+def test_check_w030_warns_when_allauth_signs_hyperid_users_in_by_email(settings, where):
+    for name, value in where(settings).items():
+        setattr(settings, name, value)
+
+    [warning] = [m for m in checks.run_checks() if m.id == "hyperid_mfa.W030"]
+
+    assert "pre-account hijacking" in warning.msg
+    assert "off" in warning.hint
+
+
+@NEEDS_ALLAUTH
+def test_w030_is_quiet_when_the_hyperid_app_turns_email_authentication_off(settings):
+    settings.SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+    app = hyperid_app()
+    app["settings"]["email_authentication"] = False
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [app]}}
+
+    assert "hyperid_mfa.W030" not in check_ids()
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    ("reporter_filter", "warned"),
+    [
+        ("django.views.debug.SafeExceptionReporterFilter", True),
+        ("hyperid_mfa.sensitive.SignInExceptionReporterFilter", False),
+        (f"{__name__}.ProjectReporterFilter", False),
+    ],
+)
+def test_check_w029_warns_under_deploy_when_sign_in_reports_may_show_tokens(
+    settings, reporter_filter, warned
+):
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = reporter_filter
+
+    ids = {m.id for m in checks.run_checks(include_deployment_checks=True)}
+
+    assert ("hyperid_mfa.W029" in ids) is warned
+    assert "hyperid_mfa.W029" not in check_ids()  # a deployment check
+
+
+class ProjectReporterFilter(SignInExceptionReporterFilter):
+    """A project's own filter, derived from the app's as the W029 hint says."""
+
+
+def deploy_check_messages(settings: Any, **changes: Any) -> list[Any]:
+    settings.DEBUG = False
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    return [
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E028"
+    ]
+
+
+@NEEDS_ALLAUTH
+@pytest.mark.parametrize(
+    "server_url",
+    [
+        "http://127.0.0.1:8765/auth/realms/HyperID",
+        "http://login.hypersecureid.com/auth/realms/HyperID",
+    ],
+    ids=["simulator", "plain-http"],
+)
+def test_check_e028_reports_an_allauth_server_url_of_the_simulator_under_deploy(
+    settings, server_url
+):
+    app = hyperid_app(server_url=server_url)
+    providers = {"openid_connect": {"APPS": [app]}}
+
+    [error] = deploy_check_messages(settings, SOCIALACCOUNT_PROVIDERS=providers)
+
+    assert "server_url" in error.msg
+    assert server_url in error.msg
+    assert "https://login.hypersecureid.com/auth/realms/HyperID" in error.hint
+    settings.DEBUG = True
+    assert not [
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == "hyperid_mfa.E028"
+    ]
+
+
+@NEEDS_MOZILLA
+def test_check_e028_reports_mozilla_endpoints_of_the_simulator_under_deploy(settings):
+    simulator = "http://127.0.0.1:8765/auth/realms/HyperID/protocol/openid-connect"
+    endpoints = {
+        "OIDC_OP_AUTHORIZATION_ENDPOINT": simulator + "/auth",
+        "OIDC_OP_TOKEN_ENDPOINT": "https://[::1]/token",
+        "OIDC_OP_USER_ENDPOINT": "http://hyperid.example/userinfo",
+        "OIDC_OP_JWKS_ENDPOINT": "https://login.hypersecureid.com/certs",
+    }
+    settings.AUTHENTICATION_BACKENDS = ["hyperid_mfa.contrib.mozilla_oidc.HyperIDOIDCBackend"]
+
+    errors = deploy_check_messages(settings, **endpoints)
+
+    assert [error.msg.split(" is ")[0] for error in errors] == [
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+    ]
+    assert "unencrypted" in errors[2].msg
+    # Without HyperID's backend, the endpoints are not HyperID's to check.
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    assert deploy_check_messages(settings) == []

@@ -465,6 +465,45 @@ def test_the_id_token_signature_fault_keeps_the_claims_but_breaks_the_signature(
     verify_id_token(rp.tokens()["id_token"], rp.jwks())  # the next sign-in is honest
 
 
+def test_the_id_token_claims_fault_issues_a_validly_signed_id_token_with_other_claims(
+    fake: FakeHyperID, rp: RelyingParty
+) -> None:
+    honest = verify_id_token(rp.tokens()["id_token"], rp.jwks())
+    fake.inject("id_token_claims", call="token", claims={"aud": ["tests", "other"], "nonce": None})
+
+    bent = rp.tokens()
+    claims = verify_id_token(bent["id_token"], rp.jwks())  # signed with the fake's key
+
+    assert claims["aud"] == ["tests", "other"]
+    assert "nonce" not in claims
+    assert honest["nonce"]
+    assert claims["sub"] == honest["sub"] == "alice"
+    assert claims["iss"] == honest["iss"]
+    assert fake.subject_of(bent["access_token"]) == "alice"  # the tokens themselves are good
+    assert [call.fault for call in fake.calls if call.name == "token"] == [
+        None,
+        "id_token_claims",
+    ]
+    assert verify_id_token(rp.tokens()["id_token"], rp.jwks())["aud"] == fake.client_id
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({}, TypeError),
+        ({"claims": ["aud"]}, TypeError),
+        ({"claims": {1: "x"}}, TypeError),
+        ({"claims": {"exp": object()}}, TypeError),
+        ({"claims": {"aud": "x"}, "call": "start"}, ValueError),
+    ],
+)
+def test_the_id_token_claims_fault_refuses_what_it_cannot_do(
+    fake: FakeHyperID, params: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        fake.inject("id_token_claims", **params)
+
+
 def test_unsupported_scopes_are_ignored_and_the_answer_says_what_was_granted(
     rp: RelyingParty,
 ) -> None:

@@ -33,7 +33,8 @@ class TransferAdmin(admin.ModelAdmin):
 @admin.register(Payee)
 class PayeeAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
     """A new payee, or a payee's new IBAN, needs the staff member's approval on the
-    phone: "Change IBAN of Bob's bakery to DE44…?"."""
+    phone: "Change IBAN of Bob's bakery from DE89370400440532013000 to
+    DE44500105175407324931?"."""
 
     list_display = ["name", "owner", "iban"]
     search_fields = ["name", "iban", "owner__username"]

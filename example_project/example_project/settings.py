@@ -130,8 +130,12 @@ SOCIALACCOUNT_PROVIDERS = {
     }
 }
 # A new HyperID account becomes a user at once, named after its HyperID username.
+# allauth finds returning users by their HyperID account: its email authentication
+# (SOCIALACCOUNT_EMAIL_AUTHENTICATION) stays off, as addresses here are not verified.
 SOCIALACCOUNT_AUTO_SIGNUP = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
+# No error report of a sign-in shows its tokens (check hyperid_mfa.W029).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "hyperid_mfa.sensitive.SignInExceptionReporterFilter"
 
 HYPERID_MFA = {
     # A real project: "https://api.hypersecureid.com" and HyperID's issuer (the defaults).

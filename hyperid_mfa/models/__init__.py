@@ -1,11 +1,13 @@
 """The app's models: MFARequest (one HyperID push and its outcome), HyperIDToken (a
 user's tokens, encrypted), ApprovalWindow (a while in which one approval lets a
-scope's gated actions run), the dashboard's hourly counts of what leaves no request
-behind (``activity``), and what they share (``database``).
+scope's gated actions run), HyperIDAccount (the HyperID account that signs in as a
+user), the dashboard's hourly counts of what leaves no request behind
+(``activity``), and what they share (``database``).
 
 Import them from here: ``from hyperid_mfa.models import MFARequest``.
 """
 
+from .accounts import HyperIDAccount
 from .activity import FailedCall, PushOutcome, UnsentPush
 from .database import (
     SMALLINT_RANGE,
@@ -42,6 +44,7 @@ __all__ = [
     "ApprovalWindowQuerySet",
     "CompleteResultChoices",
     "FailedCall",
+    "HyperIDAccount",
     "HyperIDToken",
     "MFARequest",
     "MFARequestQuerySet",

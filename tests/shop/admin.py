@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from hyperid_mfa.admin import MFAProtectedAdminMixin
 
-from .models import BankAccount, Payment, Shop
+from .models import BankAccount, Market, Merchant, Payment, Shop, Tag
 
 
 class BankAccountInline(admin.TabularInline):
@@ -44,3 +44,39 @@ class PaymentAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Reopen")
     def reopen(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         queryset.update(state=Payment.State.OPEN)
+
+
+#: Every protected field of a merchant: one of each kind the admin edits.
+MERCHANT_PROTECTED = (
+    "settings",
+    "verified_at",
+    "opens_on",
+    "payout_limit",
+    "tier",
+    "payout_shop",
+    "active",
+    "tags",
+    "licence",
+    "api_key",
+)
+
+
+@admin.register(Merchant)
+class MerchantAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
+    list_display = ("__str__", "name", *(n for n in MERCHANT_PROTECTED if n != "tags"))
+    list_editable = ("name", *(n for n in MERCHANT_PROTECTED if n != "tags"))
+    mfa_protect_fields = MERCHANT_PROTECTED
+
+
+class MerchantInline(admin.StackedInline):
+    model = Merchant
+    extra = 0
+    mfa_protect_fields = MERCHANT_PROTECTED
+
+
+@admin.register(Market)
+class MarketAdmin(MFAProtectedAdminMixin, admin.ModelAdmin):
+    inlines = [MerchantInline]
+
+
+admin.site.register(Tag)

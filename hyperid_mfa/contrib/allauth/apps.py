@@ -13,3 +13,6 @@ class HyperIDAllauthConfig(AppConfig):
 
         receivers.connect()
         register(checks.check_hyperid_app, Tags.security)
+        register(checks.check_email_authentication, Tags.security)
+        register(checks.check_server_url, Tags.security, deploy=True)
+        register(checks.check_reporter_filter, Tags.security, deploy=True)

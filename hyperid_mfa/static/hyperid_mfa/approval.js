@@ -5,7 +5,8 @@
  * While the request is pending it polls config.statusUrl at the interval the server
  * asks for, backing off on errors. On approval it submits #hyperid-mfa-resubmit,
  * which carries the original request's method, URL and fields (and a fresh CSRF
- * token), so the gated view runs. On denial, expiry or cancel it says so in the
+ * token), so the gated view runs; where the server gave no URL (a request a form
+ * cannot repeat) it asks the user to send the request again instead. On denial, expiry or cancel it says so in the
  * heading, takes the code away, and offers "Try again", which sends the original
  * request again (a new push), and "Back", to the page the user came from.
  */
@@ -84,7 +85,16 @@
 
   function resubmit() {
     finished = true;
-    if (config.resubmit && config.resubmit.has_files) {
+    if (!config.resubmit || !config.resubmit.url) {
+      // A request a form cannot repeat: the user sends it again from where it came.
+      show("approved", messages.sendAgain);
+      offerRetry();
+      if (backLink) {
+        backLink.hidden = false;
+      }
+      return;
+    }
+    if (config.resubmit.has_files) {
       // Files cannot be put back into a form by a script: the user submits again.
       show("approved", messages.filesLost);
       offerRetry();

@@ -13,7 +13,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("hyperid_mfa", "0003_field_labels"),
+        ("hyperid_mfa", "0004_hyperid_accounts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
