@@ -10,10 +10,11 @@ class HyperIDMFAConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from . import deployment_checks, receivers
+        from . import deployment_checks, metrics, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
         from .contrib import checks as sign_in_checks
+        from .dashboard import tallies
 
         # Every check and its ids: docs/checks.md.
         register_checks()
@@ -29,3 +30,5 @@ class HyperIDMFAConfig(AppConfig):
         register(deployment_checks.check_installed_apps, Tags.compatibility)
         register(sign_in_checks.check_sign_in, Tags.security)
         receivers.connect()
+        tallies.connect()
+        metrics.connect()

@@ -38,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from . import __version__
+from . import __version__, signals
 from .adapter import get_adapter
 from .answers import (
     StatusResponse,
@@ -114,6 +114,8 @@ class _Attempt:
     body: dict[str, Any] | None = None
     error: HyperIDError | None = None
     retry: bool = False
+    #: How the exchange ended, for hyperid_call_finished (a body's result is read later).
+    failure: str | None = None
 
 
 class HyperIDClient:
@@ -407,6 +409,7 @@ class HyperIDClient:
         if secret:
             form["client_secret"] = secret
         url = token_url or token_endpoint()
+        started = time.monotonic()
         outcome = exchange(
             self._session_for(url),
             self.timeout,
@@ -419,8 +422,10 @@ class HyperIDClient:
             read_error_body=True,
         )
         if isinstance(outcome, Failure):
+            _finished(call, outcome.reason, started)
             raise detached(outcome.error)
         if outcome.http_status >= 500 or outcome.http_status == 429:
+            _finished(call, http_failure(outcome.http_status), started)
             raise ServiceUnavailable(
                 "the HyperID token endpoint failed",
                 call=call,
@@ -428,6 +433,12 @@ class HyperIDClient:
                 retry_after=outcome.retry_after,
             )
         answer = parse_token_answer(outcome, call)
+        if isinstance(answer, ProtocolError):
+            _finished(call, "protocol_error", started)
+        elif isinstance(answer, HyperIDError):
+            _finished(call, "refused", started)
+        else:
+            _finished(call, "success", started)
         if isinstance(answer, HyperIDError):
             raise detached(answer)
         return answer
@@ -461,8 +472,11 @@ class HyperIDClient:
             started = time.monotonic()
             outcome = self._attempt(call, url, data, auth, idempotent, transaction_id, late)
             elapsed_ms = (time.monotonic() - started) * 1000
-            if outcome.body is not None:
+            if outcome.body is None:
+                _finished(call, outcome.failure or "unexpected", started)
+            else:
                 result = outcome.body["result"]
+                _finished(call, result_name(call, result), started)
                 logger.debug(
                     "HyperID %s answered result=%s in %.1f ms (attempt %d, transaction_id=%s)",
                     call,
@@ -518,6 +532,7 @@ class HyperIDClient:
             return _Attempt(
                 error=outcome.error,
                 retry=(idempotent and outcome.transient) or outcome.not_sent,
+                failure=outcome.reason,
             )
         http_status = outcome.http_status
         if not 200 <= http_status < 300:
@@ -530,6 +545,7 @@ class HyperIDClient:
                     retry_after=outcome.retry_after,
                 ),
                 retry=idempotent and http_status in RETRYABLE_HTTP_STATUSES,
+                failure=http_failure(http_status),
             )
         try:
             body = parse_json(outcome.body, call, transaction_id)
@@ -546,7 +562,7 @@ class HyperIDClient:
                 # A start's answer that went wrong may still name the push it sent:
                 # the caller can then withdraw it.
                 err.transaction_id = named_transaction(outcome.body)
-            return _Attempt(error=err)
+            return _Attempt(error=err, failure="protocol_error")
         return _Attempt(body=body)
 
     def sleep(self, seconds: float) -> None:
@@ -565,6 +581,34 @@ class HyperIDClient:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def result_name(call: str, result: int) -> str:
+    """HyperID's name of ``result`` as ``call`` means it: ``"token_expired"``.
+
+    -8 is two names: "template not found" to a start, "already expired" to a cancel.
+    """
+    if call == CANCEL and result == Result.TRANSACTION_ALREADY_EXPIRED:
+        return "transaction_already_expired"
+    try:
+        return Result(result).name.lower()
+    except ValueError:  # not an answer of this call: _attempt refused it already
+        return "protocol_error"
+
+
+def http_failure(http_status: int) -> str:
+    """An HTTP error answer's class, as a bounded name: ``"http_5xx"``."""
+    if 300 <= http_status <= 599:
+        return f"http_{http_status // 100}xx"
+    return "http_other"
+
+
+def _finished(call: str, result: str, started: float) -> None:
+    """Tell ``hyperid_call_finished``'s receivers (metrics, the dashboard's tallies)
+    how one exchange ended. Nothing they raise reaches the call."""
+    signals.hyperid_call_finished.send_robust(
+        sender=HyperIDClient, call=call, result=result, seconds=time.monotonic() - started
+    )
 
 
 def _late_push(answer: Answer) -> int | None:

@@ -29,7 +29,7 @@ from .exceptions import (
     RateLimited,
 )
 from .lifecycle import replace_request, with_token, withdraw
-from .models import MFARequest, RequestStatus, UserModel, database_now
+from .models import MFARequest, PushOutcome, RequestStatus, UserModel, database_now
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -149,7 +149,11 @@ def start_request(
         raise ValueError("question must not be empty")
     text = _fitting(text)
     now = database_now()
-    reservation = _reserve_push(user, now)
+    try:
+        reservation = _reserve_push(user, now)
+    except RateLimited as refusal:
+        _not_sent(user, action, refusal)
+        raise
     code = new_code()
     client = get_client()
     late = functools.partial(_late_push, user.pk, action)
@@ -165,6 +169,7 @@ def start_request(
             reservation.release()
         else:
             _start_outcome_unknown(user, action, err)
+        _not_sent(user, action, err)
         raise
     # Any other exception leaves the slot taken: whether the push went out is unknown.
     try:
@@ -182,16 +187,31 @@ def start_request(
             )
     except IntegrityError:
         # HyperID handed out a transaction_id we already hold: trust neither.
-        raise ProtocolError(
+        duplicate = ProtocolError(
             "HyperID returned a transaction_id that is already in use",
             call="start",
             transaction_id=transaction_id,
-        ) from None
+        )
+        _not_sent(user, action, duplicate)
+        raise duplicate from None
     audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
     if replace_twins:
         _withdraw_older_twins(mfa_request)
     return mfa_request
+
+
+def _not_sent(user: UserModel, action: str, error: HyperIDError) -> None:
+    """Say that a push did not go out (or may not have): ``mfa_push_not_sent``."""
+    if isinstance(error, DenialCooldown):
+        outcome = PushOutcome.COOLDOWN
+    elif isinstance(error, RateLimited):
+        outcome = PushOutcome.LIMITED
+    else:
+        outcome = PushOutcome.FAILED
+    signals.mfa_push_not_sent.send(
+        sender=MFARequest, user=user, action=action, outcome=outcome.value, error=error
+    )
 
 
 def _withdraw_older_twins(mfa_request: MFARequest) -> None:

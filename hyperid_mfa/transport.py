@@ -70,6 +70,12 @@ class Failure:
     transient: bool = False
     #: The request certainly never reached HyperID: any call may try again.
     not_sent: bool = False
+    #: How the exchange failed, one of FAILURE_REASONS (a metric's label).
+    reason: str = "unexpected"
+
+
+#: How an exchange can fail without an answer to read.
+FAILURE_REASONS = ("timeout", "unreachable", "protocol_error", "unexpected")
 
 
 #: What an exchange heeding a late answer ended with, after its caller gave up on it.
@@ -205,6 +211,7 @@ def heeding_late_answer(
             transaction_id=transaction_id,
         ),
         transient=True,
+        reason="timeout",
     )
 
 
@@ -332,17 +339,20 @@ def transport_failure(
     # exceptions; drop it so that nothing downstream can log the token.
     err.request = None
     err.response = None
+    reason = "timeout"
     if deadline.passed():
         message = f"HyperID timed out (no complete answer within {deadline.budget:g} s)"
     elif isinstance(err, requests.Timeout):
         message = f"HyperID timed out ({type(err).__name__})"
     else:
         message = f"HyperID could not be reached ({type(err).__name__})"
+        reason = "unreachable"
     not_sent = _not_sent(err)
     return Failure(
         ServiceUnavailable(message, call=call, transaction_id=transaction_id, no_effect=not_sent),
         transient=True,
         not_sent=not_sent,
+        reason=reason,
     )
 
 
@@ -368,6 +378,7 @@ def unexpected_failure(
                 transaction_id=transaction_id,
             ),
             transient=True,
+            reason="timeout",
         )
     logger.error(
         "HyperID %s: unexpected %s raised inside the HTTP client (%s)",
@@ -427,7 +438,8 @@ def read_body(
                         call=call,
                         http_status=response.status_code,
                         transaction_id=transaction_id,
-                    )
+                    ),
+                    reason="protocol_error",
                 )
             chunks.append(chunk)
     except requests.RequestException as err:
@@ -441,6 +453,7 @@ def read_body(
             transaction_id=transaction_id,
         ),
         transient=True,
+        reason="timeout",
     )
 
 

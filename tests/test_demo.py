@@ -256,6 +256,7 @@ class Demo:
 
 
 def screenshot(page: Any, name: str) -> None:
+    """Save what ``page`` (a page, or a locator: that element alone) shows."""
     target = os.environ.get("HYPERID_MFA_SCREENSHOTS")
     if target:
         folder = Path(target) if Path(target).is_absolute() else REPO / target
@@ -408,6 +409,20 @@ def admin_in_the_browser(demo: Demo, browser: Any) -> None:
         )
         site.wait_for_selector(".messagelist .success")
         assert "Refunded 14 of 14." in (site.text_content(".messagelist") or "")
+
+        # The dashboard shows the demo's traffic: alice's transfers, the admin's changes.
+        site.goto(f"{demo.web}/admin/hyperid_mfa/mfarequest/")
+        site.click("text=Dashboard")
+        site.wait_for_selector("#hm-pushes")
+        sent = int(site.text_content("[data-figure=sent]") or "0")
+        assert sent >= 5
+        assert site.locator("#hm-pushes g[data-series=sent] rect").count() >= 1
+        site.set_viewport_size({"width": 1100, "height": 1500})
+        screenshot(site.locator("#content"), "admin-dashboard.png")
+        # And the same site's Prometheus metrics, for the staff member signed in.
+        metrics = site.request.get(f"{demo.web}/metrics/")
+        assert metrics.status == 200
+        assert 'hyperid_mfa_pushes_total{action="bank.transfer",outcome="sent"}' in metrics.text()
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         site.screenshot(path=str(ARTIFACTS / "demo-admin.png"), full_page=True)
