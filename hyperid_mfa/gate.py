@@ -270,7 +270,7 @@ class Gate:
             return str(self.question)
         except RequestUnreadable:
             raise
-        except (KeyError, ValueError, TypeError, LookupError) as err:
+        except (LookupError, ValueError, TypeError, ArithmeticError) as err:
             logger.info("MFA gate %s: cannot word the question: %r", self.action, err)
             raise RequestUnreadable(
                 _("The request is missing information needed to ask for approval.")

@@ -38,7 +38,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import wire
 from .exceptions import QuestionNotShowable
-from .fingerprint import CSRF_FIELD, Binder, Body, django_request, read_body
+from .fingerprint import CSRF_FIELD, Binder, Body, call_binder, django_request, read_body
 
 #: Text shown quoted: it could be misread next to the question's own punctuation.
 _AMBIGUOUS = re.compile(r'^$|^\s|\s$|[,;?"]')
@@ -125,7 +125,7 @@ def _add_body(
 ) -> None:
     body = read_body(request)
     if callable(bind):
-        _add_bound(shown, bind(request, *args, **kwargs))
+        _add_bound(shown, call_binder(bind, request, args, kwargs))
     if body.raw:
         # Bound by its bytes whatever bind says: the view may read all of it.
         shown.add("body", [_body_text(request)], _BODY)
