@@ -370,16 +370,18 @@ class QuestionNotShowable(RequestUnreadable):
 
 
 class CrossSiteRequest(MFARefusal):
-    """Another site's page sent this gated request in the user's browser: it chose
-    the values, so no push is sent and nothing is spent. The user may start over
-    from this site."""
+    """Not a request the user made on this site's pages: another site's page sent it
+    in the user's browser, or a link opened from outside the browser (a mail or chat
+    app), or the browser prefetched it. Whoever chose the values, it was not the
+    site: no push is sent and nothing is spent. The user may start over from here."""
 
     code = CROSS_SITE
     status_code = 403
     retryable = False
     user_message = _(
-        "This action was requested from another site, so it was not carried out. "
-        "Continue from here only if you meant to do it: your phone will ask you to approve it."
+        "This action was requested from outside this site (another site, or a link "
+        "opened in another app), so it was not carried out. Continue from here only if "
+        "you meant to do it: your phone will ask you to approve it."
     )
 
 

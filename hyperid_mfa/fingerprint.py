@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -58,8 +59,14 @@ from django.utils.translation import gettext as _
 from . import wire
 from .exceptions import RequestUnreadable
 
+logger = logging.getLogger("hyperid_mfa")
+
 #: What ``bind=`` may be: field names, or a callable returning the values to bind.
 Binder = Sequence[str] | Callable[..., Any] | None
+#: What a ``bind`` callable raises for a request that lacks a value it reads
+#: (``request.POST["amount"]``) or holds one it cannot parse (``Decimal("five")``):
+#: the client's mistake, answered 400, not the site's.
+BAD_INPUT = (LookupError, ValueError, ArithmeticError)
 
 CSRF_FIELD = "csrfmiddlewaretoken"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -350,10 +357,24 @@ def bound_values(request: Any, bind: Binder, args: Sequence[Any], kwargs: Mappin
     if bind is None:
         values["body"] = _body_values(body)
     elif callable(bind):
-        values["body"] = {"bound": bind(request, *args, **kwargs), "raw": body.raw}
+        values["body"] = {"bound": call_binder(bind, request, args, kwargs), "raw": body.raw}
     else:
         values["body"] = _named_values(body, bind)
     return values
+
+
+def call_binder(
+    bind: Callable[..., Any], request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Any:
+    """What the ``bind`` callable returns for ``request``; :class:`RequestUnreadable`
+    (400) where it cannot read the request (:data:`BAD_INPUT`)."""
+    try:
+        return bind(request, *args, **kwargs)
+    except BAD_INPUT as err:
+        logger.info("MFA gate: the bind callable cannot read the request: %r", err)
+        raise RequestUnreadable(
+            _("The request is missing information needed to ask for approval.")
+        ) from err
 
 
 #: What :func:`named_fields` gives for a field the request lacks.

@@ -2,8 +2,9 @@
 
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
-0. the request was sent on behalf of another site (:mod:`hyperid_mfa.origins`):
-   refuse it, before anything is read, spent or sent (the other site chose its values);
+0. the request was sent on behalf of another site, or from outside the browser, or
+   is a prefetch (:mod:`hyperid_mfa.origins`): refuse it, before anything is read,
+   spent or sent (the other site chose its values; a prefetch is no click);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
    now, consume it and let the view run, else answer "pending";
@@ -157,10 +158,12 @@ class Gate:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return Decision.not_signed_in()
-        if origins.is_cross_site(request):
-            # Another site chose these values: no push, no approval or window spent.
+        unasked = _unasked(request)
+        if unasked is not None:
+            # Another site (or a link from outside the browser) chose these values, or
+            # the browser guessed at a click: no push, no approval or window spent.
             with audit.request_context(django_request(request)):
-                audit.log(f"refused: cross-site request ({self.action})", user_id=user.pk)
+                audit.log(f"refused: {unasked} ({self.action})", user_id=user.pk)
             return self._refused(CrossSiteRequest())
         try:
             self._refuse_inside_a_transaction()
@@ -267,7 +270,7 @@ class Gate:
             return str(self.question)
         except RequestUnreadable:
             raise
-        except (KeyError, ValueError, TypeError, LookupError) as err:
+        except (LookupError, ValueError, TypeError, ArithmeticError) as err:
             logger.info("MFA gate %s: cannot word the question: %r", self.action, err)
             raise RequestUnreadable(
                 _("The request is missing information needed to ask for approval.")
@@ -281,6 +284,16 @@ class Gate:
         elif refusal.code == UNAVAILABLE and refusal.retryable:
             logger.warning("MFA gate %s: HyperID unavailable: %s", self.action, refusal)
         return Decision.refused(refusal, mfa_request)
+
+
+def _unasked(request: Any) -> str | None:
+    """Why the user did not ask for ``request`` on this site's pages (for the audit
+    line), or None where they did (:mod:`hyperid_mfa.origins`)."""
+    if origins.is_cross_site(request):
+        return "cross-site request"
+    if origins.is_speculative(request):
+        return "prefetch"
+    return None
 
 
 def check_window_options(window: Any, scope: Any) -> None:

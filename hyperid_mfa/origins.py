@@ -6,9 +6,12 @@ site, and whether a URL the app renders stays on this one.
 push and spend no approval or window: the other site chose its values. The browser
 says where a request comes from, and a page cannot forge what it says:
 
-1. ``Sec-Fetch-Site`` (every current browser): ``same-origin``, ``same-site`` and
-   ``none`` (typed, bookmarked) are this site's; ``cross-site``, and any value that
-   is not exactly one of the four (a list of values, a future one), is another
+1. ``Sec-Fetch-Site`` (every current browser): ``same-origin`` and ``same-site``
+   are this site's pages; anything else is not: ``cross-site``; ``none``, a
+   navigation no page started (typed, a bookmark, and as well a link opened from
+   outside the browser, in a mail or chat app, a PDF, a QR code, which an attacker
+   writes as freely as a link on their own site); and any value that is not
+   exactly one of the four (a list of values, a future one). Those are another
    site's, unless the request's ``Origin`` (or, without one, its ``Referer``) is
    one of ``CSRF_TRUSTED_ORIGINS``, whose requests the site accepts as its own;
 2. without it, ``Origin``, and without that, ``Referer``: this site's when it is
@@ -18,6 +21,11 @@ says where a request comes from, and a page cannot forge what it says:
    and a URL that does not read as exactly one origin (user information,
    backslashes, whitespace, another scheme) included;
 3. none of the three (API clients, curl): this site's, as before.
+
+**Speculative requests.** A prefetch or prerender (``Sec-Purpose``, and the older
+``Purpose``, ``X-Purpose``, ``X-Moz``, and ``X-Sec-Purpose`` of prefetching scripts)
+is the browser's guess at a click that may never come: it carries the session as a
+click does, so it must not push, spend or run either (:func:`is_speculative`).
 
 **On-site URLs.** A path taken from the request is written so that a browser
 reads it as a path of this site (:func:`on_site_path`), and every URL the app
@@ -39,8 +47,18 @@ from django.utils.http import escape_leading_slashes, url_has_allowed_host_and_s
 
 from .fingerprint import django_request
 
-#: What ``Sec-Fetch-Site`` says of a request this site (or the user) started.
-THIS_SITE = frozenset({"same-origin", "same-site", "none"})
+#: What ``Sec-Fetch-Site`` says of a request a page of this site started. Not ``none``:
+#: a link opened from a mail or chat app is a navigation no page started, too.
+THIS_SITE = frozenset({"same-origin", "same-site"})
+#: Headers that mark a prefetch or prerender: the fetch standard's, older browsers'
+#: and prefetching scripts' (Turbo's ``X-Sec-Purpose``). Each is sent for nothing else.
+SPECULATIVE_HEADERS = (
+    "HTTP_SEC_PURPOSE",
+    "HTTP_PURPOSE",
+    "HTTP_X_PURPOSE",
+    "HTTP_X_MOZ",
+    "HTTP_X_SEC_PURPOSE",
+)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 #: An origin: (scheme, host, port), lowercased, the port made explicit.
@@ -69,6 +87,13 @@ def is_cross_site(request: Any) -> bool:
     if not named:
         return False
     return sender is None or not (sender == own_origin(plain) or _trusted(sender))
+
+
+def is_speculative(request: Any) -> bool:
+    """Whether ``request`` is a prefetch or prerender, sent ahead of a click that may
+    never come (module docstring)."""
+    meta = django_request(request).META
+    return any(str(meta.get(header, "")).strip() for header in SPECULATIVE_HEADERS)
 
 
 def _sender(meta: Any) -> tuple[bool, Origin | None]:

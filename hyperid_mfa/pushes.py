@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import secrets
 import unicodedata
@@ -19,7 +20,7 @@ from django.utils.translation import gettext
 
 from . import audit, ratelimit, signals
 from .client import get_client
-from .conf import mfa_settings
+from .conf import mfa_settings, start_rate
 from .constants import CompleteResult, Result
 from .exceptions import (
     DenialCooldown,
@@ -109,11 +110,37 @@ def _check_cooldown(user: UserModel, now: datetime) -> None:
 def _reserve_push(user: UserModel, now: datetime) -> ratelimit.Reservation:
     """Take one of the user's push slots, or raise :class:`RateLimited`."""
     _check_cooldown(user, now)
-    reservation = ratelimit.reserve(user.pk, now=now.timestamp())
-    if not reservation.allowed:
+    wait = _recorded_pushes_wait(user, now)
+    reservation = ratelimit.reserve(user.pk, now=now.timestamp()) if wait is None else None
+    if reservation is None or not reservation.allowed:
         audit.log("refused: push rate limit", user_id=user.pk)
-        raise RateLimited(retry_after=reservation.retry_after)
+        raise RateLimited(retry_after=wait if reservation is None else reservation.retry_after)
     return reservation
+
+
+def _recorded_pushes_wait(user: UserModel, now: datetime) -> int | None:
+    """Seconds until the pushes recorded in the database leave the user a push within
+    ``START_RATE_LIMIT``; None where they do now (``now`` is the database's clock).
+
+    The cache's slots hold the limit between concurrent requests; but a cache forgets
+    keys to make room (LocMemCache and the database cache cull past ``MAX_ENTRIES``,
+    Memcached and an evicting Redis drop the least recently used), and whoever can make
+    the site write other keys (failed sign-ins do) would free the slots. The pushes the
+    database recorded in the period count whatever the cache forgot.
+    """
+    rate = start_rate()
+    if rate is None:
+        return None
+    recent = list(
+        MFARequest.objects.filter(user=user, created_at__gt=now - timedelta(seconds=rate.period))
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[: rate.count]
+    )
+    if len(recent) < rate.count:
+        return None
+    # Once the oldest of the newest ``count`` leaves the period, a push fits again.
+    frees = recent[-1] + timedelta(seconds=rate.period)
+    return max(1, math.ceil((frees - now).total_seconds()))
 
 
 def start_request(

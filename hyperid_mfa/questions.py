@@ -19,7 +19,11 @@ what the window binds, the fields ``bind=`` names (body and query string) or wha
 Values are shown as text: repeated fields as a list (``[1, 2]``), uploads by file
 name and size, nested JSON compactly. Text that could be misread inside the question
 (empty, with a comma, question mark, semicolon or quote, or spaces at its ends) is
-shown quoted, so a value cannot pass for another field. A name that comes twice
+shown quoted, so a value cannot pass for another field. Text that holds what the
+phone does not show as itself (a control or format character, a zero-width or
+other default-ignorable character, any space but a single plain one) is shown
+quoted with those characters escaped (``"Bob\u2060 Smith"``): removed or merged,
+they would make two values read alike. A name that comes twice
 (``amount`` in the query and in the body) is shown with where it comes from. A body
 that is not text cannot be shown: the gate refuses it (:class:`QuestionNotShowable`),
 and the developer words the question with ``question=``. Bidi and control
@@ -30,7 +34,9 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -38,10 +44,24 @@ from django.utils.translation import gettext_lazy as _
 
 from . import wire
 from .exceptions import QuestionNotShowable
-from .fingerprint import CSRF_FIELD, Binder, Body, django_request, read_body
+from .fingerprint import CSRF_FIELD, Binder, Body, call_binder, django_request, read_body
 
 #: Text shown quoted: it could be misread next to the question's own punctuation.
 _AMBIGUOUS = re.compile(r'^$|^\s|\s$|[,;?"]')
+
+# What the phone does not show as itself: controls, format characters (bidi, zero
+# width), surrogates, private use, unassigned code points, separators and every space
+# but the plain one (the push removes or merges these), and the letters and marks
+# that render as nothing (Unicode's Default_Ignorable_Code_Point, and the Braille blank).
+_UNSHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+_RENDERED_AS_NOTHING = frozenset(
+    chain(
+        (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0),
+        range(0x180B, 0x1810),
+        range(0xFE00, 0xFE10),
+        range(0xE0100, 0xE01F0),
+    )
+)
 
 # Where a value comes from, for a name that comes from two places.
 _URL, _QUERY, _BODY = "url", "query", "body"
@@ -125,7 +145,7 @@ def _add_body(
 ) -> None:
     body = read_body(request)
     if callable(bind):
-        _add_bound(shown, bind(request, *args, **kwargs))
+        _add_bound(shown, call_binder(bind, request, args, kwargs))
     if body.raw:
         # Bound by its bytes whatever bind says: the view may read all of it.
         shown.add("body", [_body_text(request)], _BODY)
@@ -177,8 +197,34 @@ def _body_text(request: Any) -> str:
 
 def text(value: str) -> str:
     """``value`` as the question shows text: as it is, or quoted where it could be
-    misread (module docstring)."""
-    return json.dumps(value, ensure_ascii=False) if _AMBIGUOUS.search(value) else value
+    misread, with what the phone does not show escaped (module docstring)."""
+    if _AMBIGUOUS.search(value) or _has_unshown(value):
+        return _quoted(value)
+    return value
+
+
+def _unshown(char: str, previous: str) -> bool:
+    if char == " ":
+        return previous == " "  # a run of spaces reads as one
+    return unicodedata.category(char) in _UNSHOWN_CATEGORIES or ord(char) in _RENDERED_AS_NOTHING
+
+
+def _has_unshown(value: str) -> bool:
+    return any(
+        _unshown(char, previous) for previous, char in zip(" " + value[:-1], value, strict=True)
+    )
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a JSON string whose characters the phone would not show as
+    themselves are escaped (``\u2060``), so that every value reads as itself."""
+    quoted = json.dumps(value, ensure_ascii=False)
+    return "".join(
+        (f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+        if _unshown(char, previous)
+        else char
+        for previous, char in zip(quoted[:1] + quoted[:-1], quoted, strict=True)
+    )
 
 
 def show(value: Any) -> str:
@@ -214,6 +260,8 @@ def _compact(value: Any) -> str:
         return "[" + ",".join(_compact(item) for item in value) + "]"
     if isinstance(value, float):
         return repr(value)
-    if value is None or isinstance(value, (str, bool, int)):
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, str):
+        return _quoted(value)
+    if value is None or isinstance(value, (bool, int)):
+        return json.dumps(value)
+    return _quoted(str(value))

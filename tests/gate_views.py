@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse, QueryDict
@@ -75,6 +76,41 @@ def named_binding_view(request):
 )
 def callable_binding_view(request):
     return JsonResponse(ran("callable", request))
+
+
+def _decimal_amount(request):
+    return Decimal(request.POST["amount"])
+
+
+@require_mfa_approval(
+    ACTION,
+    bind=("amount",),
+    question=lambda request: f"Withdraw {_decimal_amount(request):.2f} EUR?",
+)
+def decimal_question_view(request):
+    """Words its question from the amount as a Decimal, which the request may not hold."""
+    return JsonResponse(ran("decimal", request))
+
+
+class BindValuesMixinView(MFAApprovalRequiredMixin, View):
+    mfa_action = ACTION
+
+    def get_mfa_bind_values(self, request):
+        return {"amount": request.POST["amount"], "to": request.POST["payee"]}
+
+    def post(self, request):
+        return JsonResponse(ran("bind-values-mixin", request))
+
+
+class BindValuesAPIView(APIView):
+    permission_classes = [IsAuthenticated, MFAApproved]
+    mfa_action = ACTION
+
+    def get_mfa_bind_values(self, request):
+        return {"amount": request.data["amount"], "to": request.data["payee"]}
+
+    def post(self, request):
+        return Response(ran("drf-bind-values", request))
 
 
 @require_mfa_approval(
@@ -301,6 +337,9 @@ urlpatterns = [
     path("default/", default_binding_view),
     path("named/", named_binding_view),
     path("callable/", callable_binding_view),
+    path("decimal/", decimal_question_view),
+    path("bind-values-mixin/", BindValuesMixinView.as_view()),
+    path("drf-bind-values/", BindValuesAPIView.as_view()),
     path("window-callable/", window_callable_view),
     path("bare/", bare_view),
     path("export/", get_view),

@@ -234,6 +234,51 @@ def test_an_unreadable_form_is_a_400_without_a_push(fake_hyperid, browser):
     assert fake_hyperid.call_count() == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("callable", {"amount": "5"}),  # a bind callable reads a field the request lacks
+        ("callable", {}),
+        ("decimal", {}),
+        ("decimal", {"amount": "five"}),  # Decimal("five"): InvalidOperation
+        ("window-callable", {}),
+        ("bind-values-mixin", {"amount": "5"}),
+        ("drf-bind-values", {"payee": "Bob"}),
+    ],
+)
+def test_a_request_the_binding_cannot_read_is_a_400_not_a_500(
+    fake_hyperid, hyperid_user, kind, data
+):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(hyperid_user)
+
+    if kind.startswith("drf"):
+        response = browser.post(f"/gate/{kind}/", data, content_type="application/json")
+    else:
+        response = browser.post(f"/gate/{kind}/", data, **JSON_ACCEPT)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "mfa_bad_request"
+    assert fake_hyperid.call_count() == 0
+
+
+@pytest.mark.parametrize("kind", ["callable", "decimal", "bind-values-mixin", "drf-bind-values"])
+def test_a_complete_request_to_a_bind_callable_still_runs_once_approved(
+    fake_hyperid, browser, kind
+):
+    def send():
+        data = {"amount": "5", "payee": "Bob"}
+        if kind.startswith("drf"):
+            return browser.post(f"/gate/{kind}/", data, content_type="application/json")
+        return browser.post(f"/gate/{kind}/", data, **JSON_ACCEPT)
+
+    assert send().json()["code"] == "mfa_pending"
+    approve_pending(fake_hyperid)
+
+    assert send().status_code == 200
+    assert send().status_code == 403
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_attack_fails_over_real_http(live_server, user, settings):
     """Through a real server and Django's CSRF check, as the review reproduced it."""

@@ -369,6 +369,21 @@ def test_a_form_body_that_reads_as_json_is_bound_by_its_bytes():
     assert fp(plus) != fp(encoded)
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: b"\xef\xbb\xbf" + text.encode(),  # UTF-8 with a BOM
+        lambda text: text.encode("utf-16"),
+        lambda text: text.encode("utf-32"),
+    ],
+)
+def test_a_form_body_that_json_loads_reads_in_another_encoding_is_bound_by_its_bytes(encode):
+    # json.loads(request.body) reads a BOM and UTF-16/32 where a form parse sees noise.
+    plus = shape(body=encode('{"payee": "x+y"}'))
+    encoded = shape(body=encode('{"payee": "x%2By"}'))
+    assert fp(plus) != fp(encoded)
+
+
 def test_numbers_are_bound_as_written():
     as_int = shape(content_type="application/json", body=b'{"amount": 100}')
     as_float = shape(content_type="application/json", body=b'{"amount": 100.0}')

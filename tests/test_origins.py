@@ -185,6 +185,81 @@ def test_a_cross_site_request_of_someone_signed_out_is_sent_to_sign_in(fake_hype
     assert pushes(fake_hyperid) == 0
 
 
+# --- requests the user did not make on this site's pages ----------------------------------
+# Sec-Fetch-Site: none is a navigation no page started: typed, a bookmark, and also a
+# link opened from outside the browser (a mail or chat app, a PDF, a QR code), which
+# the attacker writes as freely as a link on their own site. A prefetch or prerender
+# (Sec-Purpose) is the browser's guess, made before, or without, the user's click.
+
+FROM_OUTSIDE = {"HTTP_SEC_FETCH_SITE": "none"}
+PREFETCH = {"HTTP_SEC_FETCH_SITE": "same-origin", "HTTP_SEC_PURPOSE": "prefetch"}
+
+
+def test_a_link_opened_from_outside_the_browser_sends_no_push(fake_hyperid, browser):
+    # The attacker mails the victim a link with their values; the mail app opens it.
+    response = browser.get("/gate/export/?month=13", HTTP_ACCEPT="text/html", **FROM_OUTSIDE)
+
+    assert response.status_code == 403
+    assert config_of(response)["code"] == "mfa_cross_site"
+    assert 'id="hyperid-mfa-start-over"' in response.content.decode()
+    assert pushes(fake_hyperid) == 0
+    assert not MFARequest.objects.exists()
+    # "Continue" is the user's own request from this site: the gate as usual.
+    again = browser.get("/gate/export/?month=13", **SAME_ORIGIN, **JSON)
+    assert again.json()["code"] == "mfa_pending"
+
+
+def test_inside_an_open_window_a_link_from_outside_the_browser_does_not_run(fake_hyperid, browser):
+    window = open_window(browser, fake_hyperid, view="export")
+    ran_before = len(window_views.runs("export"))
+
+    refused = browser.get("/windows/export/?month=13", **JSON, **FROM_OUTSIDE)
+
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "mfa_cross_site"
+    assert len(window_views.runs("export")) == ran_before
+    window.refresh_from_db()
+    assert window.runs == 0
+    # The user's own request on the site's pages still runs in the window.
+    assert browser.get("/windows/export/?month=13", **JSON, **SAME_ORIGIN).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        {"HTTP_SEC_PURPOSE": "prefetch"},
+        {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
+        {"HTTP_SEC_PURPOSE": "Prefetch"},
+        {"HTTP_PURPOSE": "prefetch"},
+        {"HTTP_X_PURPOSE": "preview"},
+        {"HTTP_X_MOZ": "prefetch"},
+        {"HTTP_X_SEC_PURPOSE": "prefetch"},
+    ],
+)
+def test_a_prefetch_sends_no_push_and_spends_no_approval(fake_hyperid, browser, purpose):
+    def get(**extra):
+        return browser.get("/gate/export/?month=5", **JSON, **SAME_ORIGIN, **extra)
+
+    assert get(**purpose).json()["code"] == "mfa_cross_site"
+    assert pushes(fake_hyperid) == 0
+    assert get().json()["code"] == "mfa_pending"  # the user's own click
+    approve_pending(fake_hyperid)
+
+    assert get(**purpose).status_code == 403  # a prefetch of the approved page
+    assert get().status_code == 200  # the approval is still there for the click
+    assert pushes(fake_hyperid) == 1
+
+
+def test_inside_an_open_window_a_prefetch_does_not_run(fake_hyperid, browser):
+    window = open_window(browser, fake_hyperid, view="export")
+
+    refused = browser.get("/windows/export/?month=13", **JSON, **PREFETCH)
+
+    assert refused.json()["code"] == "mfa_cross_site"
+    window.refresh_from_db()
+    assert window.runs == 0
+
+
 # --- how the browser says where a request comes from -------------------------------------
 
 ANOTHER_SITE = [
@@ -194,6 +269,8 @@ ANOTHER_SITE = [
     {"HTTP_SEC_FETCH_SITE": "same-origin, cross-site"},  # a repeated header, joined
     {"HTTP_SEC_FETCH_SITE": "cross-site,same-origin"},
     {"HTTP_SEC_FETCH_SITE": "same-orig"},  # a value no browser sends
+    {"HTTP_SEC_FETCH_SITE": "none"},  # no page: typed, or a link from a mail app
+    {"HTTP_SEC_FETCH_SITE": "None"},
     {"HTTP_SEC_FETCH_SITE": ""},
     # Bounced through a redirect on another site: the Referer is still this site's.
     {"HTTP_SEC_FETCH_SITE": "cross-site", "HTTP_REFERER": "http://testserver/gate/"},
@@ -229,7 +306,6 @@ THIS_SITE = [
     {},  # API clients and curl say nothing
     {"HTTP_SEC_FETCH_SITE": "same-origin"},
     {"HTTP_SEC_FETCH_SITE": "same-site"},
-    {"HTTP_SEC_FETCH_SITE": "none"},  # typed or bookmarked
     {"HTTP_SEC_FETCH_SITE": "Same-Origin"},
     {"HTTP_ORIGIN": "http://testserver"},
     {"HTTP_ORIGIN": "http://TestServer"},

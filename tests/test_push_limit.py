@@ -11,8 +11,12 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.db.models import F
 from django.test import Client
 
 from hyperid_mfa import services
@@ -203,3 +207,68 @@ def test_a_cache_that_cannot_count_refuses_pushes_and_says_why(
     assert response.json()["code"] == "mfa_misconfigured"
     assert fake_hyperid.call_count("start") == 0
     assert "START_RATE_LIMIT" in caplog.text
+
+
+# --- the cache forgets -------------------------------------------------------------------
+# The slots live in Django's cache, and caches forget keys to make room: LocMemCache and
+# the database cache cull a third of their keys past MAX_ENTRIES (300 by default),
+# Memcached (and Redis with an eviction policy) drop the least recently used. Whoever
+# can make the site write other keys frees the slots: an anonymous client's failed
+# sign-ins do (allauth counts them in the cache, per address and per login name).
+
+
+def gated_push(client, amount):
+    return client.post("/gate/default/", {"amount": str(amount)}, **JSON).json()["code"]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not django_settings.HAVE_ALLAUTH, reason="needs the [allauth] extra")
+def test_failed_sign_ins_from_other_addresses_do_not_free_push_slots(fake_hyperid, hyperid_user):
+    attacker = Client()
+    attacker.force_login(hyperid_user)  # the victim's stolen session
+    assert [gated_push(attacker, n) for n in range(LIMIT)] == ["mfa_pending"] * LIMIT
+    assert gated_push(attacker, 99) == "mfa_rate_limited"
+
+    guesser = Client()
+    for n in range(200):
+        address = f"198.51.{n // 200}.{n % 200 + 1}"
+        guesser.post("/accounts/login/", {"login": f"x{n}", "password": "x"}, REMOTE_ADDR=address)
+
+    assert [gated_push(attacker, 100 + n) for n in range(LIMIT)] == ["mfa_rate_limited"] * LIMIT
+    assert pushes_on_the_phone(fake_hyperid) == LIMIT
+
+
+@pytest.mark.django_db
+def test_whatever_the_cache_forgets_no_period_holds_more_pushes_than_the_limit(
+    fake_hyperid, hyperid_user
+):
+    assert try_to_start(hyperid_user, LIMIT) == ["started"] * LIMIT
+
+    cache.clear()  # as a cache does that culls, evicts, restarts or is flushed
+
+    assert try_to_start(hyperid_user, 3) == ["RateLimited"] * 3
+    assert pushes_on_the_phone(fake_hyperid) == LIMIT
+
+
+@pytest.mark.django_db
+def test_pushes_recorded_longer_ago_than_the_period_leave_room_again(fake_hyperid, hyperid_user):
+    assert try_to_start(hyperid_user, LIMIT) == ["started"] * LIMIT
+    cache.clear()
+    MFARequest.objects.update(created_at=F("created_at") - timedelta(minutes=10, seconds=1))
+
+    assert try_to_start(hyperid_user, 1) == ["started"]
+
+
+@pytest.mark.django_db
+def test_the_wait_is_until_the_oldest_recorded_push_leaves_the_period(fake_hyperid, hyperid_user):
+    assert try_to_start(hyperid_user, LIMIT) == ["started"] * LIMIT
+    cache.clear()
+    oldest = MFARequest.objects.order_by("created_at").first()
+    MFARequest.objects.filter(pk=oldest.pk).update(
+        created_at=F("created_at") - timedelta(minutes=9)
+    )
+
+    with pytest.raises(RateLimited) as refused:
+        services.start_request(hyperid_user, "payments.withdraw", fingerprint="fp-late")
+
+    assert 55 <= refused.value.retry_after <= 61

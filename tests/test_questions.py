@@ -212,12 +212,18 @@ def assert_clean(question: str) -> None:
         assert unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl", "Zp"), repr(question)
 
 
-def test_bidi_and_controls_are_removed_from_the_default_question(fake_hyperid, browser):
+# In a value the gate shows, each is escaped: removed, it would make two values read alike.
+SNEAKY_ESCAPED = r"\u202e\u2066\u200b\u200f\u0000\u001b\n\r\t\u2028\ufeff\u007f\u0085"
+
+
+def test_bidi_and_controls_are_shown_escaped_in_the_default_question(fake_hyperid, browser):
     send_form(browser, "/gate/default/", [("amount", "9999"), ("payee", f"Bob{SNEAKY}yrallaM")])
 
     question = asked(fake_hyperid)
     assert_clean(question)
-    assert question == "Approve payments.withdraw: amount 9999, payee Bob yrallaM?"
+    assert question == (
+        f'Approve payments.withdraw: amount 9999, payee "Bob{SNEAKY_ESCAPED}yrallaM"?'
+    )
 
 
 def test_bidi_and_controls_are_removed_from_an_explicit_question(fake_hyperid, browser):
@@ -228,12 +234,12 @@ def test_bidi_and_controls_are_removed_from_an_explicit_question(fake_hyperid, b
     assert question == "Withdraw 5 EUR to Bob ?"  # controls and line breaks: a space
 
 
-def test_bidi_and_controls_are_removed_from_a_window_question(fake_hyperid, browser):
+def test_bidi_and_controls_are_shown_escaped_in_a_window_question(fake_hyperid, browser):
     window_post(browser, "account", account=f"4\u202e2{SNEAKY}0", amount="5")
 
     question = asked(fake_hyperid)
     assert_clean(question)
-    assert question == "Allow payouts for 5 minutes: account 42 0?"
+    assert question == f'Allow payouts for 5 minutes: account "4\\u202e2{SNEAKY_ESCAPED}0"?'
 
 
 def test_bidi_and_controls_are_removed_from_the_admins_question(fake_hyperid, hyperid_user):
@@ -304,6 +310,79 @@ def test_no_question_carries_invisible_or_control_characters(question):
 
     assert_clean(cleaned)
     assert clean_question(cleaned) == cleaned
+
+
+# --- values that differ only in what the phone does not show --------------------------------
+# Removing or merging what the phone cannot show makes two bound values read alike:
+# the site's payee "Bob Smith" and the attacker's "Bob\u2060 Smith" (a word joiner),
+# an account the attacker registered, were both shown as "payee Bob Smith".
+
+#: Characters a phone shows as nothing (Unicode's Default_Ignorable_Code_Point among
+#: them) besides controls and format characters.
+RENDERED_AS_NOTHING = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+RENDERED_AS_NOTHING |= {*range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
+
+
+def as_read(question: str) -> str:
+    """``question`` as a person reads it on the phone: what renders as nothing gone,
+    every run of white space one space."""
+    kept = "".join(
+        char
+        for char in question
+        if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+        and ord(char) not in RENDERED_AS_NOTHING
+    )
+    return " ".join(kept.split())
+
+
+LOOK_ALIKES = [
+    "Bob\u200b Smith",  # zero-width space
+    "Bob\u2060 Smith",  # word joiner
+    "Bob\u00ad Smith",  # soft hyphen
+    "Bob\u200e Smith",  # left-to-right mark
+    "Bob\U000e0041 Smith",  # a tag character
+    "Bob\u034f Smith",  # combining grapheme joiner (a mark, not a format character)
+    "Bob\ufe0f Smith",  # a variation selector
+    "Bob\u3164 Smith",  # Hangul filler (a letter)
+    "Bob\u00a0Smith",  # no-break space
+    "Bob\u3000Smith",  # ideographic space
+    "Bob  Smith",  # two spaces
+    "Bob\tSmith",
+    "Bob\u2028Smith",  # line separator
+]
+
+
+@pytest.mark.parametrize("forged", LOOK_ALIKES)
+def test_a_value_that_differs_only_in_what_the_phone_cannot_show_does_not_read_alike(
+    fake_hyperid, browser, forged
+):
+    send_form(browser, "/gate/default/", [("amount", "5"), ("payee", "Bob Smith")])
+    honest = asked(fake_hyperid)
+    send_form(browser, "/gate/default/", [("amount", "5"), ("payee", forged)])
+
+    assert as_read(asked(fake_hyperid)) != as_read(honest)
+    assert_clean(asked(fake_hyperid))
+
+
+def test_text_in_any_script_is_shown_as_it_is(fake_hyperid, browser):
+    send_form(browser, "/gate/default/", [("payee", "Zoë Ünal 李雷 محمد José")])
+
+    assert asked(fake_hyperid) == "Approve payments.withdraw: payee Zoë Ünal 李雷 محمد José?"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=8), st.text(max_size=8))
+@example("Bob", "Bob\u200b")
+@example("Bob", '"Bob"')
+@example('"Bob\\u200b"', "Bob\u200b")
+def test_no_two_values_read_alike_on_the_phone(first, second):
+    from hyperid_mfa.pushes import clean_question
+    from hyperid_mfa.questions import compact, text
+
+    if first == second:
+        return
+    for shown in (text, compact):
+        assert as_read(clean_question(shown(first))) != as_read(clean_question(shown(second)))
 
 
 # --- every value, whatever it is -------------------------------------------------------------
