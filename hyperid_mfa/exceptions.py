@@ -379,9 +379,9 @@ class CrossSiteRequest(MFARefusal):
     status_code = 403
     retryable = False
     user_message = _(
-        "This action was requested from outside this site (another site, or a link "
-        "opened in another app), so it was not carried out. Continue from here only if "
-        "you meant to do it: your phone will ask you to approve it."
+        "This action was requested by another site, or loaded ahead by the browser, so "
+        "it was not carried out. Continue from here only if you meant to do it: your "
+        "phone will ask you to approve it."
     )
 
 

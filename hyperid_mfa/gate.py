@@ -2,9 +2,9 @@
 
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
-0. the request was sent on behalf of another site, or from outside the browser, or
-   is a prefetch (:mod:`hyperid_mfa.origins`): refuse it, before anything is read,
-   spent or sent (the other site chose its values; a prefetch is no click);
+0. the request was sent on behalf of another site, or is a prefetch
+   (:mod:`hyperid_mfa.origins`): refuse it, before anything is read, spent or sent
+   (the other site chose its values; a prefetch is no click);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
    now, consume it and let the view run, else answer "pending";
@@ -160,8 +160,8 @@ class Gate:
             return Decision.not_signed_in()
         unasked = _unasked(request)
         if unasked is not None:
-            # Another site (or a link from outside the browser) chose these values, or
-            # the browser guessed at a click: no push, no approval or window spent.
+            # Another site chose these values, or the browser guessed at a click: no
+            # push, no approval or window spent.
             with audit.request_context(django_request(request)):
                 audit.log(f"refused: {unasked} ({self.action})", user_id=user.pk)
             return self._refused(CrossSiteRequest())
@@ -170,7 +170,13 @@ class Gate:
             fp, window_key = self._bind(request, user, args, kwargs)
             self._refuse_missing_fields(request)
             with audit.request_context(django_request(request)):
-                if window_key is not None and services.use_window(window_key, self.action):
+                # A link opened from outside the browser may be the attacker's: it
+                # asks the phone (which names every value), never runs in a window.
+                if (
+                    window_key is not None
+                    and not origins.is_direct_navigation(request)
+                    and services.use_window(window_key, self.action)
+                ):
                     return ALLOWED
                 return self._decide(request, user, fp, args, kwargs, window_key)
         except MFARefusal as refusal:

@@ -7,13 +7,15 @@ push and spend no approval or window: the other site chose its values. The brows
 says where a request comes from, and a page cannot forge what it says:
 
 1. ``Sec-Fetch-Site`` (every current browser): ``same-origin`` and ``same-site``
-   are this site's pages; anything else is not: ``cross-site``; ``none``, a
-   navigation no page started (typed, a bookmark, and as well a link opened from
-   outside the browser, in a mail or chat app, a PDF, a QR code, which an attacker
-   writes as freely as a link on their own site); and any value that is not
-   exactly one of the four (a list of values, a future one). Those are another
+   are this site's pages, and ``none`` a navigation no page started (typed, a
+   bookmark, a link opened from a mail or chat app); ``cross-site``, and any value
+   that is not exactly one of the four (a list of values, a future one), is another
    site's, unless the request's ``Origin`` (or, without one, its ``Referer``) is
-   one of ``CSRF_TRUSTED_ORIGINS``, whose requests the site accepts as its own;
+   one of ``CSRF_TRUSTED_ORIGINS``, whose requests the site accepts as its own.
+   A direct navigation (``none``) may ask for a push, which names every value, and
+   spend the approval of exactly those values; an attacker writes such a link as
+   freely as one on their own site, so it never runs inside an approval window
+   (:func:`is_direct_navigation`);
 2. without it, ``Origin``, and without that, ``Referer``: this site's when it is
    this site's origin (scheme, host and port, as Django's CSRF check compares
    them, the scheme as ``SECURE_PROXY_SSL_HEADER`` makes it) or one of
@@ -47,9 +49,8 @@ from django.utils.http import escape_leading_slashes, url_has_allowed_host_and_s
 
 from .fingerprint import django_request
 
-#: What ``Sec-Fetch-Site`` says of a request a page of this site started. Not ``none``:
-#: a link opened from a mail or chat app is a navigation no page started, too.
-THIS_SITE = frozenset({"same-origin", "same-site"})
+#: What ``Sec-Fetch-Site`` says of a request this site's page, or the user, started.
+THIS_SITE = frozenset({"same-origin", "same-site", "none"})
 #: Headers that mark a prefetch or prerender: the fetch standard's, older browsers'
 #: and prefetching scripts' (Turbo's ``X-Sec-Purpose``). Each is sent for nothing else.
 SPECULATIVE_HEADERS = (
@@ -87,6 +88,14 @@ def is_cross_site(request: Any) -> bool:
     if not named:
         return False
     return sender is None or not (sender == own_origin(plain) or _trusted(sender))
+
+
+def is_direct_navigation(request: Any) -> bool:
+    """Whether no page started ``request`` (``Sec-Fetch-Site: none``): typed, a
+    bookmark, or a link opened from outside the browser. It may ask for a push, never
+    run inside an approval window (module docstring)."""
+    fetch_site = django_request(request).META.get("HTTP_SEC_FETCH_SITE")
+    return fetch_site is not None and fetch_site.strip().lower() == "none"
 
 
 def is_speculative(request: Any) -> bool:

@@ -138,16 +138,14 @@ def test_a_link_on_another_site_sends_no_push_and_the_user_can_start_over(
     assert page.url.startswith(live_server.url)
 
 
-def test_a_link_opened_from_outside_the_browser_sends_no_push_and_the_user_can_start_over(
+def test_a_link_opened_from_outside_the_browser_asks_the_phone_naming_its_values(
     page, live_server, fake_hyperid
 ):
     # A link in a mail or chat app opens in the browser as a navigation no page
-    # started (Sec-Fetch-Site: none), as Playwright's goto() does, with the session.
+    # started (Sec-Fetch-Site: none), as Playwright's goto() does, with the session:
+    # the phone names the link's values, and only an approval runs it.
     page.goto(f"{live_server.url}/gate/export/?month=13")
 
-    page.wait_for_selector("#hyperid-mfa-start-over")
-    assert fake_hyperid.call_count("start") == 0
-    page.click("#hyperid-mfa-start-over")  # from this site's page now: the gate as usual
     page.wait_for_selector(".hyperid-mfa-code")
     [push] = fake_hyperid.pending()
     assert push.question == "Approve reports.export: month 13?"
@@ -178,16 +176,12 @@ def test_a_backslash_in_the_path_is_sent_again_to_this_site_after_approval(
 ):
     # Read as /\evil.example/statement/, a form action a browser resolves to
     # http://evil.example/statement/, where it would send the approved request.
-    # Typed (Sec-Fetch-Site: none): the page first offers to continue from this site.
     page.goto(f"{live_server.url}/%5Cevil.example/statement/")
-    page.wait_for_selector("#hyperid-mfa-start-over")
-    start_over = page.eval_on_selector("#hyperid-mfa-resubmit", "form => form.action")
-    page.click("#hyperid-mfa-start-over")
     page.wait_for_selector(".hyperid-mfa-code")
 
     action = page.eval_on_selector("#hyperid-mfa-resubmit", "form => form.action")
 
-    assert start_over == action == f"{live_server.url}/%5Cevil.example/statement/"
+    assert action == f"{live_server.url}/%5Cevil.example/statement/"
     [push] = fake_hyperid.pending()
     fake_hyperid.approve(push.transaction_id)
     page.wait_for_selector("#result")

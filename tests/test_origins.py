@@ -185,38 +185,48 @@ def test_a_cross_site_request_of_someone_signed_out_is_sent_to_sign_in(fake_hype
     assert pushes(fake_hyperid) == 0
 
 
-# --- requests the user did not make on this site's pages ----------------------------------
+# --- requests no page of this site started ------------------------------------------------
 # Sec-Fetch-Site: none is a navigation no page started: typed, a bookmark, and also a
 # link opened from outside the browser (a mail or chat app, a PDF, a QR code), which
-# the attacker writes as freely as a link on their own site. A prefetch or prerender
-# (Sec-Purpose) is the browser's guess, made before, or without, the user's click.
+# the attacker writes as freely as a link on their own site. It may ask the phone,
+# which names every value, but never runs inside an approval window. A prefetch or
+# prerender (Sec-Purpose) is the browser's guess, made before, or without, the user's
+# click: it is refused like a cross-site request.
 
 FROM_OUTSIDE = {"HTTP_SEC_FETCH_SITE": "none"}
 PREFETCH = {"HTTP_SEC_FETCH_SITE": "same-origin", "HTTP_SEC_PURPOSE": "prefetch"}
 
 
-def test_a_link_opened_from_outside_the_browser_sends_no_push(fake_hyperid, browser):
-    # The attacker mails the victim a link with their values; the mail app opens it.
-    response = browser.get("/gate/export/?month=13", HTTP_ACCEPT="text/html", **FROM_OUTSIDE)
+def test_a_link_opened_from_outside_the_browser_asks_the_phone_with_every_value(
+    fake_hyperid, browser
+):
+    # A bookmark, a typed URL, or a link in a mail app: the phone names what will run.
+    response = browser.get("/gate/export/?month=13", **JSON, **FROM_OUTSIDE)
 
     assert response.status_code == 403
-    assert config_of(response)["code"] == "mfa_cross_site"
-    assert 'id="hyperid-mfa-start-over"' in response.content.decode()
-    assert pushes(fake_hyperid) == 0
-    assert not MFARequest.objects.exists()
-    # "Continue" is the user's own request from this site: the gate as usual.
-    again = browser.get("/gate/export/?month=13", **SAME_ORIGIN, **JSON)
+    assert response.json()["code"] == "mfa_pending"
+    [push] = fake_hyperid.pending()
+    assert push.question == "Approve reports.export: month 13?"
+    fake_hyperid.approve(push.transaction_id)
+    ran = browser.get("/gate/export/?month=13", **FROM_OUTSIDE)
+    assert ran.content == b"exported 13"
+    # Once: the same link again asks again.
+    again = browser.get("/gate/export/?month=13", **JSON, **FROM_OUTSIDE)
     assert again.json()["code"] == "mfa_pending"
 
 
-def test_inside_an_open_window_a_link_from_outside_the_browser_does_not_run(fake_hyperid, browser):
+def test_inside_an_open_window_a_link_from_outside_the_browser_asks_the_phone(
+    fake_hyperid, browser
+):
     window = open_window(browser, fake_hyperid, view="export")
     ran_before = len(window_views.runs("export"))
+    pushed_before = pushes(fake_hyperid)
 
-    refused = browser.get("/windows/export/?month=13", **JSON, **FROM_OUTSIDE)
+    asked = browser.get("/windows/export/?month=13", **JSON, **FROM_OUTSIDE)
 
-    assert refused.status_code == 403
-    assert refused.json()["code"] == "mfa_cross_site"
+    assert asked.status_code == 403
+    assert asked.json()["code"] == "mfa_pending"
+    assert pushes(fake_hyperid) == pushed_before + 1
     assert len(window_views.runs("export")) == ran_before
     window.refresh_from_db()
     assert window.runs == 0
@@ -269,8 +279,6 @@ ANOTHER_SITE = [
     {"HTTP_SEC_FETCH_SITE": "same-origin, cross-site"},  # a repeated header, joined
     {"HTTP_SEC_FETCH_SITE": "cross-site,same-origin"},
     {"HTTP_SEC_FETCH_SITE": "same-orig"},  # a value no browser sends
-    {"HTTP_SEC_FETCH_SITE": "none"},  # no page: typed, or a link from a mail app
-    {"HTTP_SEC_FETCH_SITE": "None"},
     {"HTTP_SEC_FETCH_SITE": ""},
     # Bounced through a redirect on another site: the Referer is still this site's.
     {"HTTP_SEC_FETCH_SITE": "cross-site", "HTTP_REFERER": "http://testserver/gate/"},
@@ -307,6 +315,8 @@ THIS_SITE = [
     {"HTTP_SEC_FETCH_SITE": "same-origin"},
     {"HTTP_SEC_FETCH_SITE": "same-site"},
     {"HTTP_SEC_FETCH_SITE": "Same-Origin"},
+    {"HTTP_SEC_FETCH_SITE": "none"},  # no page: typed, a bookmark, a link from a mail app
+    {"HTTP_SEC_FETCH_SITE": "None"},
     {"HTTP_ORIGIN": "http://testserver"},
     {"HTTP_ORIGIN": "http://TestServer"},
     {"HTTP_ORIGIN": "http://testserver:80"},
