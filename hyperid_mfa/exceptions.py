@@ -15,6 +15,8 @@ Four kinds, one base class each:
 
 - :class:`TransientError`: HyperID could not give an answer now (unreachable, timed
   out, result -1, an answer outside the protocol); the same call may work later.
+  :class:`DependencyUnavailable` is its like for the other services the app needs
+  (the cache, the database, the Celery broker), outside the HyperID failures.
 - :class:`PermanentError`: HyperID answered no, or there is nothing usable to ask
   with; the same call fails again until something changes (the user signs in, the
   site's configuration is fixed).

@@ -17,7 +17,9 @@ without an approval; and an approval it spends opens one.
 
 Everything else is a refusal that carries its own meaning (see
 :mod:`hyperid_mfa.exceptions`): HyperID unreachable, an unusable token, too many
-pushes, an unreadable request, a gate inside the view's transaction.
+pushes, an unreadable request, a gate inside the view's transaction, and a service
+the gate needs failing at any step (the database, the cache:
+:mod:`hyperid_mfa.dependencies`).
 :mod:`hyperid_mfa.rendering` turns a :class:`Decision` into the HTTP answer of the
 decorator, the mixin or the DRF permission.
 """

@@ -668,6 +668,23 @@ def test_hyperid_refusing_connections_to_a_start_is_a_503_and_gives_the_slot_bac
     assert_nothing_lost(served, user)
 
 
+def test_a_token_endpoint_that_fails_before_a_start_gives_the_slot_back(fake_hyperid, user, caplog):
+    # A 503 may come from a gateway after the call was carried out, so an MFA call
+    # answered so keeps its slot; but a refresh comes before the start: nothing was sent.
+    user.hyperid_subject = link(fake_hyperid, user, expires_in=10)
+    fake_hyperid.inject("http_503", call="token", times=None)
+    browser = signed_in(user)
+
+    assert_unavailable(gated(browser))
+
+    assert "HyperID's token endpoint unavailable" in the_error_line(caplog)
+    assert fake_hyperid.transactions() == []
+    assert slots_taken(user) == 0
+    fake_hyperid.clear_faults()
+    assert gated(browser).status_code == 403
+    assert_nothing_lost(fake_hyperid, user)
+
+
 def test_hyperid_refusing_a_status_get_leaves_the_request_pending_with_the_error_recorded(
     served, user, settings, caplog
 ):
