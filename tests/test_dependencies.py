@@ -718,9 +718,9 @@ def test_with_the_broker_down_the_push_stands_and_the_page_follows_it(
     celery = pytest.importorskip("celery")
     from celery._state import get_current_app
 
-    broker_down = celery.Celery("broker-down", broker=f"redis://127.0.0.1:{closed_port()}/0")
     previous = get_current_app()
-    broker_down.set_current()
+    broker = f"redis://127.0.0.1:{closed_port()}/0"
+    celery.Celery("broker-down", broker=broker, set_as_current=False).set_current()
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REFRESH_AFTER_START": 1}
     try:
         response = gated(browser)
