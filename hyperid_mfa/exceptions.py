@@ -15,6 +15,8 @@ Four kinds, one base class each:
 
 - :class:`TransientError`: HyperID could not give an answer now (unreachable, timed
   out, result -1, an answer outside the protocol); the same call may work later.
+  :class:`DependencyUnavailable` is its like for the other services the app needs
+  (the cache, the database, the Celery broker), outside the HyperID failures.
 - :class:`PermanentError`: HyperID answered no, or there is nothing usable to ask
   with; the same call fails again until something changes (the user signs in, the
   site's configuration is fixed).
@@ -160,6 +162,77 @@ class ProtocolError(TransientError):
     """
 
     default_message = "HyperID answered outside the protocol"
+
+
+# --- transient, but not HyperID: another service the app needs -------------------------------
+
+
+class DependencyUnavailable(MFARefusal):
+    """A service the app needs besides HyperID failed: the cache that counts pushes,
+    the database, the Celery broker. Nothing was sent or spent that could not be
+    recorded; the same request may work once the service is back.
+
+    ``dependency`` names the service, ``hint`` says what to check (both logged, in one
+    ERROR line); the message names the driver's error, never a value it carried.
+    :mod:`hyperid_mfa.dependencies` turns a driver's error into one of these.
+    """
+
+    #: The service, as log lines name it.
+    dependency: ClassVar[str] = "a service the app needs"
+    user_message = _("This action cannot be approved right now. Try again in a moment.")
+
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+        self.detail = detail
+        self.retry_after = retry_after
+        super().__init__(f"{self.dependency} unavailable: {detail}")
+
+
+class CacheUnavailable(DependencyUnavailable):
+    """Django's cache (``CACHES['default']``) did not answer: the push limit cannot
+    count, so no push is sent."""
+
+    dependency = "cache"
+    hint = (
+        "Check that the server of CACHES['default'] (Redis, Memcached) is up and "
+        "reachable from this host, and give its client a timeout (Redis: OPTIONS "
+        "socket_timeout and socket_connect_timeout). No push is sent until it answers."
+    )
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database failed the statement (unreachable, connection lost, server
+    restarting): whatever the statement was, the view does not run."""
+
+    dependency = "database"
+    hint = (
+        "Check that the database server is up and reachable; Django reconnects on the "
+        "next request (CONN_HEALTH_CHECKS = True checks a kept connection first)."
+    )
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """The database gave up waiting for a lock (PostgreSQL's ``lock_timeout``,
+    SQLite's busy timeout): another transaction held the row; nothing was changed."""
+
+    hint = (
+        "Another transaction held a lock the request needed until the lock wait timed "
+        "out (PostgreSQL lock_timeout, SQLite's busy timeout). If this recurs, look for "
+        "long transactions on the hyperid_mfa tables."
+    )
+
+    def __init__(self, detail: str, *, retry_after: float | None = 1) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
+class BrokerUnavailable(DependencyUnavailable):
+    """The Celery broker refused a task: the refresh ``REFRESH_AFTER_START`` schedules
+    after a push is not sent (the push stands; polling follows it)."""
+
+    dependency = "Celery broker"
+    hint = (
+        "Check that the broker of the project's Celery app (CELERY_BROKER_URL) is up and "
+        "reachable. Until then pushes stand and are followed by polling alone."
+    )
 
 
 # --- permanent: the same call fails again until something changes ---------------------------

@@ -18,7 +18,9 @@ without an approval; and an approval it spends opens one.
 
 Everything else is a refusal that carries its own meaning (see
 :mod:`hyperid_mfa.exceptions`): HyperID unreachable, an unusable token, too many
-pushes, an unreadable request, a gate inside the view's transaction.
+pushes, an unreadable request, a gate inside the view's transaction, and a service
+the gate needs failing at any step (the database, the cache:
+:mod:`hyperid_mfa.dependencies`).
 :mod:`hyperid_mfa.rendering` turns a :class:`Decision` into the HTTP answer of the
 decorator, the mixin or the DRF permission.
 """
@@ -32,7 +34,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from . import atomicity, audit, fingerprint, origins, questions, services
+from . import atomicity, audit, dependencies, fingerprint, origins, questions, services
 from .adapter import get_adapter
 from .exceptions import (
     MISCONFIGURED,
@@ -153,8 +155,21 @@ class Gate:
     def check(
         self, request: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Decision:
-        """Decide whether the view may run now (see the module docstring)."""
-        kwargs = kwargs or {}
+        """Decide whether the view may run now (see the module docstring).
+
+        A service the gate needs that fails (the database, the cache) is a refusal
+        like any other, whatever step it failed in: the view does not run, and
+        nothing was sent or spent that is not recorded (``dependencies.py``).
+        """
+        try:
+            return self._check(request, args, kwargs or {})
+        except dependencies.failures() as err:
+            refusal = dependencies.refusal_for(err)
+            if refusal is None:  # pragma: no cover - failures() lists what it knows
+                raise
+            return self._refused(refusal)
+
+    def _check(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Decision:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return Decision.not_signed_in()
@@ -283,12 +298,14 @@ class Gate:
             ) from err
 
     def _refused(self, refusal: MFARefusal, mfa_request: MFARequest | None = None) -> Decision:
-        if refusal.code == MISCONFIGURED or refusal.hint:
+        if refusal.code == UNAVAILABLE and refusal.retryable:
+            # A service is down (HyperID, the database, the cache): one line that
+            # names it and what to check.
+            logger.error("MFA gate %s: %s", self.action, dependencies.describe(refusal))
+        elif refusal.code == MISCONFIGURED or refusal.hint:
             # Only the site's developers can fix it: say what to fix.
             hint = f" {refusal.hint}" if refusal.hint else ""
             logger.error("MFA gate %s: %s%s", self.action, refusal, hint)
-        elif refusal.code == UNAVAILABLE and refusal.retryable:
-            logger.warning("MFA gate %s: HyperID unavailable: %s", self.action, refusal)
         return Decision.refused(refusal, mfa_request)
 
 

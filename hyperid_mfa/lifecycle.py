@@ -296,12 +296,19 @@ def replace_request(mfa_request: MFARequest, newer: MFARequest) -> bool:
     return True
 
 
-def withdraw(user: UserModel, transaction_id: int) -> bool:
-    """Cancel a push at HyperID, once and best effort; whether it is gone from the phone."""
+def withdraw(user: UserModel, transaction_id: int, *, token: Secret | None = None) -> bool:
+    """Cancel a push at HyperID, once and best effort; whether it is gone from the phone.
+
+    ``token``: the access token to cancel with, where the caller holds one (the
+    token store may be out of reach); by default the user's, refreshed if refused.
+    """
     try:
-        with_token(
-            user, lambda token: _best_effort_client.cancel_transaction(token, transaction_id)
-        )
+        if token is not None:
+            _best_effort_client.cancel_transaction(token, transaction_id)
+        else:
+            with_token(
+                user, lambda token: _best_effort_client.cancel_transaction(token, transaction_id)
+            )
     except TransactionAlreadyCompleted:
         return False  # the user answered just now; locally the request stays final
     except HyperIDError as err:

@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from .adapter import get_adapter
-from .exceptions import HyperIDError
+from .exceptions import DependencyUnavailable, HyperIDError
 from .lifecycle import ask_hyperid, expire_locally, looks_expired
 from .models import MFARequest, RequestStatus, UserModel, database_now
 from .sensitive import Secret
@@ -130,6 +130,11 @@ def _refresh_one(
             ask_hyperid(mfa_request, tokens)
     except HyperIDError as err:
         # Recorded on the request by ask_hyperid; the next round retries.
+        if on_failure is not None:
+            on_failure(mfa_request, err)
+    except DependencyUnavailable as err:
+        # The token store's database failed or was busy: the next round retries.
+        logger.warning("MFA request %s not refreshed: %s", mfa_request.pk, err)
         if on_failure is not None:
             on_failure(mfa_request, err)
     except Exception as err:

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, router, transaction
 from django.utils.translation import gettext
 
-from . import audit, ratelimit, signals
+from . import audit, dependencies, ratelimit, signals
 from .client import get_client
 from .conf import mfa_settings, start_rate
-from .constants import CompleteResult, Result
+from .constants import TOKEN, CompleteResult, Result
 from .exceptions import (
     DenialCooldown,
     HyperIDError,
@@ -31,6 +31,7 @@ from .exceptions import (
 )
 from .lifecycle import replace_request, with_token, withdraw
 from .models import MFARequest, PushOutcome, RequestStatus, UserModel, database_now
+from .sensitive import Secret
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -161,11 +162,14 @@ def start_request(
     counted or sent.
 
     The push is counted against ``START_RATE_LIMIT`` before it is sent. Raises
-    :class:`RateLimited` (nothing sent), :class:`TokenUnavailable`, or the
+    :class:`RateLimited` (nothing sent), :class:`CacheUnavailable` (the limit
+    could not count: nothing sent), :class:`TokenUnavailable`, or the
     :class:`HyperIDError` of a failed start. A start that certainly had no effect
     at HyperID gives its slot back; one whose answer was lost or garbled keeps it
     (the push may be on the phone) and is withdrawn where the answer still named
-    its transaction.
+    its transaction. A push sent but not recorded (the database failed) is
+    withdrawn too, keeps its slot, and raises
+    :class:`~hyperid_mfa.exceptions.DatabaseUnavailable`.
     """
     if not isinstance(action, str) or not action.strip() or len(action) > MAX_ACTION_LENGTH:
         raise ValueError(
@@ -184,19 +188,26 @@ def start_request(
     code = new_code()
     client = get_client()
     late = functools.partial(_late_push, user.pk, action)
+    tokens: list[Secret] = []
+
+    def start(token: Secret) -> int:
+        tokens.append(token)
+        return client.start_transaction(token, question=text, code=code, on_late_push=late)
+
     try:
-        transaction_id = with_token(
-            user,
-            lambda token: client.start_transaction(
-                token, question=text, code=code, on_late_push=late
-            ),
-        )
+        transaction_id = with_token(user, start)
     except HyperIDError as err:
-        if err.no_effect:
+        # A failed token refresh comes before any start that could have sent a push.
+        if err.no_effect or err.call == TOKEN:
             reservation.release()
         else:
             _start_outcome_unknown(user, action, err)
         _not_sent(user, action, err)
+        raise
+    except dependencies.failures():
+        # The token could not be read or refreshed (the database failed): HyperID
+        # was not asked to send anything after that.
+        reservation.release()
         raise
     # Any other exception leaves the slot taken: whether the push went out is unknown.
     try:
@@ -221,6 +232,9 @@ def start_request(
         )
         _not_sent(user, action, duplicate)
         raise duplicate from None
+    except dependencies.DATABASE_ERRORS as err:
+        _unrecorded(user, transaction_id, tokens[-1])
+        raise dependencies.database_refusal(err) from err
     audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
     if replace_twins:
@@ -255,6 +269,15 @@ def _withdraw_older_twins(mfa_request: MFARequest) -> None:
     for twin in twins:
         twin.user = mfa_request.user
         replace_request(twin, mfa_request)
+
+
+def _unrecorded(user: UserModel, transaction_id: int, token: Secret) -> None:
+    """A push HyperID sent that could not be recorded (the database failed): nothing
+    here would ever follow it, so it is withdrawn, with the token that sent it (the
+    stored one may be out of reach with the database). It keeps its slot."""
+    withdrawn = withdraw(user, transaction_id, token=token)
+    outcome = "withdrew" if withdrawn else "could not withdraw"
+    audit.log(f"{outcome} the push {transaction_id}: it could not be recorded", user_id=user.pk)
 
 
 def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> None:

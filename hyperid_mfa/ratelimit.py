@@ -21,10 +21,16 @@ cache's is a read then a write. A cache that keeps nothing (``DummyCache``) cann
 hold a slot: pushes are refused as a misconfiguration rather than let through.
 A cache may also forget a slot to make room for other keys; :mod:`hyperid_mfa.pushes`
 counts the pushes the database recorded in the period as well.
+
+A cache that fails (its server down, restarting or not answering in time) fails
+closed too: :func:`reserve` raises
+:class:`~hyperid_mfa.exceptions.CacheUnavailable` and no push is sent; a slot that
+cannot be given back stays taken until it expires.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
@@ -34,8 +40,11 @@ from typing import Any
 
 from django.core.cache import cache
 
+from . import dependencies
 from .conf import Rate, start_rate
-from .exceptions import HyperIDConfigurationError
+from .exceptions import CacheUnavailable, HyperIDConfigurationError
+
+logger = logging.getLogger("hyperid_mfa")
 
 KEY_PREFIX = "hyperid_mfa:push-slots"
 #: Added to each slot's lifetime: Memcached (and some Redis set-ups) count expiry in
@@ -55,12 +64,23 @@ class Reservation:
     value: str | None = None
 
     def release(self) -> None:
-        """Give the slot back: the push certainly did not go out."""
+        """Give the slot back: the push certainly did not go out.
+
+        Best effort: with the cache failing, the slot stays taken until it expires
+        (fail closed: a push limit that cannot be read must not grant more).
+        """
         if self.key is None:
             return
-        # Only while it is still ours: expired and taken again, it is another push's.
-        if cache.get(self.key) == self.value:
-            cache.delete(self.key)
+        try:
+            with dependencies.using_cache():
+                # Only while it is still ours: expired and taken again, it is another push's.
+                if cache.get(self.key) == self.value:
+                    cache.delete(self.key)
+        except CacheUnavailable as err:
+            logger.error(
+                "Could not give back a push slot; it stays taken until it expires: %s",
+                dependencies.describe(err),
+            )
 
 
 def slot_keys(user_key: object, rate: Rate) -> list[str]:
@@ -77,7 +97,13 @@ def reserve(user_key: object, *, now: float | None = None) -> Reservation:
     rate = start_rate()
     if rate is None:
         return Reservation(True)
-    now = time.time() if now is None else now
+    # A cache that fails here raises CacheUnavailable: no slot, so no push. A slot
+    # whose add() reached the cache before the failure stays taken (fail closed).
+    with dependencies.using_cache():
+        return _reserve(user_key, rate, time.time() if now is None else now)
+
+
+def _reserve(user_key: object, rate: Rate, now: float) -> Reservation:
     lifetime = rate.period + CLOCK_MARGIN
     keys = slot_keys(user_key, rate)
     taken = cache.get_many(keys)

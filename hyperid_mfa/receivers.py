@@ -4,7 +4,9 @@
 new push schedules the ``hyperid_mfa.refresh_request`` Celery task that many
 seconds later, so that an approval is learnt soon even when nobody is polling that
 request. The task is sent when the transaction that created the request commits:
-a worker must find the row.
+a worker must find the row. A broker that cannot take the task (kombu's
+``OperationalError``, once Celery's publish retries are spent) is logged as one
+ERROR line; the push stands. Any other error is a bug, and raised.
 
 ``end_windows_on_logout`` and ``end_windows_on_password_change``: approval windows
 end when their user signs out of that session, or changes their password. The gate
@@ -22,6 +24,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db import router, transaction
 from django.db.models.signals import post_save
 
+from . import dependencies
 from .conf import mfa_settings
 from .models import MFARequest
 from .services import end_session_windows, end_windows_after_password_change
@@ -52,11 +55,14 @@ def schedule_refresh_after_start(sender: Any, mfa_request: MFARequest, **kwargs:
     def send() -> None:
         try:
             refresh_request.apply_async((mfa_request_id,), countdown=countdown)
-        except Exception:
+        except dependencies.broker_errors() as err:
             # The push is out and the request recorded; a broker outage must not turn
-            # that into an error page. The periodic poll still follows the request.
-            logger.warning(
-                "Could not schedule the refresh of MFA request %s", mfa_request_id, exc_info=True
+            # that into an error page. The page's polls and the periodic poll still
+            # follow the request: the refresh is best effort.
+            logger.error(
+                "Could not schedule the refresh of MFA request %s: %s",
+                mfa_request_id,
+                dependencies.describe(dependencies.broker_refusal(err)),
             )
 
     transaction.on_commit(send, using=router.db_for_write(MFARequest))

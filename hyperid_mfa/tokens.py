@@ -27,24 +27,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import OperationalError, connections, router, transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from . import dependencies
 from .adapter import TokenProvider, get_adapter
 from .conf import key_ring
 from .constants import MFA_SCOPE
 from .crypto import InvalidToken, KeyRing
-from .exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
+from .exceptions import HyperIDConfigurationError, TokenUnavailable
 from .models import HyperIDToken, UserModel
 
 logger = logging.getLogger("hyperid_mfa.tokens")
@@ -293,45 +292,16 @@ def forget_tokens(user: UserModel) -> None:
     HyperIDToken.objects.filter(user=user).delete()
 
 
-#: PostgreSQL's SQLSTATE when lock_timeout runs out (lock_not_available).
-_PG_LOCK_NOT_AVAILABLE = "55P03"
-
-
-def _lock_wait_expired(err: OperationalError, vendor: str) -> bool:
-    if vendor == "sqlite":
-        # SQLITE_BUSY once the busy timeout has run out; SQLITE_LOCKED ("database table
-        # is locked") is how a shared-cache database refuses at once.
-        return str(err).startswith(("database is locked", "database table is locked"))
-    cause = err.__cause__
-    codes = (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None))  # psycopg 3, 2
-    return _PG_LOCK_NOT_AVAILABLE in codes
-
-
-@contextlib.contextmanager
-def _lock_waits_unavailable(using: str) -> Iterator[None]:
-    """Raise ServiceUnavailable when the database gives up waiting for a lock.
-
-    Another request holds the lock and will finish: the caller should try again soon,
-    not tell the user to sign in again (nor answer 500).
-    """
-    try:
-        yield
-    except OperationalError as err:
-        if not _lock_wait_expired(err, connections[using].vendor):
-            raise
-        raise ServiceUnavailable(
-            "the database is busy: waiting for the lock on the user's HyperID token timed out"
-        ) from err
-
-
 class StoredTokenProvider:
     """The default provider: tokens stored with :func:`store_tokens`, refreshed on demand."""
 
     @sensitive_variables()
     def get_access_token(self, user: UserModel) -> str:
-        tokens = HyperIDToken.objects.filter(user=user)
-        with _lock_waits_unavailable(tokens.db):
-            row = tokens.first()
+        # A database that fails (or gives up waiting for the lock of a refresh in
+        # progress) raises DatabaseUnavailable / DatabaseBusy: the request should be
+        # tried again soon, not told to sign in again.
+        with dependencies.using_database():
+            row = HyperIDToken.objects.filter(user=user).first()
         if row is None:
             raise TokenUnavailable("no HyperID token is stored for this user")
         if row.access_token_expired(leeway=EXPIRY_LEEWAY) and row.has_refresh_token:
@@ -344,7 +314,7 @@ class StoredTokenProvider:
         from .client import get_client
 
         using = router.db_for_write(HyperIDToken)
-        with _lock_waits_unavailable(using), transaction.atomic(using=using):
+        with dependencies.using_database(), transaction.atomic(using=using):
             # One refresh at a time per user: HyperID rotates refresh tokens, so a second
             # concurrent refresh would send a spent one and be refused. The transaction
             # starts with a write because that takes the row lock on PostgreSQL and the

@@ -411,7 +411,7 @@ def test_browser_gets_the_approval_page_with_the_code_and_question(fake_hyperid,
     ("setup", "status", "title"),
     [
         ("rate_limit", 429, "Too many approval requests"),
-        ("down", 503, "HyperID is unavailable"),
+        ("down", 503, "Approval is unavailable right now"),
         ("no_token", 403, "Sign in with HyperID again"),
     ],
 )

@@ -11,19 +11,18 @@ Each thread has its own database connection, as separate processes would. Unlike
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 
 from hyperid_mfa.client import HyperIDClient
-from hyperid_mfa.exceptions import ServiceUnavailable
+from hyperid_mfa.exceptions import DatabaseBusy
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import StoredTokenProvider, decrypt
 from tests.conftest import link, race
+from tests.faults import locked_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,36 +61,13 @@ def test_concurrent_refreshes_of_one_token_make_one_token_endpoint_call(
     assert client.refresh_access_token(decrypt(row.refresh_token_encrypted)).access_token
 
 
-@contextlib.contextmanager
-def write_lock_held_elsewhere(user) -> Iterator[None]:
+def write_lock_held_elsewhere(user):
     """Another connection holds the write lock on the user's token row meanwhile.
 
     On SQLite that is the whole database's write lock, as any long write would hold it.
     """
-    taken, release = threading.Event(), threading.Event()
-    failures: list[BaseException] = []
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                HyperIDToken.objects.filter(user=user).update(refreshed_at=F("refreshed_at"))
-                taken.set()
-                release.wait(timeout=30)
-        except BaseException as err:
-            failures.append(err)
-            taken.set()
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert taken.wait(timeout=10)
-        assert failures == []
-        yield
-    finally:
-        release.set()
-        holder.join(timeout=30)
+    tokens = HyperIDToken.objects.filter(user=user)
+    return locked_elsewhere(lambda: tokens.update(refreshed_at=F("refreshed_at")))
 
 
 @pytest.fixture
@@ -112,9 +88,10 @@ def short_lock_wait() -> Iterator[None]:
             cursor.execute("RESET lock_timeout")
 
 
-def test_a_lock_wait_that_times_out_is_service_unavailable(fake_hyperid, user, short_lock_wait):
+def test_a_lock_wait_that_times_out_is_the_database_busy(fake_hyperid, user, short_lock_wait):
     link(fake_hyperid, user, expires_in=10)
-    with write_lock_held_elsewhere(user), pytest.raises(ServiceUnavailable, match="busy"):
+    # Not HyperID's failure, nor a reason to sign in again: try again in a moment.
+    with write_lock_held_elsewhere(user), pytest.raises(DatabaseBusy, match="database"):
         StoredTokenProvider().get_access_token(user)
     assert fake_hyperid.call_count("token") == 0
     # Once the lock is free, the same request succeeds: nothing was spent or lost.

@@ -41,6 +41,7 @@ from .serializers import (
     MFAStateFilterErrorSerializer,
     MFAStatusGetAnswerSerializer,
     MFAStatusGetRequestSerializer,
+    MFAUnavailableSerializer,
 )
 
 try:
@@ -122,9 +123,15 @@ def _errors(*codes: int) -> dict[int, Any]:
         403: "Not signed in (session authentication), or the CSRF check failed.",
         404: "No such request among the user's own: unknown, malformed or someone else's id.",
         429: "Throttled; the Retry-After header says how many seconds to wait.",
+        503: "A service the API needs failed (the database, the cache its throttles "
+        "count in); the Retry-After header says how many seconds to wait.",
     }
     return {
-        code: OpenApiResponse(MFAErrorSerializer, description=descriptions[code]) for code in codes
+        code: OpenApiResponse(
+            MFAUnavailableSerializer if code == 503 else MFAErrorSerializer,
+            description=descriptions[code],
+        )
+        for code in codes
     }
 
 
@@ -179,7 +186,7 @@ def document_list(view: V) -> V:
             400: OpenApiResponse(MFAStateFilterErrorSerializer, description="Unknown state."),
             **_errors(401, 403),
             404: OpenApiResponse(MFAErrorSerializer, description="No such page."),
-            **_errors(429),
+            **_errors(429, 503),
         },
     )(view)
 
@@ -195,7 +202,7 @@ def document_detail(view: V) -> V:
         "When HyperID cannot be asked, the request is answered as it stands, still "
         "pending, with a longer poll_interval. Poll again after poll_interval seconds.",
         parameters=[_REQUEST_ID],
-        responses={200: MFARequestDetailSerializer, **_errors(401, 403, 404, 429)},
+        responses={200: MFARequestDetailSerializer, **_errors(401, 403, 404, 429, 503)},
     )(view)
 
 
@@ -217,7 +224,7 @@ def document_cancel(view: V) -> V:
             409: OpenApiResponse(
                 MFACancelConflictSerializer, description="The request had already finished."
             ),
-            **_errors(429),
+            **_errors(429, 503),
         },
     )(view)
 
@@ -246,7 +253,7 @@ def document_status_get(view: V) -> V:
         "0 pending, 1 completed, 2 expired, 4 canceled; transaction_complete_result "
         "(0 approved, 1 denied) is meaningful only when the status is 1.",
         request={"application/json": MFAStatusGetRequestSerializer},
-        responses={200: MFAStatusGetAnswerSerializer, **_errors(401, 403, 429)},
+        responses={200: MFAStatusGetAnswerSerializer, **_errors(401, 403, 429, 503)},
         examples=[
             _example("request", {"transaction_id": 1234}, request_only=True),
             *(

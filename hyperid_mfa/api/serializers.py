@@ -122,6 +122,12 @@ class MFAStateFilterErrorSerializer(serializers.Serializer[Any]):
     state = serializers.ListField(child=serializers.CharField(), help_text="Why it was refused.")
 
 
+class MFAUnavailableSerializer(MFAErrorSerializer):
+    """A service the API needs failed: the database, the cache its throttles count in."""
+
+    code = serializers.CharField(help_text='Always "mfa_unavailable".')
+
+
 class MFACancelConflictSerializer(MFAErrorSerializer):
     """Cancel of a request that has already finished another way."""
 

@@ -23,8 +23,12 @@ from __future__ import annotations
 
 from typing import cast
 
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from .. import dependencies
 
 LIST_SCOPE = "hyperid_mfa_list"
 POLL_SCOPE = "hyperid_mfa_poll"
@@ -38,7 +42,16 @@ DEFAULT_RATES: dict[str, str] = {
 
 
 class MFARateThrottle(UserRateThrottle):
-    """A ``UserRateThrottle`` whose scope has a working default rate."""
+    """A ``UserRateThrottle`` whose scope has a working default rate.
+
+    Its counts live in Django's cache: a cache that fails raises
+    :class:`~hyperid_mfa.exceptions.CacheUnavailable` (the API answers 503), so a
+    throttle that cannot count does not let every request through.
+    """
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        with dependencies.using_cache():
+            return super().allow_request(request, view)
 
     def get_rate(self) -> str | None:
         # Read at every request, not from the class attribute THROTTLE_RATES that DRF

@@ -10,6 +10,7 @@ are a fixed contract (status-get's is HyperID's own).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,9 +30,10 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import BaseThrottle
 
-from .. import audit, services
+from .. import audit, dependencies, rendering, services
 from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, Result
-from ..exceptions import HyperIDError
+from ..exceptions import DependencyUnavailable, HyperIDError
+from ..gate import Decision
 from ..models import MFARequest, MFARequestQuerySet, RequestStatus, State
 from . import polling, schema
 from .parsers import AnyBodyParser, FormFieldsParser, NonJSONBody, StrictJSONParser
@@ -41,6 +43,8 @@ from .serializers import (
     MFAStatusGetAnswerSerializer,
 )
 from .throttling import CancelThrottle, ListThrottle, MFARateThrottle, PollThrottle
+
+logger = logging.getLogger("hyperid_mfa")
 
 NOT_FOUND = gettext_lazy("No such MFA request.")
 #: Django's refusals of a body past DATA_UPLOAD_MAX_MEMORY_SIZE / _NUMBER_FIELDS / _FILES.
@@ -98,7 +102,22 @@ class MFAAPIView(GenericAPIView[MFARequest]):
         # HTML 400. Answer in JSON.
         if isinstance(exc, DJANGO_BODY_LIMITS):
             exc = ParseError(gettext("The request body could not be read."))
+        # A service the API needs failed (the database, the throttles' cache),
+        # wherever it did, authentication included: the gate's answer, not a 500.
+        refusal = dependencies.refusal_for(exc)
+        if refusal is not None:
+            return self.unavailable(refusal)
         return super().handle_exception(exc)
+
+    def unavailable(self, refusal: DependencyUnavailable) -> Response:
+        """503 ``mfa_unavailable`` with ``Retry-After``, and the one ERROR line."""
+        logger.error("MFA API %s: %s", type(self).__name__, dependencies.describe(refusal))
+        decision = Decision.refused(refusal)
+        return Response(
+            rendering.json_body(self.request, decision),
+            status=decision.status,
+            headers=rendering.headers(decision),
+        )
 
     def detail_answer(
         self, mfa_request: MFARequest, error: HyperIDError | None = None
