@@ -12,6 +12,7 @@ tests/installs/ (see its conftest.py) with the repository off `sys.path`:
     oidc     the same through mozilla-django-oidc
     celery   a real worker on Redis refreshes pending requests
     openapi  the schema views answer and validate
+    metrics  an approved action moves the Prometheus metrics; a scraper reads them
     testing  the README's project and its tests with the plugin (.ci/first_hour.py)
 
 A package that an extra's documented use needs and the extra lacks fails its path.
@@ -61,6 +62,7 @@ PATHS = {
         InstallPath("oidc", "oidc", (*RUNNER, *BROWSER)),
         InstallPath("celery", "celery", (*RUNNER,)),
         InstallPath("openapi", "openapi", (*RUNNER,)),
+        InstallPath("metrics", "metrics", (*RUNNER,)),
         # pytest-django comes with the extra itself: nothing else is added.
         InstallPath("testing", "testing", ()),
     ]

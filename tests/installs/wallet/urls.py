@@ -17,6 +17,14 @@ if apps.is_installed("allauth.socialaccount"):
     urlpatterns.append(path("accounts/", include("allauth.urls")))
 if apps.is_installed("mozilla_django_oidc"):
     urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
+try:
+    import prometheus_client  # noqa: F401
+except ImportError:
+    pass
+else:
+    from hyperid_mfa.metrics import metrics_view
+
+    urlpatterns.append(path("metrics/", metrics_view, name="metrics"))
 if apps.is_installed("drf_spectacular"):
     from drf_spectacular.views import SpectacularAPIView
 
