@@ -26,4 +26,5 @@ class HyperIDMFAConfig(AppConfig):
         # Production settings only: the simulator answers on loopback in development.
         register(deployment_checks.check_production_endpoints, Tags.security, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
+        register(deployment_checks.check_approval_middleware, Tags.urls)
         receivers.connect()

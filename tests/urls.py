@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mfa/", include("hyperid_mfa.urls")),
     path("gate/", include("tests.gate_views")),
+    path("approval/", include("tests.approval_views")),
     path("atomic/", include("tests.atomic_views")),
     path("windows/", include("tests.window_views")),
     # A gated view whose URL starts with a variable segment of any text: the path the
