@@ -212,19 +212,10 @@ class WithdrawAPI(APIView):
         return Response(act("drf", values), status=201)
 
 
-class WithdrawAnonymousAPI(APIView):
+class WithdrawAnonymousAPI(WithdrawAPI):
     """No IsAuthenticated: require_approval meets the anonymous user itself."""
 
     permission_classes: list[type] = []
-
-    def post(self, request):
-        serializer = WithdrawSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
-        require_approval(
-            request, ACTION, values=values, question=drf_question(values["amount"], values["payee"])
-        )
-        return Response(act("drf", values), status=201)
 
 
 class WithdrawPermissionAPI(APIView):
