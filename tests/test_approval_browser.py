@@ -6,33 +6,16 @@ validates again and ``require_approval`` spends the approval."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from hyperid_mfa.models import MFARequest
 from tests import approval_views
-from tests.chromium import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(chromium, live_server, hyperid_user, request, settings):
-    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 1, "MIN_REFRESH_INTERVAL": 0}
-    client = Client()
-    client.force_login(hyperid_user)
-    context = chromium.new_context()
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+@pytest.fixture(autouse=True)
+def _forget_runs():
     approval_views.RUNS.clear()
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
 
 
 def send(page, amount, payee="Bob"):
