@@ -14,12 +14,14 @@ import logging
 import re
 from decimal import Decimal
 
+import hypothesis
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
 from django.test import AsyncClient, Client
+from hypothesis import strategies as st
 
 from hyperid_mfa import MFAApprovalRequired, require_approval
 from hyperid_mfa.atomicity import INLINE_HINT, check_atomic_requests
@@ -31,6 +33,7 @@ from tests import approval_views
 from tests.approval_views import runs
 from tests.conftest import approve_pending
 from tests.factories import make_request
+from tests.test_values import respelled, same, trees, value_maps
 
 pytestmark = pytest.mark.django_db
 
@@ -244,6 +247,38 @@ def test_a_window_opened_by_require_approval_covers_other_values(fake_hyperid, b
     assert ran(submit(browser, "window", {"amount": "20", "payee": "Carol"}))
     assert runs("window") == [("500.00", "Bob"), ("20.00", "Carol")]
     assert fake_hyperid.call_count("start") == 1
+
+
+@hypothesis.settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(values=value_maps.filter(bool), data=st.data())
+def test_an_approval_runs_its_values_once_and_any_other_values_ask_again(
+    fake_hyperid, hyperid_user, rf, settings, values, data
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": None}
+    MFARequest.objects.all().delete()  # what an earlier example left
+    name = data.draw(st.sampled_from(sorted(values)), label="changed")
+    other = data.draw(trees.filter(lambda new: not same(new, values[name])), label="to")
+
+    def ask(asked):
+        request = marked(rf.post("/approval/function/"))
+        request.user = hyperid_user
+        try:
+            require_approval(request, "payments.withdraw", values=asked, question="Approve?")
+        except MFAApprovalRequired as refused:
+            return refused.decision
+        return None
+
+    waiting = ask(values)
+    assert waiting.code == "mfa_pending"
+    fake_hyperid.approve(waiting.mfa_request.transaction_id)
+
+    assert ask({**values, name: other}).code == "mfa_pending"  # other values: a push of their own
+    assert ask(respelled(values)) is None  # the approved values, written otherwise: it ran
+    assert ask(values).code == "mfa_pending"  # once
 
 
 # --- another site ---------------------------------------------------------------------------
