@@ -30,6 +30,13 @@ def main(python: str) -> int:
         directory.mkdir()
         try:
             docs_examples.build_project(directory, python, run)
+            imported = run(
+                [python, "-c", "import hyperid_mfa; print(hyperid_mfa.__file__)"], directory
+            )
+            venv = Path(python).parent.parent.resolve()
+            if not Path(imported.strip()).resolve().is_relative_to(venv):
+                print(f"  the project imports hyperid_mfa from {imported.strip()}, not from {venv}")
+                return 1
             run([python, "manage.py", "check", "--fail-level", "WARNING"], directory)
             output = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], directory)
         except docs_examples.CommandFailed as failure:

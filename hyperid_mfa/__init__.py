@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0.dev0"
+__version__ = "1.0.0rc1"
 
 _PUBLIC = {
     "require_approval": "hyperid_mfa.approval",

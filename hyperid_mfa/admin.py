@@ -13,6 +13,9 @@ The model's *change* permission is what lets staff run the actions.
 
 Approval windows are listed in their own block at the end of this module: the
 active ones, and the ended ones, with a "Revoke" action.
+
+The requests' dashboard (``hyperid_mfa.dashboard``) hangs off their list:
+``MFARequestAdmin.get_urls`` mounts it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from functools import partial
 from typing import Any, cast
 
 from django.contrib import admin, messages
@@ -28,12 +32,14 @@ from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import audit, services
 from .admin_changes import ProtectedChange as ProtectedChange  # public: the hook's type
 from .admin_step_up import MFAProtectedAdminMixin as MFAProtectedAdminMixin  # public
+from .dashboard.views import dashboard_view
 from .exceptions import TRANSIENT, HyperIDError
 from .models import (
     STATE_FILTERS,
@@ -170,6 +176,15 @@ class MFARequestAdmin(ReadOnlyAdmin):
     @admin.display(description=_("state"))
     def state_label(self, obj: MFARequest) -> str:
         return str(State(obj.state).label)
+
+    def get_urls(self) -> list[URLPattern]:
+        # The dashboard, before the change view's catch-all pattern.
+        opts = self.opts
+        view = self.admin_site.admin_view(partial(dashboard_view, model_admin=self))
+        return [
+            path("dashboard/", view, name=f"{opts.app_label}_{opts.model_name}_dashboard"),
+            *super().get_urls(),
+        ]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

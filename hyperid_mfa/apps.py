@@ -10,9 +10,11 @@ class HyperIDMFAConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from . import deployment_checks, receivers
+        from . import deployment_checks, metrics, receivers
         from .atomicity import check_atomic_requests
         from .checks import register_checks
+        from .contrib import checks as sign_in_checks
+        from .dashboard import tallies
 
         # Every check and its ids: docs/checks.md.
         register_checks()
@@ -26,5 +28,8 @@ class HyperIDMFAConfig(AppConfig):
         # Production settings only: the simulator answers on loopback in development.
         register(deployment_checks.check_production_endpoints, Tags.security, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
+        register(sign_in_checks.check_sign_in, Tags.security)
         register(deployment_checks.check_approval_middleware, Tags.urls)
         receivers.connect()
+        tallies.connect()
+        metrics.connect()

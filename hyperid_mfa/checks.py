@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # Where "sign in with HyperID again" leads (a path or URL name); None: allauth's
     # HyperID login when hyperid_mfa.contrib.allauth is installed, else no link.
     "REAUTHENTICATE_URL": None,
+    # The bearer token a scraper presents to hyperid_mfa.metrics.metrics_view (None:
+    # staff only).
+    "METRICS_TOKEN": None,
 }
 
 #: Keys whose value is an import string, resolved at its first read.
@@ -100,6 +103,7 @@ E020 = "hyperid_mfa.E020"  # API_BASE_URL or ISSUER has a query string or a frag
 W021 = "hyperid_mfa.W021"  # rest_framework is not in INSTALLED_APPS (deployment_checks)
 E022 = "hyperid_mfa.E022"  # an MFAProtectedAdminMixin option names nothing there (admin_step_up)
 E023 = "hyperid_mfa.E023"  # a DRF view's mfa_window or mfa_scope is refused (deployment_checks)
+# E025, E026, E027: hyperid_mfa.contrib.checks (the sign-in, whichever library).
 E028 = "hyperid_mfa.E028"  # production settings point at the simulator: loopback or http (deploy)
 # W029, W030: hyperid_mfa.contrib.allauth.checks (the allauth sign-in).
 W031 = (
@@ -130,6 +134,15 @@ def _timeout(value: Any) -> bool:
 
 def _optional_str(value: Any) -> bool:
     return value is None or isinstance(value, str)
+
+
+#: The shortest METRICS_TOKEN accepted (secrets.token_urlsafe(32) gives 43 characters).
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
+def _is_token(value: str) -> bool:
+    # What an Authorization header can carry as it is.
+    return len(value) >= MIN_METRICS_TOKEN_LENGTH and all("!" <= c <= "~" for c in value)
 
 
 def _keys(value: Any) -> bool:
@@ -168,10 +181,16 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
         "a path, a URL or a URL name, or None",
     ),
+    "METRICS_TOKEN": (
+        lambda v: v is None or (isinstance(v, str) and _is_token(v)),
+        f"None or a string of at least {MIN_METRICS_TOKEN_LENGTH} printable ASCII "
+        "characters without spaces",
+    ),
 }
 
 # What the E002 hint says where "The default is <repr>." would mislead.
 _DEFAULT_HINTS = {
+    "METRICS_TOKEN": "Make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
     "TOKEN_ENCRYPTION_KEYS": (
         "Leave it unset to derive keys from SECRET_KEY and SECRET_KEY_FALLBACKS "
         f"(warning {W007}), or list keys made with "
@@ -181,7 +200,7 @@ _DEFAULT_HINTS = {
 
 
 # Values never quoted in a message: it reaches logs and error pages at run time.
-_SECRETS = frozenset({"CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS"})
+_SECRETS = frozenset({"CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS", "METRICS_TOKEN"})
 
 
 def _wrong_type(key: str, value: Any, expected: str) -> CheckMessage:

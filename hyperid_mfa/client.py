@@ -9,7 +9,10 @@ Every attempt has a deadline of connect + read seconds (the ``TIMEOUT`` pair add
 up), whatever the server does. requests applies its read timeout to each socket read,
 so an answer trickled a byte at a time would otherwise hold a call for minutes; here
 a watchdog thread shuts the attempt's connection down when its deadline passes, which
-ends a read blocked on it at once. An attempt cut short is a timeout.
+ends a read blocked on it at once. An attempt cut short is a timeout. A start is the
+exception: its exchange goes on in the background past the deadline (the caller
+still has its timeout then), and a push that HyperID names in an answer that comes
+too late is withdrawn, since nothing here will ever follow it.
 
 Tokens and the client secret are held in :class:`~hyperid_mfa.sensitive.Secret` from
 the moment a method receives them and revealed only as the request is prepared (in
@@ -21,12 +24,13 @@ from the frames (the library's, holding the headers) where they were caught.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from . import __version__
+from . import __version__, signals
 from .adapter import get_adapter
 from .answers import (
     StatusResponse,
@@ -76,9 +80,11 @@ from .exceptions import (
 )
 from .sensitive import Secret
 from .transport import (
+    Answer,
     BearerAuth,
     Failure,
     FormPost,
+    LateAnswer,
     bearer,
     detached,
     exchange,
@@ -108,6 +114,8 @@ class _Attempt:
     body: dict[str, Any] | None = None
     error: HyperIDError | None = None
     retry: bool = False
+    #: How the exchange ended, for hyperid_call_finished (a body's result is read later).
+    failure: str | None = None
 
 
 class HyperIDClient:
@@ -259,12 +267,18 @@ class HyperIDClient:
         question: str,
         code: str,
         template_id: int | None = None,
+        on_late_push: Callable[[int, bool], None] | None = None,
     ) -> int:
         """start/v2: send a push; returns the new transaction_id.
 
         Never retried once the request may have reached HyperID: a blind retry could
         send the user a second push. Only failures to connect are retried; an attempt
-        cut by its deadline is not (the push may have been sent).
+        cut by its deadline is not (the push may have been sent): it raises
+        :class:`ServiceUnavailable` with ``no_effect`` false at the deadline, and its
+        exchange goes on in the background for up to ``LATE_ANSWER_SECONDS``. If
+        HyperID's answer then names a push, the push is withdrawn (cancel, with the
+        same token) and ``on_late_push(transaction_id, withdrawn)`` is called, in
+        that background thread.
         """
         token = bearer(access_token)
         del access_token  # only the wrapped token stays in this frame
@@ -281,6 +295,7 @@ class HyperIDClient:
             token,
             {"template_id": template, "values": json.dumps(values), "code": code},
             idempotent=False,
+            late=functools.partial(self._withdraw_late_push, token, on_late_push),
         )
         transaction_id = int_field(body, "transaction_id", call, None)
         try:
@@ -289,6 +304,46 @@ class HyperIDClient:
             raise ProtocolError(
                 f"HyperID answered an impossible transaction_id: {err.message}", call=call
             ) from None
+
+    def _withdraw_late_push(
+        self,
+        token: Secret | None,
+        on_late_push: Callable[[int, bool], None] | None,
+        outcome: Answer | Failure,
+    ) -> None:
+        """What a start whose caller gave up on it ended with: withdraw the push it names."""
+        if isinstance(outcome, Failure):
+            logger.warning(
+                "HyperID start: no answer after its deadline either (%s): a push may be "
+                "on the phone",
+                outcome.error,
+            )
+            return
+        transaction_id = _late_push(outcome)
+        if transaction_id is None or token is None:
+            logger.info(
+                "HyperID start answered after its deadline (HTTP %s), naming no push",
+                outcome.http_status,
+            )
+            return
+        try:
+            self.cancel_transaction(token, transaction_id)
+        except HyperIDError as err:
+            withdrawn = False
+            logger.warning(
+                "HyperID start answered after its deadline: push %s sent, and not "
+                "withdrawn (%s); nothing here follows it, so it can never be used",
+                transaction_id,
+                err,
+            )
+        else:
+            withdrawn = True
+            logger.warning(
+                "HyperID start answered after its deadline: push %s sent, now withdrawn",
+                transaction_id,
+            )
+        if on_late_push is not None:
+            on_late_push(transaction_id, withdrawn)
 
     def cancel_transaction(self, access_token: str | Secret, transaction_id: int) -> None:
         """cancel: withdraw a pending push. Already canceled or expired is success.
@@ -354,6 +409,7 @@ class HyperIDClient:
         if secret:
             form["client_secret"] = secret
         url = token_url or token_endpoint()
+        started = time.monotonic()
         outcome = exchange(
             self._session_for(url),
             self.timeout,
@@ -366,8 +422,10 @@ class HyperIDClient:
             read_error_body=True,
         )
         if isinstance(outcome, Failure):
+            _finished(call, outcome.reason, started)
             raise detached(outcome.error)
         if outcome.http_status >= 500 or outcome.http_status == 429:
+            _finished(call, http_failure(outcome.http_status), started)
             raise ServiceUnavailable(
                 "the HyperID token endpoint failed",
                 call=call,
@@ -375,6 +433,12 @@ class HyperIDClient:
                 retry_after=outcome.retry_after,
             )
         answer = parse_token_answer(outcome, call)
+        if isinstance(answer, ProtocolError):
+            _finished(call, "protocol_error", started)
+        elif isinstance(answer, HyperIDError):
+            _finished(call, "refused", started)
+        else:
+            _finished(call, "success", started)
         if isinstance(answer, HyperIDError):
             raise detached(answer)
         return answer
@@ -390,8 +454,13 @@ class HyperIDClient:
         *,
         idempotent: bool,
         transaction_id: int | None = None,
+        late: LateAnswer | None = None,
     ) -> dict[str, Any]:
-        """POST ``payload`` and return the answer's JSON object when ``result`` is 0."""
+        """POST ``payload`` and return the answer's JSON object when ``result`` is 0.
+
+        ``late``, where given, receives what an attempt ended with after its deadline
+        (see :func:`~hyperid_mfa.transport.heeding_late_answer`).
+        """
         if access_token is None:
             raise TokenInvalid("the access token is missing or malformed", call=call, result=None)
         url = self.base_url + path
@@ -401,10 +470,13 @@ class HyperIDClient:
         attempt = 0
         while True:
             started = time.monotonic()
-            outcome = self._attempt(call, url, data, auth, idempotent, transaction_id)
+            outcome = self._attempt(call, url, data, auth, idempotent, transaction_id, late)
             elapsed_ms = (time.monotonic() - started) * 1000
-            if outcome.body is not None:
+            if outcome.body is None:
+                _finished(call, outcome.failure or "unexpected", started)
+            else:
                 result = outcome.body["result"]
+                _finished(call, result_name(call, result), started)
                 logger.debug(
                     "HyperID %s answered result=%s in %.1f ms (attempt %d, transaction_id=%s)",
                     call,
@@ -442,6 +514,7 @@ class HyperIDClient:
         auth: AuthBase,
         idempotent: bool,
         transaction_id: int | None,
+        late: LateAnswer | None = None,
     ) -> _Attempt:
         outcome = exchange(
             self._session_for(url),
@@ -453,11 +526,13 @@ class HyperIDClient:
             data=data,
             transaction_id=transaction_id,
             read_error_body=False,
+            late=late,
         )
         if isinstance(outcome, Failure):
             return _Attempt(
                 error=outcome.error,
                 retry=(idempotent and outcome.transient) or outcome.not_sent,
+                failure=outcome.reason,
             )
         http_status = outcome.http_status
         if not 200 <= http_status < 300:
@@ -470,6 +545,7 @@ class HyperIDClient:
                     retry_after=outcome.retry_after,
                 ),
                 retry=idempotent and http_status in RETRYABLE_HTTP_STATUSES,
+                failure=http_failure(http_status),
             )
         try:
             body = parse_json(outcome.body, call, transaction_id)
@@ -486,7 +562,7 @@ class HyperIDClient:
                 # A start's answer that went wrong may still name the push it sent:
                 # the caller can then withdraw it.
                 err.transaction_id = named_transaction(outcome.body)
-            return _Attempt(error=err)
+            return _Attempt(error=err, failure="protocol_error")
         return _Attempt(body=body)
 
     def sleep(self, seconds: float) -> None:
@@ -505,6 +581,51 @@ class HyperIDClient:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def result_name(call: str, result: int) -> str:
+    """HyperID's name of ``result`` as ``call`` means it: ``"token_expired"``.
+
+    -8 is two names: "template not found" to a start, "already expired" to a cancel.
+    """
+    if call == CANCEL and result == Result.TRANSACTION_ALREADY_EXPIRED:
+        return "transaction_already_expired"
+    try:
+        return Result(result).name.lower()
+    except ValueError:  # not an answer of this call: _attempt refused it already
+        return "protocol_error"
+
+
+def http_failure(http_status: int) -> str:
+    """An HTTP error answer's class, as a bounded name: ``"http_5xx"``."""
+    if 300 <= http_status <= 599:
+        return f"http_{http_status // 100}xx"
+    return "http_other"
+
+
+def _finished(call: str, result: str, started: float) -> None:
+    """Tell ``hyperid_call_finished``'s receivers (metrics, the dashboard's tallies)
+    how one exchange ended. Nothing they raise reaches the call."""
+    signals.hyperid_call_finished.send_robust(
+        sender=HyperIDClient, call=call, result=result, seconds=time.monotonic() - started
+    )
+
+
+def _late_push(answer: Answer) -> int | None:
+    """The push a start's late answer says HyperID sent, if it says so at all.
+
+    A result other than 0 is HyperID refusing the start: no push. An answer too
+    garbled to carry a result may still name one, as an answer in time may.
+    """
+    if not 200 <= answer.http_status < 300:
+        return None
+    try:
+        result = parse_json(answer.body, START, None).get("result")
+    except ProtocolError:
+        result = None
+    if type(result) is int and result != Result.SUCCESS:
+        return None
+    return named_transaction(answer.body)
 
 
 def _error_for_result(result: int, call: str, transaction_id: int | None) -> HyperIDError:

@@ -90,6 +90,7 @@ class Settings:
     REFRESH_AFTER_START: float | None
     ADAPTER: str | type  # as configured; mfa_settings.ADAPTER is the class
     REAUTHENTICATE_URL: str | None
+    METRICS_TOKEN: str | None = field(repr=False)
 
     @classmethod
     def from_django(cls) -> Settings:

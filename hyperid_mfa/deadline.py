@@ -329,9 +329,11 @@ def with_adapter(
 
 
 @contextlib.contextmanager
-def deadline(budget: float) -> Iterator[Deadline]:
-    """Run one exchange within ``budget`` seconds: its connections are shut down after."""
-    current = Deadline(budget)
+def deadline(budget: float | Deadline) -> Iterator[Deadline]:
+    """Run one exchange within ``budget`` seconds (or by a :class:`Deadline` made
+    earlier, which another thread may then expire at once): its connections are shut
+    down after."""
+    current = budget if isinstance(budget, Deadline) else Deadline(budget)
     context = current_deadline.set(current)
     watchdog.arm(current)
     try:

@@ -21,7 +21,8 @@ Four kinds, one base class each:
 - :class:`PolicyRefusal`: refused here, by a local policy (the push limit), before
   anything was sent.
 - Programming and configuration errors are not refusals: a wrong setting is
-  :class:`HyperIDConfigurationError`, an ``ImproperlyConfigured``.
+  :class:`HyperIDConfigurationError`, an ``ImproperlyConfigured``; an optional part
+  used without its extra is :class:`MissingExtra`, one too.
 
 A HyperID result code is one class: it names its ``result`` and, when the code
 means something only to some calls, those ``calls``; the client finds the class
@@ -395,6 +396,25 @@ class SiteMisconfigured(MFARefusal):
 
 class HyperIDConfigurationError(ImproperlyConfigured):
     """The ``HYPERID_MFA`` setting is wrong (unknown key, bad value)."""
+
+
+class MissingExtra(ImproperlyConfigured, ImportError):
+    """An optional part of the app is used without the extra that installs what it needs.
+
+    The message names the extra to install (``pip install "django-hyperid-mfa[celery]"``).
+    Also an ``ImportError``, so that code trying an optional import with ``except
+    ImportError`` still sees one.
+    """
+
+    def __init__(self, extra: str, needed_by: str, missing: str | None = None) -> None:
+        self.extra = extra
+        self.needed_by = needed_by
+        what = f" ({missing} is not installed)" if missing else ""
+        super().__init__(
+            f"{needed_by} needs the [{extra}] extra{what}: "
+            f'pip install "django-hyperid-mfa[{extra}]"',
+            name=missing,
+        )
 
 
 class MiddlewareMissing(ImproperlyConfigured):

@@ -7,6 +7,7 @@ send it. Reached through :mod:`hyperid_mfa.services`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -28,7 +29,7 @@ from .exceptions import (
     RateLimited,
 )
 from .lifecycle import replace_request, with_token, withdraw
-from .models import MFARequest, RequestStatus, UserModel, database_now
+from .models import MFARequest, PushOutcome, RequestStatus, UserModel, database_now
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -148,18 +149,27 @@ def start_request(
         raise ValueError("question must not be empty")
     text = _fitting(text)
     now = database_now()
-    reservation = _reserve_push(user, now)
+    try:
+        reservation = _reserve_push(user, now)
+    except RateLimited as refusal:
+        _not_sent(user, action, refusal)
+        raise
     code = new_code()
     client = get_client()
+    late = functools.partial(_late_push, user.pk, action)
     try:
         transaction_id = with_token(
-            user, lambda token: client.start_transaction(token, question=text, code=code)
+            user,
+            lambda token: client.start_transaction(
+                token, question=text, code=code, on_late_push=late
+            ),
         )
     except HyperIDError as err:
         if err.no_effect:
             reservation.release()
         else:
             _start_outcome_unknown(user, action, err)
+        _not_sent(user, action, err)
         raise
     # Any other exception leaves the slot taken: whether the push went out is unknown.
     try:
@@ -177,16 +187,31 @@ def start_request(
             )
     except IntegrityError:
         # HyperID handed out a transaction_id we already hold: trust neither.
-        raise ProtocolError(
+        duplicate = ProtocolError(
             "HyperID returned a transaction_id that is already in use",
             call="start",
             transaction_id=transaction_id,
-        ) from None
+        )
+        _not_sent(user, action, duplicate)
+        raise duplicate from None
     audit.log("started", mfa_request=mfa_request)
     signals.mfa_request_started.send(sender=MFARequest, mfa_request=mfa_request)
     if replace_twins:
         _withdraw_older_twins(mfa_request)
     return mfa_request
+
+
+def _not_sent(user: UserModel, action: str, error: HyperIDError) -> None:
+    """Say that a push did not go out (or may not have): ``mfa_push_not_sent``."""
+    if isinstance(error, DenialCooldown):
+        outcome = PushOutcome.COOLDOWN
+    elif isinstance(error, RateLimited):
+        outcome = PushOutcome.LIMITED
+    else:
+        outcome = PushOutcome.FAILED
+    signals.mfa_push_not_sent.send(
+        sender=MFARequest, user=user, action=action, outcome=outcome.value, error=error
+    )
 
 
 def _withdraw_older_twins(mfa_request: MFARequest) -> None:
@@ -219,3 +244,20 @@ def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> N
     orphan = err.transaction_id
     if orphan is not None and withdraw(user, orphan):
         audit.log(f"withdrew the orphaned push {orphan}", user_id=user.pk)
+
+
+def _late_push(user_id: object, action: str, transaction_id: int, withdrawn: bool) -> None:
+    """The answer of a start whose outcome was unknown came after all, naming its push
+    (the client withdrew it, or tried to; this runs in the client's background thread)."""
+    if withdrawn:
+        audit.log(
+            f"withdrew the push {transaction_id} ({action}): its start answered after the deadline",
+            user_id=user_id,
+        )
+    else:
+        audit.log(
+            f"could not withdraw the push {transaction_id} ({action}) whose start answered "
+            "after the deadline: the user may still see it, and should deny it",
+            user_id=user_id,
+            level=logging.WARNING,
+        )

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from .models import MFARequest, MFARequestQuerySet
+from .models import FailedCall, MFARequest, MFARequestQuerySet, UnsentPush
 from .wire import parse_duration
 
 __all__ = ["PURGE_BATCH_SIZE", "finished_before", "parse_duration", "purge_finished"]
@@ -34,6 +34,9 @@ def finished_before(cutoff: datetime) -> MFARequestQuerySet:
 def purge_finished(older_than: str | float | timedelta, *, dry_run: bool = False) -> int:
     """Delete finished requests created more than ``older_than`` ago; return how many.
 
+    The dashboard's hourly counts older than that (pushes not sent, failed HyperID
+    calls: :mod:`hyperid_mfa.models.activity`) go too, uncounted.
+
     ``older_than`` is read by :func:`parse_duration`. With ``dry_run`` nothing is
     deleted and the count is of what would be. Deletes in batches of
     ``PURGE_BATCH_SIZE`` so that a large backlog never holds long locks.
@@ -52,4 +55,6 @@ def purge_finished(older_than: str | float | timedelta, *, dry_run: bool = False
         # Requests only: the approval windows they opened go with them, uncounted.
         deleted += per_model.get(MFARequest._meta.label, 0)
     logger.info("Purged %d finished MFA request(s) created before %s", deleted, cutoff.isoformat())
+    UnsentPush.objects.filter(hour__lt=cutoff).delete()
+    FailedCall.objects.filter(hour__lt=cutoff).delete()
     return deleted

@@ -11,6 +11,21 @@ that makes the change. ``sender`` is the ``MFARequest`` class; every signal pass
 - ``mfa_request_approved`` / ``mfa_request_denied``: the user answered on the phone.
 - ``mfa_request_consumed``: an approval let its gated action run (once).
 
+Two more say what leaves no change of a request behind:
+
+- ``mfa_push_not_sent``: a push the app was asked to send did not go out (or may
+  not have). ``sender`` is ``MFARequest``; arguments ``user``, ``action``,
+  ``outcome`` (``"limited"``: the push limit; ``"cooldown"``: a denial just now;
+  ``"failed"``: HyperID or the user's token failed) and ``error`` (the refusal or
+  the :class:`~hyperid_mfa.exceptions.HyperIDError`).
+- ``hyperid_call_finished``: one HTTP exchange with HyperID ended, each attempt of a
+  retried call on its own. ``sender`` is ``HyperIDClient``; arguments ``call``
+  (``"start"``, ``"status-get"``, ``"cancel"``, ``"availability"``, ``"token"``),
+  ``result`` (``"success"``, HyperID's result name such as ``"token_expired"``, or
+  how the exchange failed: ``"timeout"``, ``"unreachable"``, ``"http_5xx"``,
+  ``"protocol_error"``...) and ``seconds``. Sent with ``send_robust``: a receiver
+  that raises cannot fail the call.
+
 Connect receivers in your ``AppConfig.ready()``::
 
     from django.dispatch import receiver
@@ -29,3 +44,5 @@ mfa_request_status_changed = Signal()
 mfa_request_approved = Signal()
 mfa_request_denied = Signal()
 mfa_request_consumed = Signal()
+mfa_push_not_sent = Signal()
+hyperid_call_finished = Signal()

@@ -1,9 +1,10 @@
 """Celery tasks: follow pending MFA requests from workers instead of one poller process.
 
 Needs Celery (``pip install "django-hyperid-mfa[celery]"``); importing this module
-without it raises ``ImportError``, and nothing else in the app imports it unless
-``REFRESH_AFTER_START`` is set. The tasks are ``shared_task`` s, so they bind to the
-project's own Celery app; ``docs/operations.md`` shows a beat schedule.
+without it raises :class:`~hyperid_mfa.exceptions.MissingExtra`, which names the
+extra, and nothing else in the app imports it unless ``REFRESH_AFTER_START`` is set.
+The tasks are ``shared_task`` s, so they bind to the project's own Celery app;
+``docs/operations.md`` shows a beat schedule.
 
 - ``hyperid_mfa.refresh_pending``: the periodic task. Safe to run on many workers
   at once: each claims its batches with ``SELECT ... FOR UPDATE SKIP LOCKED``, so no
@@ -22,15 +23,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .exceptions import HyperIDError, MissingExtra
+
 try:
     from celery import shared_task
 except ImportError as err:
-    raise ImportError(
-        "hyperid_mfa.tasks needs Celery: pip install 'django-hyperid-mfa[celery]'"
-    ) from err
+    raise MissingExtra("celery", __name__, err.name) from err
 
 from . import services
-from .exceptions import HyperIDError
 from .models import State
 
 logger = logging.getLogger("hyperid_mfa")

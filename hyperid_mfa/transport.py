@@ -7,15 +7,23 @@ clear: Django's error report and Sentry print every frame's local variables.
 Failures travel as values (:class:`Failure`) and are raised by the client only from
 frames that hold nothing secret, detached from the frames (the library's, holding
 the headers) where they were caught.
+
+A call whose answer must not be lost when it is late (a start: the push may be on
+the phone) is sent with a ``late`` handler (:func:`heeding_late_answer`): the caller
+still has its answer, or a timeout, by the deadline, and an answer that turns up
+later reaches the handler in the background instead of a socket shut down under it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
+import functools
 import logging
 import re
+import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -31,6 +39,13 @@ logger = logging.getLogger("hyperid_mfa.client")
 
 #: Largest answer body read from HyperID; its answers are a few dozen bytes.
 MAX_BODY_BYTES = 64 * 1024
+
+#: How long past its deadline an exchange heeding a late answer goes on, in the
+#: background: HyperID or a proxy rarely holds an answer longer.
+LATE_ANSWER_SECONDS = 60.0
+#: At most this many exchanges go on past their deadline at once (each holds a
+#: thread and a connection); beyond that one is cut at its deadline like any other.
+MAX_LATE_EXCHANGES = 32
 
 # RFC 6750 b64token, the shape of a bearer token; anything else is refused locally
 # because http.client would quote an invalid header value, token included, in its error.
@@ -55,6 +70,16 @@ class Failure:
     transient: bool = False
     #: The request certainly never reached HyperID: any call may try again.
     not_sent: bool = False
+    #: How the exchange failed, one of FAILURE_REASONS (a metric's label).
+    reason: str = "unexpected"
+
+
+#: How an exchange can fail without an answer to read.
+FAILURE_REASONS = ("timeout", "unreachable", "protocol_error", "unexpected")
+
+
+#: What an exchange heeding a late answer ended with, after its caller gave up on it.
+LateAnswer = Callable[[Answer | Failure], None]
 
 
 # Below here the request carries the clear token or form (in the library's frames):
@@ -72,12 +97,31 @@ def exchange(
     data: bytes | None,
     transaction_id: int | None,
     read_error_body: bool,
+    late: LateAnswer | None = None,
+    within: Deadline | None = None,
 ) -> Answer | Failure:
-    """POST once and read the whole answer, or fail, within connect + read seconds.
+    """POST once and read the whole answer, or fail, within connect + read seconds
+    (or by ``within``, a deadline made by the caller).
+
+    With ``late``, an answer that comes after the deadline is not lost: see
+    :func:`heeding_late_answer`.
 
     Never raises: the frames an exception would carry up hold the request.
     """
-    with deadline(sum(timeout)) as current:
+    if late is not None:
+        send = functools.partial(
+            exchange,
+            session,
+            call=call,
+            url=url,
+            auth=auth,
+            headers=headers,
+            data=data,
+            transaction_id=transaction_id,
+            read_error_body=read_error_body,
+        )
+        return heeding_late_answer(send, timeout, call, transaction_id, late)
+    with deadline(sum(timeout) if within is None else within) as current:
         try:
             response = session.post(
                 url,
@@ -105,6 +149,113 @@ def exchange(
             return Answer(http_status=http_status, retry_after=retry_after, body=body)
         finally:
             _close(response, call)
+
+
+def heeding_late_answer(
+    send: Callable[..., Answer | Failure],
+    timeout: tuple[float, float],
+    call: str,
+    transaction_id: int | None,
+    late: LateAnswer,
+) -> Answer | Failure:
+    """What ``send(timeout, within=deadline)`` (an :func:`exchange`) answers by the
+    deadline; an answer that comes later is not lost.
+
+    The exchange runs in a thread of its own; the caller waits for it until the
+    deadline (connect + read seconds) and then has a timeout, as from
+    :func:`exchange`. The exchange goes on for up to ``LATE_ANSWER_SECONDS`` more, and
+    what it ends with, an answer or a failure, is passed to ``late`` in that thread
+    (with the caller's context variables). No request thread waits for it. When
+    ``MAX_LATE_EXCHANGES`` already go on, this one is cut at its deadline instead and
+    ``late`` is not called.
+    """
+    connect, read = timeout
+    budget = connect + read
+    handoff = _Handoff(Deadline(budget + LATE_ANSWER_SECONDS))
+
+    def run() -> None:
+        outcome = send((connect, read + LATE_ANSWER_SECONDS), within=handoff.deadline)
+        if handoff.deliver(outcome) or not handoff.lingering:
+            return  # the caller has it, or cut it at its deadline
+        try:
+            late(outcome)
+        except Exception as err:
+            logger.error(
+                "HyperID %s: %s raised while handling its late answer (%s)",
+                call,
+                type(err).__name__,
+                _raised_at(err),
+            )
+        finally:
+            handoff.finish()
+
+    worker = threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), name=f"hyperid-mfa-{call}", daemon=True
+    )
+    worker.start()
+    outcome = handoff.wait(budget)
+    if outcome is not None:
+        return outcome
+    if not handoff.lingering:
+        handoff.deadline.expire()
+        logger.warning(
+            "HyperID %s: %d exchanges already wait past their deadline; this one is cut, "
+            "and an answer it would have had is lost",
+            call,
+            MAX_LATE_EXCHANGES,
+        )
+    return Failure(
+        ServiceUnavailable(
+            f"HyperID timed out (no complete answer within {budget:g} s)",
+            call=call,
+            transaction_id=transaction_id,
+        ),
+        transient=True,
+        reason="timeout",
+    )
+
+
+class _Handoff:
+    """Who gets an exchange's outcome: the caller until it gives up, then ``late``."""
+
+    _lock = threading.Lock()
+    #: Exchanges going on past their deadline, in the whole process.
+    _lingering = 0
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.lingering = False
+        self._outcome: Answer | Failure | None = None
+        self._abandoned = False
+        self._ended = threading.Event()
+
+    def deliver(self, outcome: Answer | Failure) -> bool:
+        """Hand ``outcome`` to the caller; False if the caller gave up already."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._outcome = outcome
+        self._ended.set()
+        return True
+
+    def wait(self, seconds: float) -> Answer | Failure | None:
+        """The outcome within ``seconds``; else None, and the exchange goes on
+        (``lingering``) if there is room for one more."""
+        self._ended.wait(seconds)
+        with self._lock:
+            if self._outcome is None:
+                self._abandoned = True
+                cls = type(self)
+                if cls._lingering < MAX_LATE_EXCHANGES:
+                    cls._lingering += 1
+                    self.lingering = True
+            return self._outcome
+
+    def finish(self) -> None:
+        with self._lock:
+            if self.lingering:
+                type(self)._lingering -= 1
+                self.lingering = False
 
 
 # --- secrets: wrapped on the way in, revealed only into the request ----------------------
@@ -188,17 +339,20 @@ def transport_failure(
     # exceptions; drop it so that nothing downstream can log the token.
     err.request = None
     err.response = None
+    reason = "timeout"
     if deadline.passed():
         message = f"HyperID timed out (no complete answer within {deadline.budget:g} s)"
     elif isinstance(err, requests.Timeout):
         message = f"HyperID timed out ({type(err).__name__})"
     else:
         message = f"HyperID could not be reached ({type(err).__name__})"
+        reason = "unreachable"
     not_sent = _not_sent(err)
     return Failure(
         ServiceUnavailable(message, call=call, transaction_id=transaction_id, no_effect=not_sent),
         transient=True,
         not_sent=not_sent,
+        reason=reason,
     )
 
 
@@ -224,6 +378,7 @@ def unexpected_failure(
                 transaction_id=transaction_id,
             ),
             transient=True,
+            reason="timeout",
         )
     logger.error(
         "HyperID %s: unexpected %s raised inside the HTTP client (%s)",
@@ -283,7 +438,8 @@ def read_body(
                         call=call,
                         http_status=response.status_code,
                         transaction_id=transaction_id,
-                    )
+                    ),
+                    reason="protocol_error",
                 )
             chunks.append(chunk)
     except requests.RequestException as err:
@@ -297,6 +453,7 @@ def read_body(
             transaction_id=transaction_id,
         ),
         transient=True,
+        reason="timeout",
     )
 
 

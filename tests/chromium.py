@@ -22,6 +22,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+def save_screenshots(request, context) -> None:  # type: ignore[no-untyped-def]
+    """After a failed test (``request``: its pytest request), a screenshot of each of
+    the browser ``context``'s pages, under ARTIFACTS."""
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    for number, page in enumerate(context.pages):
+        name = f"{request.node.name}-{number}.png".replace("/", "_")
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def launch(playwright):  # type: ignore[no-untyped-def]
     """A headless Chromium of ``playwright`` (a ``sync_playwright()`` context)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -113,6 +114,15 @@ def link(fake, user, **kwargs):
     pair = fake.issue_tokens(subject, **kwargs)
     store_tokens(user, pair.access_token, pair.refresh_token, expires_in=int(pair.expires_in))
     return subject
+
+
+def eventually(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, for what ends in another thread or process."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"still not so after {seconds:g} s")
+        time.sleep(0.02)
 
 
 def approve_pending(fake):

@@ -63,6 +63,15 @@ def test_version_is_the_apps(capsys, name):
             "argument --redirect-uri: a redirect URI must be an absolute http(s) URL",
         ),
         ("hyperid_mfa_simulator", ["--host", "192.0.2.10"], "refusing to listen on 192.0.2.10"),
+        ("hyperid_mfa_simulator", ["--fail-rate", "1.5"], "argument --fail-rate: 1.5 is not a"),
+        ("hyperid_mfa_simulator", ["--seed", "x"], "argument --seed: 'x' is not a whole number"),
+        ("hyperid_mfa_simulator", ["--fault", "http_999"], "argument --fault: unknown fault"),
+        (
+            "hyperid_mfa_simulator",
+            ["--fault", "delay:seconds=-1"],
+            "argument --fault: seconds must be a non-negative number",
+        ),
+        ("hyperid_mfa_simulator", ["--down", "--fail-rate", "0.1"], "--down fails every MFA call"),
     ],
 )
 def test_a_bad_argument_is_a_usage_error_with_exit_status_2(capsys, name, args, reason):

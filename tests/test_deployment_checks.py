@@ -7,6 +7,7 @@ exactly when the first request would fail.
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import sys
@@ -443,13 +444,22 @@ def test_production_settings_pointing_at_the_simulator_fail_check_deploy(setting
     monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)  # Django's own error
     settings.DEBUG = False
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, **SIMULATOR}
+    # The sign-in points where HYPERID_MFA does, as a project set up for the simulator has
+    # it (else E026 would stop the plain check below).
+    sign_in_apps = 0
+    if hasattr(settings, "SOCIALACCOUNT_PROVIDERS"):
+        providers = copy.deepcopy(settings.SOCIALACCOUNT_PROVIDERS)
+        for app in providers["openid_connect"]["APPS"]:
+            app["settings"]["server_url"] = SIMULATOR["ISSUER"]
+            sign_in_apps += 1
+        settings.SOCIALACCOUNT_PROVIDERS = providers
     call_command("check", stdout=io.StringIO())  # plain check: development stays quiet
 
     with pytest.raises(SystemCheckError) as failed:
         deploy_check()
 
     report = str(failed.value)
-    assert report.count(E028) == 2
+    assert report.count(E028) == 2 + sign_in_apps
     assert "HYPERID_MFA['API_BASE_URL'] is http://127.0.0.1:8765" in report
     assert "HYPERID_MFA['ISSUER'] is http://127.0.0.1:8765/auth/realms/HyperID" in report
     assert "simulator" in report

@@ -16,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -23,6 +24,8 @@ from django.conf import settings as django_settings
 from django.core import checks
 from django.test import override_settings
 
+from hyperid_mfa.constants import TOKEN_ENDPOINT_PATH
+from hyperid_mfa.contrib import checks as sign_in_checks
 from tests import docs_examples
 from tests.docs_examples import Example
 
@@ -126,6 +129,7 @@ def settings_errors(example: Example) -> list[str]:
     for name in ("INSTALLED_APPS", "MIDDLEWARE"):
         if name in changed:  # "[..., app]" of an app the test settings have already
             changed[name] = list(dict.fromkeys(changed[name]))
+    changed.update(one_hyperid_client(before, changed))
     # No check reads LOGGING, and overriding it reconfigures this process's logging
     # (Django 6.1): with the example's log file, which is not there.
     changed.pop("LOGGING", None)
@@ -136,6 +140,41 @@ def settings_errors(example: Example) -> list[str]:
             if message.level >= checks.ERROR
             or (message.level >= checks.WARNING and str(message.id).startswith("hyperid_mfa."))
         ]
+
+
+def one_hyperid_client(before: dict[str, Any], changed: dict[str, Any]) -> dict[str, Any]:
+    """The settings that make the sign-in and ``HYPERID_MFA`` use one HyperID client at
+    one issuer, as the README asks, where ``changed`` (an example) sets only one side.
+
+    The example's own values win: a sign-in it sets up gives ``HYPERID_MFA`` the client
+    and issuer the example does not set there itself; otherwise the test settings'
+    allauth app follows the example's ``HYPERID_MFA``. (Check E026 reports a project
+    whose two sides differ; an example shows one side of a project that has both.)
+    """
+    mfa_before = before.get("HYPERID_MFA", {})
+    mfa = changed.get("HYPERID_MFA", mfa_before)
+    written = {key for key in ("CLIENT_ID", "ISSUER") if mfa.get(key) != mfa_before.get(key)}
+    apps = sign_in_checks.hyperid_apps() if "SOCIALACCOUNT_PROVIDERS" not in changed else []
+    if "SOCIALACCOUNT_PROVIDERS" in changed:
+        with override_settings(SOCIALACCOUNT_PROVIDERS=changed["SOCIALACCOUNT_PROVIDERS"]):
+            [app] = sign_in_checks.hyperid_apps()
+        client = {"CLIENT_ID": app["client_id"], "ISSUER": app["settings"]["server_url"]}
+    elif "OIDC_OP_TOKEN_ENDPOINT" in changed:
+        endpoint = changed["OIDC_OP_TOKEN_ENDPOINT"]
+        issuer = endpoint.removesuffix(TOKEN_ENDPOINT_PATH)
+        client = {"CLIENT_ID": changed["OIDC_RP_CLIENT_ID"], "ISSUER": issuer}
+    else:
+        client = {"CLIENT_ID": mfa.get("CLIENT_ID"), "ISSUER": mfa.get("ISSUER")}
+    client = {key: mfa[key] if key in written else value for key, value in client.items()}
+    aligned: dict[str, Any] = {"HYPERID_MFA": {**mfa, **client}}
+    if apps:
+        providers = copy.deepcopy(before["SOCIALACCOUNT_PROVIDERS"])
+        for app in providers["openid_connect"]["APPS"]:
+            if app.get("provider_id") == "hyperid":
+                app["client_id"] = client["CLIENT_ID"]
+                app["settings"]["server_url"] = client["ISSUER"]
+        aligned["SOCIALACCOUNT_PROVIDERS"] = providers
+    return aligned
 
 
 # The model checks ask the database what it supports (Django 6.1, JSONField on SQLite).
@@ -195,7 +234,7 @@ def test_the_first_hour_project_passes_djangos_checks(first_hour):
 def test_the_first_hour_project_tests_pass_with_the_plugin(first_hour):
     _directory, blocks, run = first_hour
     tests = sum(
-        len(re.findall(r"^def test_", example.source, re.MULTILINE))
+        len(re.findall(r"^(?:async )?def test_", example.source, re.MULTILINE))
         for example in blocks
         if Path(example.arg).name.startswith("test")
     )

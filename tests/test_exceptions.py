@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from hyperid_mfa import exceptions
@@ -129,3 +132,56 @@ def admin_client(db, django_user_model):
     client = Client()
     client.force_login(user)
     return client
+
+
+# --- an optional part without its extra ---------------------------------------------------
+
+
+def forget_modules(monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
+    """Unload the modules named ``prefixes`` (restored after the test)."""
+    for name in list(sys.modules):
+        if name.startswith(prefixes):
+            monkeypatch.delitem(sys.modules, name)
+
+
+def test_a_missing_extra_is_a_configuration_error_naming_what_to_install():
+    error = exceptions.MissingExtra("celery", "hyperid_mfa.tasks", "celery")
+
+    assert isinstance(error, ImproperlyConfigured)
+    assert isinstance(error, ImportError)  # `except ImportError` around the import still works
+    assert str(error) == (
+        "hyperid_mfa.tasks needs the [celery] extra (celery is not installed): "
+        'pip install "django-hyperid-mfa[celery]"'
+    )
+
+
+def test_the_mozilla_backend_without_mozilla_django_oidc_names_the_oidc_extra(monkeypatch):
+    forget_modules(monkeypatch, "mozilla_django_oidc", "hyperid_mfa.contrib.mozilla_oidc")
+    monkeypatch.setitem(sys.modules, "mozilla_django_oidc", None)
+
+    with pytest.raises(exceptions.MissingExtra, match=r"\[oidc\] extra") as raised:
+        importlib.import_module("hyperid_mfa.contrib.mozilla_oidc")
+
+    assert raised.value.extra == "oidc"
+    assert raised.value.needed_by == "hyperid_mfa.contrib.mozilla_oidc"
+
+
+def test_mocking_the_fake_without_responses_names_the_testing_extra(monkeypatch):
+    from hyperid_mfa.testing import FakeHyperID
+
+    monkeypatch.setitem(sys.modules, "responses", None)
+
+    with (
+        pytest.raises(exceptions.MissingExtra, match=r"FakeHyperID.mock\(\) needs the \[testing\]"),
+        FakeHyperID().mock(),
+    ):
+        pass
+
+
+def test_the_schema_view_without_drf_spectacular_names_the_openapi_extra(monkeypatch):
+    from hyperid_mfa.api import schema
+
+    monkeypatch.setattr(schema, "HAVE_SPECTACULAR", False)
+
+    with pytest.raises(exceptions.MissingExtra, match=r"schema_view needs the \[openapi\] extra"):
+        schema.schema_view()

@@ -19,7 +19,7 @@ from hyperid_mfa.testing import Authenticator
 from hyperid_mfa.tokens import decrypt
 from tests import gate_views
 from tests import oidc_flow as flow
-from tests.chromium import ARTIFACTS
+from tests.chromium import save_screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,12 +38,7 @@ def browser_context(chromium: Any, request: pytest.FixtureRequest) -> Any:
     context.set_default_timeout(15_000)
     gate_views.RUNS.clear()
     yield context
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for number, page in enumerate(context.pages):
-            name = f"{request.node.name}-{number}.png".replace("/", "_")
-            page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    save_screenshots(request, context)
     context.close()
 
 

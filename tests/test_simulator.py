@@ -24,8 +24,10 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from hyperid_mfa.constants import START_PATH, STATUS_GET_PATH
+from hyperid_mfa.constants import AVAILABILITY_PATH, START_PATH, STATUS_GET_PATH
 from hyperid_mfa.testing import Authenticator, FakeHyperID, FakeResponse
+from tests import docs_examples
+from tests.simulator_process import SimulatorProcess, run_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000.0
@@ -450,18 +452,6 @@ def test_the_simulator_refuses_impossible_options(option: str, value: object, re
         call_command("hyperid_mfa_simulator", **{option: value, "verbosity": 0})
 
 
-def run_simulator(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "django", "hyperid_mfa_simulator", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_the_simulator_serves_hyperid_and_the_phones_until_terminated() -> None:
     before = time.time()
     process = run_simulator("--port", "0")
@@ -584,3 +574,151 @@ def test_the_simulator_is_an_openid_provider_for_the_redirect_uris_it_is_given()
             process.kill()
             process.communicate()
     assert process.returncode == 0
+
+
+# --- faults from the command line ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("fail_rate", 2, "2 is not a number from 0 to 1"),
+        ("fail_rate", "often", "'often' is not a number from 0 to 1"),
+        ("fail_rate", "nan", "nan is not a number from 0 to 1"),
+        ("seed", -1, "-1 is not 0 or more"),
+    ],
+)
+def test_the_simulator_refuses_impossible_fault_options(
+    option: str, value: object, reason: str
+) -> None:
+    test_the_simulator_refuses_impossible_options(option, value, reason)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "reason"),
+    [
+        ("nope", "unknown fault 'nope'"),
+        ("delay", "fault 'delay' needs parameter(s) ['seconds']"),
+        ("result:result=-1,call=token", "fault 'result' never applies to 'token'"),
+        ("http_503:retry_after", "'retry_after' in 'http_503:retry_after' is not NAME=VALUE"),
+    ],
+)
+def test_the_simulator_refuses_a_fault_it_cannot_apply(spelling: str, reason: str) -> None:
+    message = f"^Error: argument --fault: {re.escape(reason)}"
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", "--port=0", f"--fault={spelling}", verbosity=0)
+    with pytest.raises(CommandError, match=message):
+        call_command("hyperid_mfa_simulator", port=0, faults=[spelling], verbosity=0)
+
+
+def test_the_simulator_refuses_down_with_a_fail_rate() -> None:
+    with pytest.raises(CommandError, match=r"^Error: --down fails every MFA call already"):
+        call_command("hyperid_mfa_simulator", "--port=0", "--down", "--fail-rate=0.5")
+
+
+def test_the_simulator_applies_the_faults_it_is_given_until_they_are_cleared() -> None:
+    simulator = SimulatorProcess(
+        "--fault",
+        "http_503:retry_after=30,call=start",
+        "--fault",
+        "status:value=3",
+        "--fail-rate",
+        "0.5",
+        "--seed",
+        "42",
+    )
+    try:
+        refused = simulator.start()
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "30")
+        assert simulator.faults() == [
+            {"fault": "http_503", "call": "start", "times": None, "share": 1.0, "retry_after": 30},
+            {"fault": "status", "call": None, "times": None, "share": 1.0, "value": 3},
+            {"fault": "result", "call": None, "times": None, "share": 0.5, "result": -1},
+        ]
+        # --fail-rate draws from a generator seeded with --seed: the same calls fail as
+        # in a FakeHyperID seeded alike, given the same faults and calls (the start
+        # above drew once too).
+        results = [simulator.call(AVAILABILITY_PATH, {}).json()["result"] for _ in range(40)]
+        twin = FakeHyperID(seed=42)
+        twin.inject("http_503", call="start", retry_after=30, times=None)
+        twin.inject("status", value=3, times=None)
+        twin.inject("result", result=-1, times=None, share=0.5)
+        headers = {"Authorization": f"Bearer {twin.issue_tokens('alice').access_token}"}
+        twin.handle("POST", START_PATH, headers, b"{}")
+        expected = [
+            twin.handle("POST", AVAILABILITY_PATH, headers, b"{}").json()["result"]
+            for _ in range(40)
+        ]
+        assert results == expected
+        assert set(results) == {0, -1}
+
+        cleared = simulator.http.delete(simulator.url + "/_fake/faults", timeout=5)
+        assert cleared.status_code == 200
+        assert simulator.start().json()["result"] == 0
+        output = simulator.rest_of_the_output()
+    finally:
+        simulator.kill()
+    assert "faults (seed 42): http_503:retry_after=30,call=start; status:value=3;" in output
+    assert f"curl -X DELETE {simulator.url}/_fake/faults" in output
+
+
+def test_a_simulator_that_is_down_refuses_every_mfa_call_and_still_signs_in() -> None:
+    simulator = SimulatorProcess("--down")
+    try:
+        assert simulator.start().json() == {"result": -1}
+        assert simulator.call(AVAILABILITY_PATH, {}).json() == {"result": -1}
+        user = simulator.post("/_fake/users", json={"subject": "bob"}).json()
+        refreshed = simulator.post(
+            "/auth/realms/HyperID/protocol/openid-connect/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": user["refresh_token"],
+                "client_id": "tests",
+                "client_secret": "tests-secret",
+            },
+        )
+        assert refreshed.status_code == 200
+        # Back up at run time, without a restart.
+        simulator.http.delete(simulator.url + "/_fake/faults", timeout=5)
+        assert simulator.start().json()["result"] == 0
+        # And down again.
+        simulator.post("/_fake/faults", json={"fault": "result", "result": -1, "times": None})
+        assert simulator.start().json() == {"result": -1}
+        output = simulator.rest_of_the_output()
+    finally:
+        simulator.kill()
+    assert re.search(
+        r'faults \(seed \d+\): --down: every MFA call answers \{"result": -1\}', output
+    ), output
+
+
+def test_the_control_endpoints_curl_examples_in_the_docs_work() -> None:
+    document = (REPO / "docs" / "testing.md").read_text()
+    [block] = [
+        example.source
+        for example in docs_examples.examples([REPO / "docs" / "testing.md"])
+        if example.language == "sh" and "curl" in example.source
+    ]
+    lines = [line for line in block.splitlines() if line.startswith("curl")]
+    assert len(lines) >= 10, document
+    simulator = SimulatorProcess()
+    try:
+        pending = simulator.start().json()["transaction_id"]
+        for line in lines:
+            # The example's push is whatever id the simulator gave out.
+            line = re.sub(r"/transactions/\d+/", f"/transactions/{pending}/", line)
+            done = subprocess.run(
+                ["bash", "-c", line],
+                env={**os.environ, "SIM": simulator.url},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, (line, done.stderr)
+            answer = json.loads(done.stdout)
+            assert not (isinstance(answer, dict) and "error" in answer), (line, answer)
+        assert simulator.transactions(state="approved")[0]["transaction_id"] == pending
+        assert simulator.faults()[0]["fault"] == "http_503"
+    finally:
+        simulator.kill()

@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from hyperid_mfa import receivers, services
@@ -85,8 +86,11 @@ def test_the_purge_task_deletes_old_finished_requests(user):
 def test_importing_the_tasks_without_celery_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "celery", None)  # import celery -> ImportError
     monkeypatch.delitem(sys.modules, "hyperid_mfa.tasks")
-    with pytest.raises(ImportError, match=r"pip install 'django-hyperid-mfa\[celery\]'"):
+    with pytest.raises(ImportError, match=r'pip install "django-hyperid-mfa\[celery\]"') as raised:
         importlib.import_module("hyperid_mfa.tasks")
+
+    assert isinstance(raised.value, ImproperlyConfigured)  # a configuration error, too
+    assert str(raised.value).startswith("hyperid_mfa.tasks needs the [celery] extra")
 
 
 # --- REFRESH_AFTER_START ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from hyperid_mfa.api.schema import HAVE_SPECTACULAR, schema_view
+from hyperid_mfa.metrics import metrics_view
 from tests.gate_views import statement
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("approval/", include("tests.approval_views")),
     path("atomic/", include("tests.atomic_views")),
     path("windows/", include("tests.window_views")),
+    path("metrics/", metrics_view, name="metrics"),
     # A gated view whose URL starts with a variable segment of any text: the path the
     # approval page re-submits to is the request's own (tests/test_origins.py).
     re_path(r"^(?P<account>[\s\S]+)/statement/$", statement),

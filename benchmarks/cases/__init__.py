@@ -1,12 +1,12 @@
-"""The five benchmark cases, by number: each module has ``NUMBER``, ``TITLE`` and
+"""The benchmark cases, by number: each module has ``NUMBER``, ``TITLE`` and
 ``run(options) -> CaseResult``. Import after Django is set up."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import bulk, client, endpoint, gate, polling
+from . import bulk, client, dashboard, endpoint, gate, polling
 
 CASES: dict[int, ModuleType] = {
-    module.NUMBER: module for module in (client, gate, polling, bulk, endpoint)
+    module.NUMBER: module for module in (client, gate, polling, bulk, endpoint, dashboard)
 }

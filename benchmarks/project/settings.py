@@ -65,6 +65,9 @@ INSTALLED_APPS = [
     # The peer of case 2: django-otp's single-use static tokens on the same view.
     "django_otp",
     "django_otp.plugins.otp_static",
+    # Case 6: the MFA requests' dashboard in the admin.
+    "django.contrib.admin",
+    "django.contrib.messages",
 ]
 
 MIDDLEWARE = [
@@ -73,15 +76,25 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The admin's (case 6); it costs the other cases' views nothing they do not share.
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
+
+STATIC_URL = "/static/"
 
 # Per process, as Django's default: the throttle's counters stay in each worker.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,9 +1,11 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
     path("mfa/", include("hyperid_mfa.urls")),
+    path("admin/", admin.site.urls),
     path("bench/health/", views.health, name="bench-health"),
     path("bench/plain/", views.plain_view, name="bench-plain"),
     path("bench/gated/", views.gated_view, name="bench-gated"),

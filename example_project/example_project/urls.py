@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hyperid_mfa.metrics import metrics_view
+
 urlpatterns = [
     path("", include("bank.urls")),
     # allauth: "Sign in with HyperID" (/accounts/oidc/hyperid/login/) and its callback.
@@ -13,4 +15,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
+    # Prometheus metrics, for staff signed in (or a scraper with METRICS_TOKEN).
+    path("metrics/", metrics_view, name="metrics"),
 ]

@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework.schemas.inspectors import DefaultSchema, ViewInspector
 from rest_framework.settings import api_settings
 
 from .. import __version__
+from ..exceptions import MissingExtra
 from ..models import State
 from .serializers import (
     MFACancelConflictSerializer,
@@ -93,10 +93,7 @@ def schema_view(mount: str = "mfa/", **initkwargs: Any) -> Callable[..., Any]:
     Needs drf-spectacular (``pip install "django-hyperid-mfa[openapi]"``).
     """
     if not HAVE_SPECTACULAR:
-        raise ImproperlyConfigured(
-            "hyperid_mfa.api.schema.schema_view needs drf-spectacular: "
-            'pip install "django-hyperid-mfa[openapi]".'
-        )
+        raise MissingExtra("openapi", "hyperid_mfa.api.schema.schema_view", "drf_spectacular")
     from django.urls import include, path
     from drf_spectacular.views import SpectacularAPIView
 

@@ -33,18 +33,23 @@ import hmac
 import logging
 from typing import Any
 
-import jwt
 import requests
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db import IntegrityError, router, transaction
 from django.utils.crypto import salted_hmac
 from django.views.decorators.debug import sensitive_variables
-from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from ..conf import mfa_settings
+from ..exceptions import MissingExtra
 from ..models import HyperIDAccount
 from ..sensitive import Secret, protect_sign_in
 from ..tokens import store_sign_in_tokens
+
+try:
+    import jwt
+    from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+except ImportError as err:  # the library, or what it verifies ID tokens with
+    raise MissingExtra("oidc", __name__, err.name) from err
 
 logger = logging.getLogger(__name__)
 

@@ -64,16 +64,31 @@ class Seconds(ArgumentType):
         self.zero = zero
 
     def __call__(self, value: object) -> float:
-        try:
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise ValueError
-            seconds = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+        seconds = _number(value, "a number of seconds")
         if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not self.zero):
             wanted = "zero or a positive" if self.zero else "a positive"
             raise argparse.ArgumentTypeError(f"{value} is not {wanted} number of seconds")
         return seconds
+
+
+class Share(ArgumentType):
+    """A share of something, from 0 to 1."""
+
+    def __call__(self, value: object) -> float:
+        share = _number(value, "a number from 0 to 1")
+        if not 0 <= share <= 1:  # NaN too
+            raise argparse.ArgumentTypeError(f"{value} is not a number from 0 to 1")
+        return share
+
+
+def _number(value: object, wanted: str) -> float:
+    """``value`` (text or a number, not a bool) as a float; else the usage error."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {wanted}") from None
 
 
 class Duration(ArgumentType):

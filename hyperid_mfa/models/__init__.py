@@ -1,12 +1,14 @@
 """The app's models: MFARequest (one HyperID push and its outcome), HyperIDToken (a
 user's tokens, encrypted), ApprovalWindow (a while in which one approval lets a
-scope's gated actions run) and HyperIDAccount (the HyperID account that signs in as a
-user), and what they share (``database``).
+scope's gated actions run), HyperIDAccount (the HyperID account that signs in as a
+user), the dashboard's hourly counts of what leaves no request behind
+(``activity``), and what they share (``database``).
 
 Import them from here: ``from hyperid_mfa.models import MFARequest``.
 """
 
 from .accounts import HyperIDAccount
+from .activity import FailedCall, PushOutcome, UnsentPush
 from .database import (
     SMALLINT_RANGE,
     ReturningQuerySet,
@@ -41,14 +43,17 @@ __all__ = [
     "ApprovalWindow",
     "ApprovalWindowQuerySet",
     "CompleteResultChoices",
+    "FailedCall",
     "HyperIDAccount",
     "HyperIDToken",
     "MFARequest",
     "MFARequestQuerySet",
+    "PushOutcome",
     "RequestStatus",
     "ReturningQuerySet",
     "ReturningUpdate",
     "State",
+    "UnsentPush",
     "UserModel",
     "WindowEnd",
     "WindowState",

@@ -12,7 +12,10 @@ the user's phone and drive the fake:
 - ``POST /_fake/tokens/expire`` ``{"subject"}`` -> ``{"expired": n}``: the user's
   access tokens answer -4 from now on (the app then refreshes them)
 - ``GET  /_fake/calls`` -> ``{"status-get": n, "start": n, ...}``
-- ``POST /_fake/faults`` ``{"fault", "call", "times", ...params}``, ``DELETE /_fake/faults``
+- ``GET /_fake/faults`` -> the faults still waiting, in order
+  (``[{"fault", "call", "times", "share", ...params}]``)
+- ``POST /_fake/faults`` ``{"fault", "call", "times", "share", ...params}`` (``times``
+  defaults to 1; ``null`` is forever), ``DELETE /_fake/faults`` (clears them all)
 - ``POST /_fake/advance`` ``{"seconds": n}``
 
 This is a test double: the control endpoints have no authentication whatsoever and
@@ -67,8 +70,15 @@ class ControlledFake(Protocol):
     def expire(self, transaction_id: int) -> FakeTransaction: ...
     def forget(self, transaction_id: int) -> None: ...
     def inject(
-        self, fault: str, *, call: str | None = None, times: int | None = 1, **params: Any
+        self,
+        fault: str,
+        *,
+        call: str | None = None,
+        times: int | None = 1,
+        share: float = 1.0,
+        **params: Any,
     ) -> None: ...
+    def faults(self) -> list[dict[str, Any]]: ...
     def clear_faults(self) -> None: ...
     def call_count(self, name: str | None = None) -> int: ...
 
@@ -146,7 +156,9 @@ def _control(
         return json_response(200, {name: fake.call_count(name) for name in CALLS})
 
     if route == "/_fake/faults":
-        require("POST", "DELETE")
+        require("GET", "POST", "DELETE")
+        if method == "GET":
+            return json_response(200, fake.faults())
         if method == "DELETE":
             fake.clear_faults()
             return json_response(200, {"cleared": True})

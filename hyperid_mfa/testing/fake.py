@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import threading
 import time
 import uuid
@@ -98,6 +99,7 @@ class FakeHyperID:
         first_transaction_id: int = 1,
         redirect_uris: Iterable[str] = (),
         allow_loopback_redirect_uris: bool = True,
+        seed: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._state = HyperIDState(
@@ -114,7 +116,8 @@ class FakeHyperID:
             redirect_uris=redirect_uris,
             allow_loopback_redirect_uris=allow_loopback_redirect_uris,
         )
-        self._faults = FaultQueue()
+        # Draws which calls a fault with a share meets: a seed replays them.
+        self._faults = FaultQueue(random.Random(seed))  # noqa: S311 - not a secret
         self._calls = CallLog(MAX_RECORDED_CALLS)
         self._router = Router(self._state, self._faults, self._calls)
 
@@ -386,18 +389,26 @@ class FakeHyperID:
     # ------------------------------------------------------------------ faults
 
     def inject(
-        self, fault: str, *, call: str | None = None, times: int | None = 1, **params: Any
+        self,
+        fault: str,
+        *,
+        call: str | None = None,
+        times: int | None = 1,
+        share: float = 1.0,
+        **params: Any,
     ) -> None:
         """Make the next ``times`` matching calls misbehave.
 
         ``call`` limits the fault to one call name (see ``CALLS``); ``None`` matches any
         call the fault can apply to. ``times=None`` or ``times=0`` means forever (until
-        :meth:`clear_faults`). Faults queue in injection order; one call gets at most one.
+        :meth:`clear_faults`). ``share`` below 1 makes the fault meet each matching
+        call with that probability, drawn from a generator seeded with the fake's
+        ``seed``. Faults queue in injection order; one call gets at most one.
 
         Faults answered *instead of* the call (HyperID never processes it):
         ``http_500``, ``http_502``, ``http_503`` and ``http_429`` (``retry_after`` adds a
         Retry-After header), ``connection_error`` (no answer at all), ``html`` (a 200
-        HTML page), ``result`` (``{"result": result}``).
+        HTML page), ``result`` (``{"result": result}``, the four MFA calls only).
 
         Faults applied *after* the call was processed (its effect happened):
         ``timeout`` (mock: ``requests`` raises ReadTimeout; server: answers after
@@ -414,9 +425,15 @@ class FakeHyperID:
         own key: ``claims={"aud": "another-client"}`` is an ID token HyperID issued to
         another client).
         """
-        checked = Fault.checked(fault, call, times, params)
+        checked = Fault.checked(fault, call, times, params, share)
         with self._lock:
             self._faults.add(checked)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still waiting, in order, each as :meth:`inject` takes it
+        (``times``: the calls it has left, None for forever)."""
+        with self._lock:
+            return [fault.describe() for fault in self._faults.waiting()]
 
     def clear_faults(self) -> None:
         """Forget every fault still waiting."""

@@ -3,6 +3,10 @@
 :meth:`FakeHyperID.inject` documents each fault. Some answer *instead of* the call
 (HyperID never processes it), the others bend the answer *after* the call was
 processed. Faults wait in a queue in injection order; one call gets at most one.
+A fault with a ``share`` below 1 meets each matching call with that probability,
+drawn from the queue's own random generator (seeded, so that a run can be replayed).
+:func:`parse_fault` reads the command line's spelling of a fault
+(``KIND[:NAME=VALUE,...]``).
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from .answers import Answer, FakeResponse, html_response, json_response
-from .calls import CALL_START, CALL_STATUS_GET, CALL_TOKEN, CALLS
+from .calls import CALL_AVAILABILITY, CALL_CANCEL, CALL_START, CALL_STATUS_GET, CALL_TOKEN, CALLS
 from .encoding import b64url_decode, canonical_json, is_int
 from .signing import SigningKey
 
-__all__ = ["FAULTS", "Fault", "FaultQueue"]
+__all__ = ["FAULTS", "MFA_CALLS", "Fault", "FaultDraw", "FaultQueue", "parse_fault"]
+
+#: HyperID's four MFA calls: every call but the token endpoint's.
+MFA_CALLS: frozenset[str] = frozenset({CALL_STATUS_GET, CALL_START, CALL_CANCEL, CALL_AVAILABILITY})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +49,9 @@ _FAULT_SPECS: dict[str, _FaultSpec] = {
     "http_429": _FaultSpec(instead=True, params=frozenset({"retry_after"})),
     "connection_error": _FaultSpec(instead=True),
     "html": _FaultSpec(instead=True),
+    # {"result": n} is the MFA calls' answer; the token endpoint answers OAuth errors.
     "result": _FaultSpec(
-        instead=True, params=frozenset({"result"}), required=frozenset({"result"})
+        instead=True, params=frozenset({"result"}), required=frozenset({"result"}), calls=MFA_CALLS
     ),
     "timeout": _FaultSpec(instead=False, params=frozenset({"seconds"})),
     "delay": _FaultSpec(
@@ -94,10 +103,17 @@ class Fault:
     call: str | None
     remaining: int | None  # None: forever
     params: dict[str, Any]
+    #: The probability that the fault meets a matching call (1: every one).
+    share: float = 1.0
 
     @classmethod
     def checked(
-        cls, fault: str, call: str | None, times: int | None, params: Mapping[str, Any]
+        cls,
+        fault: str,
+        call: str | None,
+        times: int | None,
+        params: Mapping[str, Any],
+        share: float = 1.0,
     ) -> Fault:
         """The fault ``inject()`` asked for; ValueError or TypeError if it cannot be."""
         spec = _FAULT_SPECS.get(fault)
@@ -111,6 +127,10 @@ class Fault:
             )
         if times is not None and (not is_int(times) or times < 0):
             raise ValueError("times must be a non-negative int, or None for forever")
+        if isinstance(share, bool) or not isinstance(share, (int, float)):
+            raise TypeError("share must be a number")
+        if not 0 < share <= 1:
+            raise ValueError("share must be more than 0 and at most 1")
         unknown = set(params) - spec.params
         if unknown:
             raise TypeError(f"fault {fault!r} takes no parameter(s) {sorted(unknown)}")
@@ -137,7 +157,17 @@ class Fault:
         for key in ("value", "result"):
             if key in params:
                 canonical_json(params[key])  # must be JSON-serialisable: TypeError if not
-        return cls(fault, call, times or None, dict(params))
+        return cls(fault, call, times or None, dict(params), float(share))
+
+    def describe(self) -> dict[str, Any]:
+        """The fault as ``inject()`` takes it, and as the control endpoints list it."""
+        return {
+            "fault": self.kind,
+            "call": self.call,
+            "times": self.remaining,
+            "share": self.share,
+            **self.params,
+        }
 
     @property
     def spec(self) -> _FaultSpec:
@@ -245,10 +275,11 @@ def _with_claims(jws: str, changes: Mapping[str, Any], signing_key: SigningKey) 
 
 
 class FaultQueue:
-    """The faults still waiting, in injection order."""
+    """The faults still waiting, in injection order, and the generator of their shares."""
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         self._faults: list[Fault] = []
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - not a secret
 
     def add(self, fault: Fault) -> None:
         self._faults.append(fault)
@@ -256,30 +287,92 @@ class FaultQueue:
     def clear(self) -> None:
         self._faults.clear()
 
-    def take_instead(self, call: str) -> Fault | None:
-        """The fault that answers ``call`` in its place, if the first one waiting for it does."""
-        first = next((f for f in self._faults if f.matches(call)), None)
+    def waiting(self) -> list[Fault]:
+        return list(self._faults)
+
+    def draw(self, call: str) -> FaultDraw:
+        """The faults that meet this call of ``call``: those matching it, each with
+        a ``share`` below 1 drawn once, now."""
+        met = [
+            fault
+            for fault in self._faults
+            if fault.matches(call) and (fault.share >= 1 or self._rng.random() < fault.share)
+        ]
+        return FaultDraw(self, met)
+
+    def take(self, fault: Fault) -> None:
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0 and fault in self._faults:
+                self._faults.remove(fault)
+
+
+class FaultDraw:
+    """The faults one call meets, in queue order; it takes at most one of them."""
+
+    def __init__(self, queue: FaultQueue, met: list[Fault]) -> None:
+        self._queue = queue
+        self._met = met
+
+    def instead(self) -> Fault | None:
+        """The fault that answers the call in its place, if the first one met does."""
+        first = self._met[0] if self._met else None
         if first is None or not first.spec.instead:
             return None
-        self._take(first)
+        self._queue.take(first)
         return first
 
-    def take_after(self, call: str, answer: Answer) -> Fault | None:
-        """The first fault waiting to bend ``answer``, the answer to ``call``."""
+    def after(self, answer: Answer) -> Fault | None:
+        """The first fault met that bends ``answer``, the call's answer."""
         fault = next(
-            (
-                f
-                for f in self._faults
-                if f.matches(call) and not f.spec.instead and f.applies_to(answer)
-            ),
+            (f for f in self._met if not f.spec.instead and f.applies_to(answer)),
             None,
         )
         if fault is not None:
-            self._take(fault)
+            self._queue.take(fault)
         return fault
 
-    def _take(self, fault: Fault) -> None:
-        if fault.remaining is not None:
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                self._faults.remove(fault)
+
+#: The names a ``--fault`` spelling may set besides the fault's own parameters.
+_OPTIONS = ("call", "times", "share")
+
+
+def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
+    """``KIND[:NAME=VALUE,...]`` read as ``inject()``'s arguments: the fault, and its keywords.
+
+    NAME is one of the fault's parameters, ``call`` (one call name), ``share`` (the
+    probability of meeting a matching call) or ``times``; unlike ``inject()``, a
+    fault spelled so lasts until cleared unless ``times`` says otherwise. A VALUE
+    is read as JSON where it is JSON (``5``, ``-1``, ``0.5``, ``null``,
+    ``"text"``), else as the text itself. ValueError says what is wrong.
+    """
+    kind, _, rest = text.partition(":")
+    kind = kind.strip()
+    keywords: dict[str, Any] = {"times": None}
+    given: set[str] = set()
+    for item in rest.split(",") if rest.strip() else []:
+        name, equals, value = item.partition("=")
+        name = name.strip()
+        if not equals or not name or not value.strip():
+            raise ValueError(f"{item.strip()!r} in {text!r} is not NAME=VALUE")
+        if name in given:
+            raise ValueError(f"{name} is given twice in {text!r}")
+        given.add(name)
+        keywords[name] = _value(value.strip())
+    options = {name: keywords.pop(name) for name in _OPTIONS if name in keywords}
+    try:
+        Fault.checked(
+            kind, options.get("call"), options.get("times"), keywords, options.get("share", 1.0)
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(str(err)) from None
+    return kind, {**options, **keywords}
+
+
+def _value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    # Objects and lists are no fault's parameter: keep them as the text written.
+    return value if not isinstance(value, (dict, list)) else text

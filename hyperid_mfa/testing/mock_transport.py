@@ -1,7 +1,8 @@
 """The in-process transport behind :meth:`FakeHyperID.mock`: ``requests`` calls answered
 through the ``responses`` library, without a socket.
 
-``responses`` is imported only when a mock starts: it is needed for nothing else.
+``responses`` (the ``testing`` extra) is imported only when a mock starts: it is
+needed for nothing else, and without it a mock raises ``MissingExtra``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ def intercept_requests(
     ``rsps``, an already started one, is given: its rules then decide about other
     URLs, and the rules added here are removed on exit.
     """
-    import responses as responses_lib
+    try:
+        import responses as responses_lib
+    except ImportError as err:
+        # Here, not at the top: importing hyperid_mfa.testing needs no Django.
+        from ..exceptions import MissingExtra
+
+        raise MissingExtra("testing", "FakeHyperID.mock()", err.name) from err
 
     prefixes = [base_url]
     if not issuer.startswith(base_url + "/"):

@@ -71,7 +71,8 @@ class Router:
 
     def _call(self, name: str, headers: Mapping[str, str], body: bytes) -> FakeResponse:
         """Answer HyperID call ``name`` as any waiting fault bends it, and log it."""
-        fault = self._faults.take_instead(name)
+        draw = self._faults.draw(name)
+        fault = draw.instead()
         if fault is not None:
             response = fault.answer_instead()
             subject, transaction_id = (
@@ -87,7 +88,7 @@ class Router:
         else:
             answer = mfa.answer_call(self._state, name, headers, body)
             result = answer.payload.get("result")
-        fault = self._faults.take_after(name, answer)
+        fault = draw.after(answer)
         response = (
             answer.response()
             if fault is None

@@ -9,9 +9,13 @@ class HyperIDAllauthConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
+        from ...exceptions import MissingExtra
         from . import checks, receivers
 
-        receivers.connect()
+        try:
+            receivers.connect()
+        except ImportError as err:
+            raise MissingExtra("allauth", self.name, err.name) from err
         register(checks.check_hyperid_app, Tags.security)
         register(checks.check_email_authentication, Tags.security)
         register(checks.check_server_url, Tags.security, deploy=True)

@@ -23,33 +23,53 @@ and push (the site's users then sign in with HyperID again). Transaction ids sta
 from the clock, so that a restarted simulator never hands out an id that the
 project's database already holds from an earlier run.
 
+It misbehaves on request, so that a developer sees how the site copes: ``--down``
+(every MFA call answered HyperID's "service unavailable", ``{"result": -1}``),
+``--fail-rate SHARE`` (that share of the MFA calls, drawn with ``--seed``), and
+``--fault KIND[:NAME=VALUE,...]`` for any of FakeHyperID's faults (see
+:func:`hyperid_mfa.testing.faults.parse_fault`). The control endpoints
+(``/_fake/faults``) change them while it runs.
+
 A test double, never a deployment: anyone who reaches its port can take tokens and
 approve pushes. It refuses to listen beyond loopback unless told ``--allow-remote``.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import ipaddress
+import secrets
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from django.core.management.base import CommandError, CommandParser
 
 from hyperid_mfa.conf import mfa_settings
-from hyperid_mfa.constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN
-from hyperid_mfa.management.base import Checked, HyperIDMFACommand, Seconds, WholeNumber
+from hyperid_mfa.constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, Result
+from hyperid_mfa.management.base import (
+    ArgumentType,
+    Checked,
+    HyperIDMFACommand,
+    Seconds,
+    Share,
+    WholeNumber,
+)
 from hyperid_mfa.testing import Authenticator, FakeHyperID
 from hyperid_mfa.testing.authenticator import AUTHENTICATOR_PATH
 from hyperid_mfa.testing.clients import checked_redirect_uri
+from hyperid_mfa.testing.faults import FAULTS, parse_fault
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: Half the id space at most for the first push: room for the ids that follow it.
 HIGHEST_FIRST_TRANSACTION_ID = TRANSACTION_ID_MAX // 2
+#: What --down and --fail-rate answer: HyperID's own "service unavailable", which
+#: tells the site that nothing happened (no push was sent), to each of the MFA calls.
+UNAVAILABLE_RESULT = int(Result.SERVICE_UNAVAILABLE)
 
 
 def is_loopback(host: str) -> bool:
@@ -70,6 +90,31 @@ def _simulated_url(url: object) -> str | None:
     if parts.scheme != "http" or not parts.hostname or not is_loopback(parts.hostname):
         return None
     return url.rstrip("/")
+
+
+class FaultOption(NamedTuple):
+    """One ``--fault``: as written, and as :meth:`FakeHyperID.inject` takes it."""
+
+    text: str
+    fault: str
+    keywords: dict[str, Any]
+
+
+class FaultSpelling(ArgumentType):
+    """``KIND[:NAME=VALUE,...]``, read by :func:`parse_fault`."""
+
+    def __call__(self, value: object) -> FaultOption:
+        if isinstance(value, FaultOption):
+            return value
+        if not isinstance(value, str):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a fault: write KIND[:NAME=VALUE,...]"
+            )
+        try:
+            fault, keywords = parse_fault(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return FaultOption(value.strip(), fault, keywords)
 
 
 class Command(HyperIDMFACommand):
@@ -142,6 +187,45 @@ class Command(HyperIDMFACommand):
             help="Seconds added to every answer, to see how the site copes with a slow "
             "HyperID (default: %(default)s).",
         )
+        faults = parser.add_argument_group(
+            "faults",
+            "Make HyperID misbehave, to see the site's pages for it. One call meets at most "
+            "one fault: the first that applies, --fault ones in the order given, then "
+            "--down's or --fail-rate's. POST, GET and DELETE /_fake/faults change them "
+            "while the simulator runs.",
+        )
+        faults.add_argument(
+            "--down",
+            action="store_true",
+            help="Answer every MFA call (start, status-get, cancel, availability) with "
+            'HyperID\'s "service unavailable" ({"result": -1}); sign-in keeps working.',
+        )
+        faults.add_argument(
+            "--fail-rate",
+            type=Share(),
+            metavar="SHARE",
+            help="Answer this share of the MFA calls, from 0 to 1, as --down does; which "
+            "calls is drawn at random (see --seed).",
+        )
+        faults.add_argument(
+            "--fault",
+            type=FaultSpelling(),
+            action="append",
+            dest="faults",
+            default=[],
+            metavar="KIND[:NAME=VALUE,...]",
+            help=f"Apply a fault to every matching call until cleared; repeat for several. "
+            f"KIND: {', '.join(sorted(FAULTS))}. NAME: the fault's parameters (seconds, "
+            "retry_after, result, value, field), call=NAME (one call: start, status-get, "
+            "cancel, availability, token), share=0..1 (that share of the calls), times=N. "
+            "E.g. --fault http_503:retry_after=30,call=start",
+        )
+        faults.add_argument(
+            "--seed",
+            type=WholeNumber(minimum=0),
+            help="Seed of the draws of --fail-rate and of the faults' shares, to replay a "
+            "run. Default: a random one, printed at start.",
+        )
 
     def check_arguments(self, options: dict[str, Any]) -> None:
         # Only --host can name another machine: a default comes from a loopback URL.
@@ -152,12 +236,18 @@ class Command(HyperIDMFACommand):
                 "anyone who reaches it could take tokens and approve pushes. Use a loopback "
                 "address, or add --allow-remote if you really mean it."
             )
+        if options["down"] and options["fail_rate"] is not None:
+            self.usage_error(
+                "--down fails every MFA call already: give --fail-rate or --down, not both"
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configured = _simulated_url(mfa_settings.API_BASE_URL)
         host, port = self._address(options, configured)
         if options["first_transaction_id"] is None:
             options["first_transaction_id"] = int(time.time() * 1000)
+        if options["seed"] is None:
+            options["seed"] = secrets.randbelow(2**32)
         fake = self._fake(configured, options)
         try:
             server = fake.serve(
@@ -173,6 +263,7 @@ class Command(HyperIDMFACommand):
             raise CommandError(f"Cannot listen on {host}:{port}: {err.strerror}.{hint}") from None
         with server:
             self._announce(server.url, fake, configured, options["verbosity"])
+            self._announce_faults(fake, options)
             self._serve_until_stopped()
         if options["verbosity"] >= 1:
             self.stdout.write("HyperID simulator stopped.")
@@ -198,7 +289,13 @@ class Command(HyperIDMFACommand):
             token_ttl=options["token_ttl"],
             first_transaction_id=options["first_transaction_id"],
             allow_loopback_redirect_uris=options["allow_loopback_redirect_uris"],
+            seed=options["seed"],
         )
+        for option in options["faults"]:
+            fake.inject(option.fault, **option.keywords)  # checked already: FaultSpelling
+        share = 1.0 if options["down"] else options["fail_rate"]
+        if share:
+            fake.inject("result", result=UNAVAILABLE_RESULT, times=None, share=share)
         for uri in options["redirect_uris"]:
             fake.register_redirect_uri(uri)  # checked already: Checked(checked_redirect_uri)
         # The project refreshes tokens with its own client credentials.
@@ -235,6 +332,20 @@ class Command(HyperIDMFACommand):
                 f"(issuer {mfa_settings.ISSUER}), not at this simulator: set API_BASE_URL "
                 f"to {fake.base_url} and ISSUER to {fake.issuer} to use it."
             )
+        self.stdout.flush()
+
+    def _announce_faults(self, fake: FakeHyperID, options: dict[str, Any]) -> None:
+        if options["verbosity"] < 1 or not fake.faults():
+            return
+        faults = [option.text for option in options["faults"]]
+        if options["down"]:
+            faults.append('--down: every MFA call answers {"result": -1}')
+        elif options["fail_rate"]:
+            faults.append(
+                f'--fail-rate {options["fail_rate"]:g}: MFA calls answer {{"result": -1}}'
+            )
+        self.stdout.write(f"  faults (seed {options['seed']}): {'; '.join(faults)}")
+        self.stdout.write(f"    clear them: curl -X DELETE {fake.base_url}/_fake/faults")
         self.stdout.flush()
 
     def _serve_until_stopped(self) -> None:

@@ -1,0 +1,3 @@
+"""The bare install: ``pip install django-hyperid-mfa``, no extra."""
+
+from settings_common import *  # noqa: F403

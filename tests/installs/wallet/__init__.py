@@ -1,0 +1,1 @@
+"""A small wallet: transfers behind the gate, for the install tests."""
