@@ -3,9 +3,11 @@
 The public API, importable from here (loaded on first use, so that importing the
 package needs no configured Django)::
 
-    from hyperid_mfa import require_mfa_approval, MFAApprovalRequiredMixin, MFAApproved
+    from hyperid_mfa import require_approval, require_mfa_approval, MFAApproved
 
-- the gate: ``require_mfa_approval``, ``MFAApprovalRequiredMixin``, ``MFAApproved``;
+- the gate: ``require_approval`` (inside a view, after validation; it raises
+  ``MFAApprovalRequired``, answered by DRF or ``hyperid_mfa.middleware.MFAApprovalMiddleware``),
+  ``require_mfa_approval``, ``MFAApprovalRequiredMixin``, ``MFAApproved``;
 - the services: ``start_request``, ``refresh_request``, ``cancel_request``,
   ``consume_approval``;
 - tokens: ``store_tokens``, ``forget_tokens``;
@@ -14,7 +16,7 @@ package needs no configured Django)::
 
 Also public, by their module paths: ``hyperid_mfa.urls``, ``hyperid_mfa.signals``,
 ``hyperid_mfa.models`` (``MFARequest``, ``HyperIDToken``), ``hyperid_mfa.constants``,
-``hyperid_mfa.exceptions``, ``hyperid_mfa.testing``, the settings of
+``hyperid_mfa.exceptions``, ``hyperid_mfa.middleware``, ``hyperid_mfa.testing``, the settings of
 ``docs/settings.md``, the commands and the Celery tasks. Every other module is
 internal and may change in any release. docs/design.md has the whole contract.
 """
@@ -27,6 +29,8 @@ from typing import Any
 __version__ = "1.0.0rc1"
 
 _PUBLIC = {
+    "require_approval": "hyperid_mfa.approval",
+    "MFAApprovalRequired": "hyperid_mfa.exceptions",
     "require_mfa_approval": "hyperid_mfa.decorators",
     "MFAApprovalRequiredMixin": "hyperid_mfa.mixins",
     "MFAApproved": "hyperid_mfa.permissions",

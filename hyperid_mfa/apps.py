@@ -29,6 +29,7 @@ class HyperIDMFAConfig(AppConfig):
         register(deployment_checks.check_production_endpoints, Tags.security, deploy=True)
         register(deployment_checks.check_installed_apps, Tags.compatibility)
         register(sign_in_checks.check_sign_in, Tags.security)
+        register(deployment_checks.check_approval_middleware, Tags.urls)
         receivers.connect()
         tallies.connect()
         metrics.connect()

@@ -12,7 +12,7 @@ So:
   does) and open the same transactions themselves *after* the gate, around the view
   only: the view keeps the atomicity the project asked for, the gate stays outside.
 - Everywhere else (a decorated method, the DRF permission, a gated function called
-  inside ``atomic()``) the gate checks where it runs. Inside a transaction it
+  inside ``atomic()``, ``require_approval``) the gate checks where it runs. Inside a transaction it
   refuses: the view does not run, the answer is ``500 mfa_misconfigured`` and the
   log says how to fix the view. The system check ``hyperid_mfa.E009`` finds such
   views in the URLconf before a request does.
@@ -21,7 +21,9 @@ So:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterable, Iterator
+from types import CodeType
 from typing import Any
 
 from django.core.checks import CheckMessage, Error
@@ -165,7 +167,8 @@ def gated_by_permission(view_class: type) -> bool:
 
 def is_gated(callback: Any, view_class: type | None) -> bool:
     """Whether a URL callback runs the gate: a decorated function, a class with the
-    mixin, the DRF permission, or a decorated method."""
+    mixin, the DRF permission, or a decorated method. (A view that calls
+    ``require_approval``: :func:`names_require_approval`.)"""
     if getattr(callback, "mfa_gate", None) is not None:
         return True
     if view_class is None:
@@ -178,6 +181,43 @@ def is_gated(callback: Any, view_class: type | None) -> bool:
         for member in vars(klass).values()
         if callable(member)
     )
+
+
+#: Where the code of a view can be read from: Django's and DRF's own views call no gate.
+_FRAMEWORKS = ("django.", "rest_framework.")
+
+
+def names_require_approval(callback: Any, view_class: type | None) -> bool:
+    """Whether a view's own code names ``require_approval``: a function view (under
+    its decorators), or the methods a class-based view's own classes define, lambdas
+    and nested functions included. It reads names, so ``require_approval(...)``,
+    ``hyperid_mfa.require_approval(...)`` and ``sync_to_async(require_approval)`` all
+    count; a helper the view calls that calls it does not."""
+    if view_class is None:
+        functions = [callback]
+    else:
+        functions = [
+            getattr(member, "__func__", member)
+            for klass in view_class.__mro__
+            if not klass.__module__.startswith(_FRAMEWORKS)
+            for member in vars(klass).values()
+        ]
+    for function in functions:
+        try:
+            code = getattr(inspect.unwrap(function), "__code__", None)
+        except ValueError:  # a __wrapped__ cycle
+            continue
+        if isinstance(code, CodeType) and "require_approval" in _code_names(code):
+            return True
+    return False
+
+
+def _code_names(code: CodeType) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            names |= _code_names(constant)
+    return names
 
 
 def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -194,7 +234,10 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     messages: list[CheckMessage] = []
     for route, callback, view_class in project_views():
         # Django itself refuses ATOMIC_REQUESTS on async views.
-        if iscoroutinefunction(callback) or not is_gated(callback, view_class):
+        if iscoroutinefunction(callback):
+            continue
+        inline = names_require_approval(callback, view_class)
+        if not inline and not is_gated(callback, view_class):
             continue
         excluded = getattr(callback, "_non_atomic_requests", ())
         atomic_on = [alias for alias in aliases if alias not in excluded]
@@ -207,11 +250,22 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 f"{', '.join(map(repr, atomic_on))}: an approval spent inside the view's "
                 "transaction would come back unspent when the view fails, so the gate "
                 "refuses every request to it.",
-                hint="Decorate the view class with @method_decorator(transaction."
-                "non_atomic_requests, name='dispatch') and open transaction.atomic() "
-                "inside the handler where you need one, or use MFAApprovalRequiredMixin "
-                "or @require_mfa_approval on a function view, which do this themselves.",
+                hint=INLINE_HINT if inline else GATE_HINT,
                 id=E009,
             )
         )
     return messages
+
+
+GATE_HINT = (
+    "Decorate the view class with @method_decorator(transaction.non_atomic_requests, "
+    "name='dispatch') and open transaction.atomic() inside the handler where you need "
+    "one, or use MFAApprovalRequiredMixin or @require_mfa_approval on a function view, "
+    "which do this themselves."
+)
+INLINE_HINT = (
+    "The view calls require_approval(): decorate it with @transaction.non_atomic_requests "
+    "(a class: @method_decorator(transaction.non_atomic_requests, name='dispatch')), "
+    "call require_approval() outside any atomic(), and open transaction.atomic() after "
+    "it, around what the view does."
+)

@@ -106,6 +106,9 @@ E023 = "hyperid_mfa.E023"  # a DRF view's mfa_window or mfa_scope is refused (de
 # E025, E026, E027: hyperid_mfa.contrib.checks (the sign-in, whichever library).
 E028 = "hyperid_mfa.E028"  # production settings point at the simulator: loopback or http (deploy)
 # W029, W030: hyperid_mfa.contrib.allauth.checks (the allauth sign-in).
+W031 = (
+    "hyperid_mfa.W031"  # require_approval in plain views without the middleware (deployment_checks)
+)
 
 
 # --- the rules of each value ---------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""System checks of the project around the app: its URLconf, templates, cache and
-``INSTALLED_APPS``, and the window options of views gated by the DRF permission. The
+"""System checks of the project around the app: its URLconf, templates, cache,
+``INSTALLED_APPS`` and ``MIDDLEWARE``, and the window options of views gated by the
+DRF permission. The
 setting's own rules are in ``checks``; gated views inside ``ATOMIC_REQUESTS`` in
 ``atomicity``.
 
@@ -18,6 +19,8 @@ Registered from ``HyperIDMFAConfig.ready()``; the ids are listed in ``checks``.
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import sys
 import uuid
 from typing import Any
 
@@ -42,6 +45,7 @@ from .checks import (
     SETTING_NAME,
     W017,
     W021,
+    W031,
     local_or_plain_http,
     usable_values,
 )
@@ -331,3 +335,86 @@ def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             id=W021,
         )
     ]
+
+
+def check_approval_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W031: plain Django views use ``require_approval`` and ``MFAApprovalMiddleware``,
+    which answers it in them, is not in ``MIDDLEWARE``.
+
+    What can be known before a request: a view of the URLconf that is not DRF's and
+    whose own code names ``require_approval``, or that lives in a module that imported
+    it by name (a view may call it through a helper of its module). DRF views answer
+    it themselves.
+    """
+    # Here, not at the top: ready() imports this module, and these bring the gate.
+    from .approval import require_approval
+    from .atomicity import names_require_approval, project_views, view_name
+    from .middleware import PATH, MFAApprovalMiddleware
+
+    if _in_middleware(MFAApprovalMiddleware):
+        return []
+    views = [  # the URLconf first: loading it imports the views' modules
+        (route, callback, view_class)
+        for route, callback, view_class in project_views()
+        if view_class is None or not _is_drf_view(view_class)
+    ]
+    importers = _modules_holding(require_approval)
+    users = [
+        f"{view_name(callback, view_class)} (URL {route!r})"
+        for route, callback, view_class in views
+        if names_require_approval(callback, view_class)
+        or _module_of(callback, view_class) in importers
+    ]
+    if not users:
+        return []
+    more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+    return [
+        Warning(
+            f"Views call require_approval() ({', '.join(users[:3])}{more}), but "
+            "MFAApprovalMiddleware is not in MIDDLEWARE: nothing answers the approval "
+            "they ask for, so each of them answers 500 (with an ERROR line) instead of "
+            "showing the approval page.",
+            hint=f"Add {PATH!r} to MIDDLEWARE (anywhere; at its end is usual). Views "
+            f"of Django REST framework need nothing: if only they call require_approval(), "
+            f"add {W031!r} to SILENCED_SYSTEM_CHECKS.",
+            id=W031,
+        )
+    ]
+
+
+def _in_middleware(middleware: type) -> bool:
+    for path in getattr(settings, "MIDDLEWARE", None) or ():
+        try:
+            found = import_string(path)
+        except Exception:  # noqa: S112 - Django reports it when it loads the middleware
+            continue
+        if isinstance(found, type) and issubclass(found, middleware):
+            return True
+    return False
+
+
+def _is_drf_view(view_class: type) -> bool:
+    from rest_framework.views import APIView
+
+    return issubclass(view_class, APIView)
+
+
+def _modules_holding(function: Any) -> set[str]:
+    """The loaded modules, outside the app, that hold ``function`` by a name of their own."""
+    found = set()
+    for name, module in list(sys.modules.items()):
+        if name == "hyperid_mfa" or name.startswith("hyperid_mfa."):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict) and any(v is function for v in list(namespace.values())):
+            found.add(name)
+    return found
+
+
+def _module_of(callback: Any, view_class: type | None) -> str | None:
+    if view_class is not None:
+        return view_class.__module__
+    try:
+        return getattr(inspect.unwrap(callback), "__module__", None)
+    except ValueError:  # a __wrapped__ cycle
+        return None

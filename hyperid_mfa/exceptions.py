@@ -36,11 +36,13 @@ exception text ever contains a token.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from rest_framework.exceptions import APIException
 
 from .constants import CANCEL, START, STATUS_GET, Result
 
@@ -488,6 +490,44 @@ class MissingExtra(ImproperlyConfigured, ImportError):
             f'pip install "django-hyperid-mfa[{extra}]"',
             name=missing,
         )
+
+
+class MiddlewareMissing(ImproperlyConfigured):
+    """``require_approval`` was called in a plain Django view of a site without
+    ``MFAApprovalMiddleware``: nothing would answer its :class:`MFAApprovalRequired`
+    with the approval page, so nothing is sent or spent. Django answers 500."""
+
+    code = MISCONFIGURED
+    status_code = 500
+
+
+# --- the view may not run yet -----------------------------------------------------------------
+
+
+class MFAApprovalRequired(APIException):
+    """The gated action may not run now: carries the gate's decision and its answer.
+
+    Raised by ``require_approval`` and by the DRF permission ``MFAApproved``. DRF
+    answers it as any ``APIException``: its ``status_code``, ``detail`` as the JSON
+    body (``{"code", "detail", "mfa_request"...}``) and ``Retry-After`` from ``wait``.
+    In a plain Django view, ``MFAApprovalMiddleware`` answers it as the decorator
+    would, with the approval page or JSON, from ``decision``.
+    ``hyperid_mfa.rendering.approval_required(request, decision)`` makes one.
+    """
+
+    status_code = 403
+    default_detail = _("Approval with HyperID is required.")
+    default_code = PENDING
+
+    def __init__(self, decision: Any, body: Mapping[str, Any]) -> None:
+        super().__init__()
+        #: What the gate decided (``hyperid_mfa.gate.Decision``).
+        self.decision = decision
+        self.status_code = decision.status
+        # Set after __init__: APIException would turn numbers and None into strings.
+        self.detail = dict(body)
+        # DRF's exception handler turns ``wait`` into a Retry-After header.
+        self.wait = decision.retry_after
 
 
 # --- result codes ---------------------------------------------------------------------------

@@ -27,6 +27,11 @@ fields of a form or JSON object; a callable returns the values to bind. It never
 narrows the method, path, URL arguments or query string, and a raw body stays
 bound by its bytes whatever ``bind`` says.
 
+``require_approval(..., values=...)`` binds, instead of the body, the values the view
+validated, in their canonical form (:mod:`hyperid_mfa.values`): the body is not
+read at all (the view has read it), and the method, path, URL arguments, query
+string and session stay bound.
+
 Canonical means: keys sorted, repeated keys kept with their values in the order
 sent, JSON objects with sorted keys. A faithful re-submission gives the same
 fingerprint; a change to anything bound gives another. A body that cannot be read
@@ -342,25 +347,35 @@ def _url_arguments(plain: HttpRequest) -> dict[str, Any]:
     }
 
 
-def bound_values(request: Any, bind: Binder, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+def bound_values(
+    request: Any,
+    bind: Binder,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    values: Any = None,
+) -> Any:
     """What the fingerprint covers (see the module docstring). ``args`` and
-    ``kwargs`` are the gated view's, passed to a ``bind`` callable."""
+    ``kwargs`` are the gated view's, passed to a ``bind`` callable; ``values`` is
+    the canonical form of ``require_approval``'s ``values=``, bound instead of the body."""
     plain = django_request(request)
-    values: dict[str, Any] = {
+    bound: dict[str, Any] = {
         "version": CANONICAL_VERSION,
         "method": str(request.method).upper(),
         "path": plain.path,
         "url": _url_arguments(plain),
         "query": _pairs(plain.GET),
     }
+    if values is not None:
+        bound["values"] = values
+        return bound
     body = read_body(request)
     if bind is None:
-        values["body"] = _body_values(body)
+        bound["body"] = _body_values(body)
     elif callable(bind):
-        values["body"] = {"bound": call_binder(bind, request, args, kwargs), "raw": body.raw}
+        bound["body"] = {"bound": call_binder(bind, request, args, kwargs), "raw": body.raw}
     else:
-        values["body"] = _named_values(body, bind)
-    return values
+        bound["body"] = _named_values(body, bind)
+    return bound
 
 
 def call_binder(
@@ -408,12 +423,14 @@ def compute(
     bind: Binder = None,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    values: Any = None,
 ) -> str:
     """The fingerprint of ``request`` (hex), bound to its session if it has one.
+    ``values``: the canonical values bound instead of the body (``require_approval``).
 
     Raises :class:`UnreadableRequest` when the body cannot be read.
     """
-    return _sign(request, bound_values(request, bind, args, kwargs or {}))
+    return _sign(request, bound_values(request, bind, args, kwargs or {}, values))
 
 
 def compute_for_window(
@@ -422,15 +439,17 @@ def compute_for_window(
     bind: Binder = None,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    values: Any = None,
 ) -> tuple[str, str]:
     """The fingerprint of ``request`` and its window binding, reading it once.
 
     The window binding is what an explicit ``bind=`` binds, path-independent: the
     body as that ``bind`` narrows it (a body the gate does not parse stays bound by
     its bytes) and, for field names, those fields of the query string. It is empty
-    for the default binding, which does not apply inside a window.
+    for the default binding, which does not apply inside a window, and for
+    ``require_approval``'s ``values``, which replace the default binding.
     """
-    values = bound_values(request, bind, args, kwargs or {})
+    values = bound_values(request, bind, args, kwargs or {}, values)
     if bind is None:
         return _sign(request, values), ""
     binding: dict[str, Any] = {"version": CANONICAL_VERSION, "body": values["body"]}

@@ -12,6 +12,9 @@ For one request to a gated view, :meth:`Gate.check` decides, in this order:
    "pending". Its question is ``question=``, or names every value the approval binds
    (:mod:`hyperid_mfa.questions`).
 
+``require_approval`` (:mod:`hyperid_mfa.approval`) asks the same gate from inside a
+view, with the values the view validated (``values=``) bound instead of the body.
+
 A gate with ``window=`` first looks for an approval window of its scope that this
 user opened in this session (:mod:`hyperid_mfa.windows`): one lets the view run
 without an approval; and an approval it spends opens one.
@@ -51,6 +54,7 @@ from .exceptions import (
 )
 from .fingerprint import Binder, django_request
 from .models import ApprovalWindow, MFARequest
+from .values import BoundValues
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -119,10 +123,13 @@ class Gate:
         scope: str | None = None,
         bind_window: bool = True,
         question_hint: str | None = None,
+        values: BoundValues | None = None,
     ) -> None:
         if not isinstance(action, str) or not action:
             raise TypeError("the gated action must be a non-empty string")
         check_window_options(window, scope)
+        if values is not None and bind is not None:
+            raise TypeError("values= replaces the body in the binding: give it or bind=, not both")
         if isinstance(bind, str):
             raise TypeError("bind= takes a sequence of field names or a callable, not a string")
         if isinstance(methods, str):
@@ -144,6 +151,8 @@ class Gate:
         #: What the developers should do when the question is too long for the phone,
         #: where that is not "pass question=" (the admin's hook, say).
         self.question_hint = question_hint
+        #: The values the view validated, bound instead of the body (require_approval).
+        self.values = values
 
     def gates(self, request: Any) -> bool:
         """Whether this request's method is gated (others run the view ungated)."""
@@ -202,10 +211,14 @@ class Gate:
     ) -> tuple[str, services.WindowKey | None]:
         """The request's fingerprint and, for a gate with ``window=``, the key of the
         windows it may use or open (None without a session: no window)."""
+        values = None if self.values is None else self.values.canonical
         if self.window is None or self.scope is None:
-            return fingerprint.compute(request, bind=self.bind, args=args, kwargs=kwargs), None
+            fp = fingerprint.compute(
+                request, bind=self.bind, args=args, kwargs=kwargs, values=values
+            )
+            return fp, None
         fp, binding = fingerprint.compute_for_window(
-            request, bind=self.bind, args=args, kwargs=kwargs
+            request, bind=self.bind, args=args, kwargs=kwargs, values=values
         )
         if not self.bind_window:
             binding = ""
@@ -222,9 +235,10 @@ class Gate:
                 f"the gated view runs inside a transaction on database {alias!r} "
                 "(ATOMIC_REQUESTS or atomic()), so one approval could run it more than "
                 "once. Take the view out of ATOMIC_REQUESTS: decorate the class with "
-                "@method_decorator(transaction.non_atomic_requests, name='dispatch'), "
-                "put @require_mfa_approval on the function view itself, or call the "
-                "gated function outside atomic()."
+                "@method_decorator(transaction.non_atomic_requests, name='dispatch') "
+                "(a function view: @transaction.non_atomic_requests), or put "
+                "@require_mfa_approval on the function view itself. Call require_approval() "
+                "and gated functions outside atomic(), and open atomic() after them."
             )
 
     def _decide(
@@ -283,6 +297,9 @@ class Gate:
                 return get_adapter().format_window_question(
                     request, self.action, values, scope=self.scope, seconds=self.window
                 )
+            if self.question is None and self.values is not None:
+                values = questions.cleaned_question_values(request, self.values.shown)
+                return get_adapter().format_question(request, self.action, values)
             if self.question is None:
                 values = questions.question_values(request, self.bind, args, kwargs)
                 return get_adapter().format_question(request, self.action, values)

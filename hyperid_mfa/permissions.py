@@ -23,11 +23,11 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from .exceptions import SiteMisconfigured
+from .exceptions import MFAApprovalRequired, SiteMisconfigured
 from .fingerprint import SAFE_METHODS, django_request
 from .gate import Decision
 from .mixins import gate_for_view, is_gated_method
-from .rendering import MFAApprovalRequired
+from .rendering import approval_required
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -61,8 +61,8 @@ class MFAApproved(BasePermission):
             name = f"{type(view).__module__}.{type(view).__qualname__}"
             logger.error("MFA gate of %s: its mfa_* options are refused: %s", name, err)
             refusal = Decision.refused(SiteMisconfigured(str(err)))
-            raise MFAApprovalRequired(request, refusal) from None
+            raise approval_required(request, refusal) from None
         decision = gate.check(request, getattr(view, "args", ()), getattr(view, "kwargs", {}))
         if decision.allowed:
             return True
-        raise MFAApprovalRequired(request, decision)
+        raise approval_required(request, decision)

@@ -12,6 +12,11 @@ value its approval binds (:mod:`hyperid_mfa.fingerprint`), by name, in this orde
    callable, what it returns (a mapping by key, sorted; anything else as
    ``values``).
 
+``require_approval`` binds the cleaned ``values=`` it is given instead of the body:
+its question names the URL arguments and the query string as above, then those
+values, sorted by name. A query field that is also a value, shown the same, is shown
+once (a GET form's fields are both).
+
 Inside a window the default binding does not apply: the window's question names
 what the window binds, the fields ``bind=`` names (body and query string) or what a
 ``bind`` callable returns, and nothing for the default binding.
@@ -39,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.base import File
 from django.utils.translation import gettext_lazy as _
 
 from . import wire
@@ -64,11 +69,12 @@ _RENDERED_AS_NOTHING = frozenset(
 )
 
 # Where a value comes from, for a name that comes from two places.
-_URL, _QUERY, _BODY = "url", "query", "body"
+_URL, _QUERY, _BODY, _VALUES = "url", "query", "body", "values"
 _FROM = {
     _URL: _("%(name)s in the URL"),
     _QUERY: _("%(name)s in the query"),
     _BODY: _("%(name)s in the body"),
+    _VALUES: _("%(name)s (validated)"),
 }
 
 NOT_TEXT_HINT = (
@@ -92,8 +98,13 @@ class _Shown:
         while unique in self.values:
             count += 1
             unique = f"{label} ({count})"
-        shown = [show(value) for value in values]
-        self.values[unique] = shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"
+        self.values[unique] = shown_as(values)
+
+
+def shown_as(values: Sequence[Any]) -> str:
+    """One name's values as the question shows them: one, or a list of several."""
+    shown = [show(value) for value in values]
+    return shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"
 
 
 def question_values(
@@ -105,8 +116,27 @@ def question_values(
 
     Raises :class:`QuestionNotShowable` for a body that is not text.
     """
-    plain = django_request(request)
     shown = _Shown()
+    _add_url_and_query(shown, request)
+    _add_body(shown, request, bind, args, kwargs)
+    return shown.values
+
+
+def cleaned_question_values(request: Any, values: Mapping[str, Any]) -> dict[str, str]:
+    """What ``require_approval``'s approval binds, by name, as the default question
+    shows it: the URL arguments, the query string, then ``values`` (the values the
+    view acts on, as :class:`~hyperid_mfa.values.BoundValues` shows them) sorted by
+    name. A query field shown exactly as the value of the same name is shown once."""
+    shown = _Shown()
+    _add_url_and_query(shown, request)
+    for name in sorted(values):
+        if shown.values.get(text(name)) != shown_as([values[name]]):
+            shown.add(name, [values[name]], _VALUES)
+    return shown.values
+
+
+def _add_url_and_query(shown: _Shown, request: Any) -> None:
+    plain = django_request(request)
     match = getattr(plain, "resolver_match", None)
     if match is not None:
         for index, arg in enumerate(match.args, start=1):
@@ -115,8 +145,6 @@ def question_values(
             shown.add(str(name), [value], _URL)
     for name in sorted(plain.GET):
         shown.add(name, plain.GET.getlist(name), _QUERY)
-    _add_body(shown, request, bind, args, kwargs)
-    return shown.values
 
 
 def window_question_values(
@@ -229,7 +257,7 @@ def _quoted(value: str) -> str:
 
 def show(value: Any) -> str:
     """One bound value as the question shows it."""
-    if isinstance(value, UploadedFile):
+    if isinstance(value, File):
         return f"{text(str(value.name))} ({value.size} bytes)"
     if isinstance(value, wire.NumberText):
         return str.__str__(value)

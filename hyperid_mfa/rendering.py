@@ -6,8 +6,11 @@ that knows every kind of response.
   with the same status code; not signed in, it is sent to the login page like
   ``login_required`` (JSON clients get a 403);
 - a DRF view method gets a DRF ``Response`` with the same JSON body;
-- the DRF permission raises :class:`MFAApprovalRequired`, an ``APIException``
-  carrying that body.
+- ``require_approval`` and the DRF permission raise
+  :class:`~hyperid_mfa.exceptions.MFAApprovalRequired`, an ``APIException``
+  carrying the decision and that body (:func:`approval_required`), which DRF
+  answers, and :class:`~hyperid_mfa.middleware.MFAApprovalMiddleware` answers with
+  :func:`respond` in plain Django views.
 
 Every answer is ``Cache-Control: no-store`` (it depends on the user and live state)
 and carries ``Retry-After`` where the refusal is worth retrying.
@@ -27,11 +30,9 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from rest_framework.exceptions import APIException
 
 from .conf import mfa_settings
-from .exceptions import CROSS_SITE, NOT_AUTHENTICATED, PENDING, REAUTHENTICATE
+from .exceptions import CROSS_SITE, NOT_AUTHENTICATED, REAUTHENTICATE, MFAApprovalRequired
 from .fingerprint import (
     CSRF_FIELD,
     FORM_MEDIA_TYPES,
@@ -81,20 +82,10 @@ def respond(
     return response
 
 
-class MFAApprovalRequired(APIException):
-    """Raised by the DRF permission: carries the gate's answer as the response body."""
-
-    status_code = 403
-    default_detail = gettext_lazy("Approval with HyperID is required.")
-    default_code = PENDING
-
-    def __init__(self, request: Any, decision: Decision) -> None:
-        super().__init__()
-        self.status_code = decision.status
-        # Set after __init__: APIException would turn numbers and None into strings.
-        self.detail = json_body(request, decision)
-        # DRF's exception handler turns ``wait`` into a Retry-After header.
-        self.wait = decision.retry_after
+def approval_required(request: Any, decision: Decision) -> MFAApprovalRequired:
+    """The exception that answers ``decision`` from inside a view: DRF renders its
+    JSON body, ``MFAApprovalMiddleware`` the decision (as :func:`respond`)."""
+    return MFAApprovalRequired(decision, json_body(request, decision))
 
 
 def wants_json(request: Any) -> bool:

@@ -163,6 +163,31 @@ def chromium():
         browser.close()
 
 
+@pytest.fixture
+def page(chromium, live_server, hyperid_user, request, settings):
+    """A Chromium page signed in as ``hyperid_user`` on the live server, polling fast;
+    a screenshot of it under test-artifacts/ when the test fails."""
+    from django.test import Client
+
+    from tests.chromium import ARTIFACTS
+
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 1, "MIN_REFRESH_INTERVAL": 0}
+    client = Client()
+    client.force_login(hyperid_user)
+    context = chromium.new_context()
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
 def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run each call in its own thread, all released at the same moment, each with its
     own database connection as separate processes would have; return each result, or

@@ -10,34 +10,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
 from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest
 from tests import gate_views
-from tests.chromium import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(chromium, live_server, hyperid_user, request, settings):
-    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 1, "MIN_REFRESH_INTERVAL": 0}
-    client = Client()
-    client.force_login(hyperid_user)
-    context = chromium.new_context()
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+@pytest.fixture(autouse=True)
+def _forget_runs():
     gate_views.RUNS.clear()
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
 
 
 def submit_transfer(page, live_server, amount="500", payee="Bob"):

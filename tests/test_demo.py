@@ -264,6 +264,14 @@ def screenshot(page: Any, name: str) -> None:
         page.screenshot(path=str(folder / name))
 
 
+def send_transfer(demo: Demo, site: Any, amount: str, payee: str = "Bob") -> None:
+    """Fill in the bank's transfer form and send it."""
+    site.goto(f"{demo.web}/transfer/")
+    site.fill("#id_amount", amount)
+    site.fill("#id_payee", payee)
+    site.click("#send")
+
+
 def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
     """The README's steps 1 to 3 and more; the seconds from the demo's start until the
     first transfer showed, once."""
@@ -283,11 +291,14 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         site.wait_for_url(f"{demo.web}/")
         assert "You are signed in with HyperID" in (site.text_content("main") or "")
 
+        # Invalid input comes back with its error, and no push reaches the phone.
+        send_transfer(demo, site, "-5")
+        site.wait_for_selector(".errorlist")
+        phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
+        assert phone.locator(".push").count() == 0
+
         # The transfer waits for approval: the bank shows the code to match.
-        site.goto(f"{demo.web}/transfer/")
-        site.fill("#id_amount", "250")
-        site.fill("#id_payee", "Bob")
-        site.click("#send")
+        send_transfer(demo, site, "250")
         site.wait_for_selector(".hyperid-mfa-code")
         code = (site.text_content(".hyperid-mfa-code") or "").strip()
         assert re.fullmatch(r"\d\d", code)
@@ -316,10 +327,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         assert site.locator("tr.transfer").count() == 1
 
         # The same transfer again needs a new approval: it is not run on the old one.
-        site.goto(f"{demo.web}/transfer/")
-        site.fill("#id_amount", "250")
-        site.fill("#id_payee", "Bob")
-        site.click("#send")
+        send_transfer(demo, site, "250")
         site.wait_for_selector(".hyperid-mfa-code")
         site.goto(f"{demo.web}/transfers/")
         assert site.locator("tr.transfer").count() == 1

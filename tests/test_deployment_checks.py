@@ -1,4 +1,5 @@
-"""System checks of the project around the app: URLconf, templates, cache, INSTALLED_APPS.
+"""System checks of the project around the app: URLconf, templates, cache, INSTALLED_APPS,
+MIDDLEWARE.
 
 Each check is made to fire and to stay quiet, and where it can be, shown to fire
 exactly when the first request would fail.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 import sys
+import textwrap
 import types
 import uuid
 
@@ -23,8 +26,9 @@ from django.test import modify_settings, override_settings
 from django.urls import include, path
 
 from hyperid_mfa import deployment_checks
-from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E028, W017, W021
+from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E028, W017, W021, W031
 from hyperid_mfa.deployment_checks import (
+    check_approval_middleware,
     check_installed_apps,
     check_permission_windows,
     check_production_endpoints,
@@ -34,8 +38,9 @@ from hyperid_mfa.deployment_checks import (
     check_urls,
 )
 from hyperid_mfa.rendering import PAGE_TEMPLATE
+from tests import approval_views
 
-OURS = (E015, E016, W017, E018, W021, E023, E028)
+OURS = (E015, E016, W017, E018, W021, E023, E028, W031)
 
 
 def ids(messages):
@@ -551,3 +556,103 @@ def test_e028_is_a_deployment_check_tagged_security():
     assert check_production_endpoints in registry.registry.deployment_checks
     assert check_production_endpoints not in registry.registry.registered_checks
     assert set(check_production_endpoints.tags) == {Tags.security}
+
+
+# --- W031: require_approval without MFAApprovalMiddleware -------------------------------
+
+WITHOUT_MIDDLEWARE = {"remove": ["hyperid_mfa.middleware.MFAApprovalMiddleware"]}
+
+
+def views_module(monkeypatch, source):
+    """A module of views made of ``source``, importable by its name."""
+    name = f"tests._views_{uuid.uuid4().hex}"
+    module = types.ModuleType(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(compile(textwrap.dedent(source), name, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def test_the_middleware_in_middleware_is_quiet():
+    assert check_approval_middleware() == []
+
+
+@modify_settings(MIDDLEWARE=WITHOUT_MIDDLEWARE)
+def test_plain_views_calling_require_approval_without_the_middleware_are_w031():
+    [warning] = check_approval_middleware()
+
+    assert warning.id == W031
+    assert "withdraw (URL 'approval/function/')" in warning.msg
+    assert "tests.approval_views.WithdrawView (URL 'approval/class/')" in warning.msg
+    assert re.search(r"\) and \d+ more\)", warning.msg)  # three named, the others counted
+    assert "WithdrawAPI" not in warning.msg
+    assert "'hyperid_mfa.middleware.MFAApprovalMiddleware' to MIDDLEWARE" in warning.hint
+    assert W031 in ids(run_checks(tags=[Tags.urls]))
+
+
+@modify_settings(MIDDLEWARE=WITHOUT_MIDDLEWARE)
+def test_drf_views_need_no_middleware(urlconf):
+    urlconf(
+        path("mfa/", include("hyperid_mfa.urls")),
+        path("drf/", include([path("", approval_views.WithdrawAPI.as_view())])),
+    )
+
+    assert check_approval_middleware() == []
+
+
+@modify_settings(MIDDLEWARE=WITHOUT_MIDDLEWARE)
+def test_views_that_name_it_or_live_beside_an_import_of_it_are_w031(monkeypatch, urlconf):
+    named = views_module(
+        monkeypatch,
+        """
+        import hyperid_mfa
+
+        def by_attribute(request):
+            hyperid_mfa.require_approval(request, "a")
+        """,
+    )
+    imported = views_module(
+        monkeypatch,
+        """
+        from hyperid_mfa import require_approval
+
+        def helper(request):
+            require_approval(request, "b")
+
+        def through_a_helper(request):
+            return helper(request)
+        """,
+    )
+    unrelated = views_module(monkeypatch, "def page(request):\n    return None\n")
+    urlconf(
+        path("a/", named.by_attribute),
+        path("b/", imported.through_a_helper),
+        path("c/", unrelated.page),
+    )
+
+    [warning] = check_approval_middleware()
+
+    assert "by_attribute (URL 'a/')" in warning.msg
+    assert "through_a_helper (URL 'b/')" in warning.msg
+    assert "(URL 'c/')" not in warning.msg
+
+
+@modify_settings(MIDDLEWARE=WITHOUT_MIDDLEWARE)
+def test_a_site_that_does_not_use_require_approval_needs_no_middleware(urlconf):
+    urlconf(path("mfa/", include("hyperid_mfa.urls")), path("gate/", include("tests.gate_views")))
+
+    assert check_approval_middleware() == []
+
+
+def test_a_subclass_of_the_middleware_counts(settings, monkeypatch):
+    from hyperid_mfa.middleware import MFAApprovalMiddleware
+
+    module = types.ModuleType("tests._our_middleware")
+    module.Ours = type("Ours", (MFAApprovalMiddleware,), {})
+    monkeypatch.setitem(sys.modules, "tests._our_middleware", module)
+    settings.MIDDLEWARE = [
+        *(m for m in settings.MIDDLEWARE if "MFAApprovalMiddleware" not in m),
+        "tests._our_middleware.Ours",
+        "tests.no_such_module.Middleware",  # Django reports that one
+    ]
+
+    assert check_approval_middleware() == []

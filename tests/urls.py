@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mfa/", include("hyperid_mfa.urls")),
     path("gate/", include("tests.gate_views")),
+    path("approval/", include("tests.approval_views")),
     path("atomic/", include("tests.atomic_views")),
     path("windows/", include("tests.window_views")),
     path("metrics/", metrics_view, name="metrics"),

@@ -1,4 +1,5 @@
-"""The transfer as an API: the same action behind the DRF permission ``MFAApproved``."""
+"""The transfer as an API: the serializer validates, then ``require_approval`` asks for
+the same action as the web form."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.request import Request
 
+from hyperid_mfa import require_approval
 from hyperid_mfa.api.serializers import MFAErrorSerializer
-from hyperid_mfa.permissions import MFAApproved
 
 from .models import Transfer, transfer_question
 
@@ -27,11 +27,13 @@ class TransferSerializer(serializers.ModelSerializer[Transfer]):
     get=extend_schema(summary="Your transfers, newest first"),
     post=extend_schema(
         summary="Transfer money (after approval on the phone)",
-        description="The first call sends a HyperID push and answers 403 `mfa_pending` "
-        "with the two-digit code to match on the phone. Once the push is approved, "
-        "the same call (same amount and payee) makes the transfer, once.",
+        description="An invalid transfer is answered 400, with no push. A valid one "
+        "sends a HyperID push and answers 403 `mfa_pending` with the two-digit code to "
+        "match on the phone. Once the push is approved, the same call (same amount and "
+        "payee) makes the transfer, once.",
         responses={
             201: TransferSerializer,
+            400: OpenApiResponse(description="The transfer is not valid: no push."),
             403: OpenApiResponse(
                 MFAErrorSerializer,
                 description="`mfa_pending`: approve on the phone, then call again. "
@@ -44,27 +46,19 @@ class TransferSerializer(serializers.ModelSerializer[Transfer]):
 )
 class TransferListCreateView(generics.ListCreateAPIView[Transfer]):
     serializer_class = TransferSerializer
-    permission_classes = [IsAuthenticated, MFAApproved]
-    # The same action as the web form: one approval, one transfer, whichever way.
-    mfa_action = "bank.transfer"
-    mfa_bind = ("amount", "payee")
+    permission_classes = [IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Transfer]:
         return Transfer.objects.filter(user=self.request.user)
 
-    def check_permissions(self, request: Request) -> None:
-        # Validate before the gate: an invalid transfer gets DRF's usual 400 and no
-        # push is sent for it.
-        if request.method == "POST" and request.user.is_authenticated:
-            self.get_serializer(data=request.data).is_valid(raise_exception=True)
-        super().check_permissions(request)
-
-    def get_mfa_question(self, request: Request) -> str:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return transfer_question(
-            serializer.validated_data["amount"], serializer.validated_data["payee"]
-        )
-
     def perform_create(self, serializer: Any) -> None:
+        # Reached with valid data only: an invalid transfer got DRF's 400 and no push.
+        # The same action as the web form: one approval, one transfer, whichever way.
+        values = serializer.validated_data
+        require_approval(
+            self.request,
+            "bank.transfer",
+            values=values,
+            question=transfer_question(values["amount"], values["payee"]),
+        )
         serializer.save(user=self.request.user, channel=Transfer.Channel.API)

@@ -1,15 +1,17 @@
-"""The bank's pages: sign-in with HyperID, the transfer form behind the gate, the transfers."""
+"""The bank's pages: sign-in with HyperID, the transfer form (validated, then approved on
+the phone), the transfers."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hyperid_mfa.decorators import require_mfa_approval
+from hyperid_mfa import require_approval
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import forget_tokens
 
@@ -43,31 +45,26 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@transaction.non_atomic_requests  # the approval is spent outside the transaction below
 def transfer(request: HttpRequest) -> HttpResponse:
-    """The transfer form. A valid submission goes through the gate; an invalid one
-    comes back with its errors and sends no push."""
+    """The transfer form: validated first, then approved on the phone, then made.
+
+    An invalid form comes back with its errors and sends no push. A valid one asks for
+    the approval of exactly this amount and payee: the approval page sends the form
+    again once the phone approves it, and ``require_approval`` then returns, once.
+    """
     form = TransferForm(request.POST if request.method == "POST" else None)
-    if form.is_valid():
-        return send_transfer(request, form)
-    return render(request, "bank/transfer.html", {"form": form})
-
-
-# Gated after validation rather than on the view itself: a push goes out only for a
-# transfer that can run, and the approval (spent when the gate lets this run) is
-# never wasted on a form that would come back with errors.
-@require_mfa_approval(
-    "bank.transfer",
-    question=lambda request, form: transfer_question(**form.cleaned_data),
-    bind=("amount", "payee"),
-)
-def send_transfer(request: HttpRequest, form: TransferForm) -> HttpResponse:
-    """Runs once per approval: after the push for this amount and payee was approved."""
-    made = Transfer.objects.create(
-        user=request.user,
-        amount=form.cleaned_data["amount"],
-        payee=form.cleaned_data["payee"],
-        channel=Transfer.Channel.WEB,
-    )
+    if not form.is_valid():
+        return render(request, "bank/transfer.html", {"form": form})
+    values = form.cleaned_data
+    require_approval(request, "bank.transfer", values=values, question=transfer_question(**values))
+    with transaction.atomic():
+        made = Transfer.objects.create(
+            user=request.user,
+            amount=values["amount"],
+            payee=values["payee"],
+            channel=Transfer.Channel.WEB,
+        )
     messages.success(request, f"Transferred {made.amount:.2f} EUR to {made.payee}.")
     # Redirect after POST: reloading the list cannot submit the transfer again.
     return redirect("transfers")

@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Answers require_approval() in the bank's views with the approval page.
+    "hyperid_mfa.middleware.MFAApprovalMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
