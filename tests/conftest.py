@@ -61,6 +61,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Under mutation testing (scripts/mutate), a test database per process.
+
+    mutmut forks its workers from one process whose settings already name a test
+    database; workers running side by side would create and drop the same one, and
+    every mutant would look killed. xdist's workers get their suffix from
+    pytest-django the same way.
+    """
+    if "MUTANT_UNDER_TEST" in os.environ:
+        from pytest_django.fixtures import _set_suffix_to_test_databases
+
+        _set_suffix_to_test_databases(f"mutant{os.getpid()}")
+
+
+@pytest.fixture(autouse=True)
+def _spend_compiled_per_test():
+    """Each test compiles the spend afresh (it is compiled once per process and
+    database): no test relies on another having compiled it, and mutation testing
+    sees every test that reaches the compiling code."""
+    from hyperid_mfa import spending
+
+    spending._statements.clear()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Keep each phase's report on the item, so fixtures can see whether the test failed."""
@@ -155,8 +180,12 @@ def chromium():
 
 def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run each call in its own thread, all released at the same moment, each with its
-    own database connection as separate processes would have; return each result, or
-    the exception it raised."""
+    own database connection as separate processes would have; return each result.
+
+    A call that raises fails the race: once every thread has finished, the first
+    exception is raised again (the others are named in its notes), so no thread can
+    crash unseen. A call whose failure is an outcome to count catches it itself.
+    """
     from django.db import connection
 
     barrier = threading.Barrier(len(calls))
@@ -165,10 +194,18 @@ def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
         try:
             barrier.wait(timeout=10)
             return call()
-        except Exception as err:
-            return err
         finally:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return [f.result() for f in [pool.submit(run, call) for call in calls]]
+        futures = [pool.submit(run, call) for call in calls]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        first = errors[0]
+        if len(errors) > 1 and hasattr(first, "add_note"):  # Python 3.11+
+            first.add_note(
+                f"{len(errors)} of {len(calls)} threads raised: "
+                + "; ".join(repr(err) for err in errors)
+            )
+        raise first
+    return [f.result() for f in futures]

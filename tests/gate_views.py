@@ -240,6 +240,8 @@ urlpatterns = [
     path("transfer-form/", transfer_form),
     path("transfer/", transfer),
     path("function/", function_view),
+    # The same gated view at a second path (an alias, an old URL kept working).
+    path("function-again/", function_view),
     path("default/", default_binding_view),
     path("bare/", bare_view),
     path("export/", get_view),

@@ -619,7 +619,6 @@ def twin_of(browser):
 def first_uses_at_once(browser, count=8):
     twins = [twin_of(browser) for _ in range(count)]
     responses = race([lambda twin=twin: post(twin, "send") for twin in twins])
-    assert not [r for r in responses if isinstance(r, Exception)], responses
     return [r.status_code for r in responses]
 
 
@@ -667,6 +666,6 @@ def test_one_approval_opens_one_window_however_many_try_at_once(user):
 
     opened = race([lambda: services.open_window(approval, key)] * 8)
 
-    assert not [o for o in opened if isinstance(o, Exception)], opened
     assert sum(isinstance(o, ApprovalWindow) for o in opened) == 1
+    assert opened.count(None) == 7  # every other caller was told it did not open one
     assert ApprovalWindow.objects.filter(opened_by=approval).count() == 1
