@@ -267,7 +267,7 @@ def test_a_password_change_ends_the_window_even_in_a_session_that_stays_signed_i
     assert window.end_reason == WindowEnd.PASSWORD
 
 
-def test_a_password_changed_behind_the_apps_back_still_ends_the_window(
+def test_a_password_changed_behind_the_apps_back_makes_the_window_unusable(
     fake_hyperid, browser, hyperid_user, django_user_model
 ):
     window = open_window(browser, fake_hyperid)
@@ -278,7 +278,9 @@ def test_a_password_changed_behind_the_apps_back_still_ends_the_window(
     keep_signed_in(browser, hyperid_user)
 
     assert_push_needed(post(browser, "send", amount="900"))
+    assert_push_needed(post(browser, "send", amount="100"))
     assert runs("send") == ["500"]
+    # Nothing told the app, so nothing records an end: each use is refused instead.
     window.refresh_from_db()
     assert window.ended_at is None
 
