@@ -1,6 +1,6 @@
 """Mutation testing of the security core with mutmut: the body of scripts/mutate.
 
-    python scripts/_mutate.py full [--max-children N]
+    python scripts/_mutate.py full [--resume] [--max-children N]
     python scripts/_mutate.py changed [BASE] [--budget SECONDS] [--max-children N]
     python scripts/_mutate.py survivors [--max-children N]
     python scripts/_mutate.py report
@@ -409,19 +409,30 @@ def sample(mutants: Sequence[Mutant], limit: int) -> list[Mutant]:
 # --- commands -------------------------------------------------------------------------------
 
 
-def full(max_children: int) -> int:
-    read_settings()
-    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+def full(max_children: int, *, resume: bool = False) -> int:
+    """Every mutant, module by module in scripts/mutate.toml's order (the spend and
+    the binding first): a run stopped early has tested what matters most. ``resume``
+    goes on with the mutants a stopped run left untested."""
+    settings = read_settings()
+    if not resume:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    elif not (ROOT / "mutants").exists():
+        die("no mutants/ here to resume: run ./scripts/mutate first")
+    started = time.monotonic()
+    _generate_mutants()
     template = _database_template()
     _mutation_environment(template)
-    started = time.monotonic()
     try:
-        (ROOT / "mutants").mkdir()
-        run_mutmut([], max_children, ROOT / "mutants" / "run.log")
+        for module in settings.tests:
+            untested = [m.name for m in load_mutants([module]) if m.status == "not checked"]
+            log(f"{module}: {len(untested)} mutants to test")
+            if untested:
+                log_path = ROOT / "mutants" / f"run-{Path(module).stem}.log"
+                run_mutmut(untested, max_children, log_path)
     finally:
         os.remove(template)
     took = int(time.monotonic() - started)
-    log(f"full run took {took // 60} min {took % 60} s at commit {_git('rev-parse', 'HEAD')}")
+    log(f"took {took // 60} min {took % 60} s at commit {_git('rev-parse', 'HEAD').strip()}")
     return 1 if judge(load_mutants(), read_equivalents()) else 0
 
 
@@ -501,6 +512,7 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="scripts/mutate", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run_all = commands.add_parser("full", help="mutate every module of scripts/mutate.toml")
+    run_all.add_argument("--resume", action="store_true", help="go on with a stopped run")
     run_changed = commands.add_parser("changed", help="only the lines changed since BASE")
     run_changed.add_argument("base", nargs="?", help="default: the last full run's commit")
     run_changed.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="seconds")
@@ -510,7 +522,7 @@ def main(argv: Sequence[str]) -> int:
     commands.add_parser("report", help="the verdicts of the last run, again")
     args = parser.parse_args(argv)
     if args.command == "full":
-        return full(args.max_children)
+        return full(args.max_children, resume=args.resume)
     if args.command == "changed":
         return changed(args.base, args.budget, args.max_children)
     if args.command == "survivors":

@@ -127,6 +127,21 @@ def django_db_keepdb(request):
 
 
 @pytest.fixture(autouse=True)
+def _urlconf_built_per_test_under_mutation():
+    """Under mutation testing, each test builds the URLconf afresh: what runs once per
+    process when it is built (the admin's get_urls) then runs in each mutant's tests,
+    not only in the process mutmut forked them from."""
+    if _under_mutation():
+        import sys
+
+        from django.conf import settings
+        from django.urls import clear_url_caches
+
+        sys.modules.pop(settings.ROOT_URLCONF, None)
+        clear_url_caches()
+
+
+@pytest.fixture(autouse=True)
 def _spend_compiled_per_test():
     """Each test compiles the spend afresh (it is compiled once per process and
     database): no test relies on another having compiled it, and mutation testing

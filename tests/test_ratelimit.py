@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import override_settings
 
@@ -46,9 +48,30 @@ def test_refusal_says_how_long_to_wait_and_waiting_that_long_works():
 
 
 def test_reset_forgets_the_users_pushes():
-    send(5, T0)
+    send(5, time.time())  # reset() works on the windows of now
+    assert not ratelimit.reserve("u").allowed
+
     ratelimit.reset("u")
+
+    send(5, time.time())
+    assert not ratelimit.reserve("u").allowed
+
+
+def test_reset_forgets_only_that_users_pushes():
+    send(5, time.time())
+    for _ in range(5):
+        assert ratelimit.reserve("v").allowed
+
+    ratelimit.reset("u")
+
     assert ratelimit.reserve("u").allowed
+    assert not ratelimit.reserve("v").allowed
+
+
+def test_reset_without_a_limit_does_nothing():
+    with override_settings(HYPERID_MFA={"START_RATE_LIMIT": None}):
+        ratelimit.reset("u")
+        assert ratelimit.reserve("u").allowed
 
 
 @pytest.mark.parametrize("limit", [None])

@@ -590,3 +590,34 @@ def test_a_different_question_for_the_same_action_is_not_a_twin(fake_hyperid, hy
     first = started(hyperid_user, question="Withdraw 500 EUR?", replace_twins=True)
     started(hyperid_user, question="Withdraw 900 EUR?", replace_twins=True)
     assert MFARequest.objects.get(pk=first.pk).is_pending
+
+
+def test_refresh_by_id_learns_an_approval_of_the_request_with_that_id(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    fake_hyperid.approve(request.transaction_id)
+
+    refreshed = services.refresh_by_id(request.pk)
+
+    assert refreshed is not None
+    assert refreshed.pk == request.pk
+    assert refreshed.state == State.APPROVED
+    assert MFARequest.objects.get(pk=request.pk).state == State.APPROVED
+
+
+def test_refresh_by_id_keeps_to_the_refresh_interval_unless_forced(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    services.refresh_by_id(request.pk)
+    asked = fake_hyperid.call_count("status-get")
+
+    services.refresh_by_id(request.pk)
+    assert fake_hyperid.call_count("status-get") == asked
+    services.refresh_by_id(str(request.pk), force=True)
+    assert fake_hyperid.call_count("status-get") == asked + 1
+
+
+def test_refresh_by_id_of_a_request_that_is_gone_is_none(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    MFARequest.objects.filter(pk=request.pk).delete()
+
+    assert services.refresh_by_id(request.pk) is None
+    assert fake_hyperid.call_count("status-get") == 0
