@@ -416,6 +416,39 @@ def test_an_approval_is_used_once(hyperid_user, approval, events):
     assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
 
 
+def test_the_consumed_signal_reaches_receivers_connected_for_mfa_requests(hyperid_user, approval):
+    spent = []
+
+    def receiver(sender, mfa_request, **kwargs):
+        spent.append(mfa_request.pk)
+
+    # As a project connects it: for MFARequest only.
+    signals.mfa_request_consumed.connect(receiver, sender=MFARequest)
+    try:
+        services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+    finally:
+        signals.mfa_request_consumed.disconnect(receiver, sender=MFARequest)
+    assert spent == [approval.pk]
+
+
+def test_two_approvals_of_the_same_request_are_two_runs(fake_hyperid, hyperid_user, approval):
+    """Each spend takes exactly one approval: the newest; the other waits for the next."""
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=10)
+    )
+    second = started(hyperid_user, fingerprint="fp-500")
+    fake_hyperid.approve(second.transaction_id)
+    services.refresh_request(second)
+
+    first_run = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+
+    assert first_run.pk == second.pk
+    assert MFARequest.objects.get(pk=approval.pk).state == State.APPROVED
+    second_run = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+    assert second_run.pk == approval.pk
+    assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
+
+
 def test_approval_is_bound_to_user_action_and_fingerprint(hyperid_user, other_user, approval):
     assert services.consume_approval(other_user, "payments.withdraw", "fp-500") is None
     assert services.consume_approval(hyperid_user, "payments.transfer", "fp-500") is None
