@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -228,10 +230,11 @@ def _generate_mutants() -> None:
     os.chdir(ROOT)
     set_mutant_under_test("mutant_generation")
     Path("mutants").mkdir(exist_ok=True)
-    copy_src_dir()
-    copy_also_copy_files()
-    setup_source_paths()
-    create_mutants(os.cpu_count() or 2)
+    with contextlib.redirect_stdout(io.StringIO()):  # a line per file copied
+        copy_src_dir()
+        copy_also_copy_files()
+        setup_source_paths()
+        create_mutants(os.cpu_count() or 2)
     set_mutant_under_test("")
 
 
