@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import models
 from django.test import override_settings
 from django.utils import timezone
 
@@ -654,3 +655,23 @@ def test_refresh_by_id_of_a_request_that_is_gone_is_none(fake_hyperid, hyperid_u
 
     assert services.refresh_by_id(request.pk) is None
     assert fake_hyperid.call_count("status-get") == 0
+
+
+@pytest.mark.parametrize(
+    "field",
+    [models.BigAutoField(), models.IntegerField(), models.UUIDField(), models.CharField()],
+    ids=["big-auto", "integer", "uuid", "char"],
+)
+def test_the_compiled_spend_has_a_placeholder_for_every_kind_of_user_key(field):
+    """Projects whose users have integer, UUID or text keys get the compiled spend: the
+    stand-in for the user's key is a valid value of that kind, which the database
+    layer prepares like any other (one the tests' integer-keyed users never reach)."""
+    from django.db import connection
+
+    from hyperid_mfa import spending
+
+    sentinel = spending._sentinel_for(field)
+
+    assert sentinel is not None
+    field.to_python(sentinel)
+    assert field.get_db_prep_value(sentinel, connection) is not None
