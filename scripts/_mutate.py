@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,26 @@ def _database_template() -> str:
     return path
 
 
+def _remove_leftovers() -> None:
+    """The copies of the template that workers killed on their time limit left behind
+    (those of processes still alive, another run's, stay)."""
+    for leftover in Path(tempfile.gettempdir()).glob("hyperid-mfa-mutant-*.sqlite3*"):
+        pid = leftover.name.split("-")[3].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _mutation_environment(template: str) -> None:
     # SQLite only: a copy of the template per mutant. The PostgreSQL-only tests skip.
     os.environ.pop("HYPERID_MFA_TEST_DATABASE", None)
@@ -434,6 +455,7 @@ def full(max_children: int, *, resume: bool = False) -> int:
                 run_mutmut(untested, max_children, log_path)
     finally:
         os.remove(template)
+        _remove_leftovers()
     took = int(time.monotonic() - started)
     log(f"took {took // 60} min {took % 60} s at commit {_git('rev-parse', 'HEAD').strip()}")
     return 1 if judge(load_mutants(), read_equivalents()) else 0
@@ -504,6 +526,7 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
         run_mutmut([m.name for m in chosen], max_children, ROOT / "mutants" / "changed.log", tests)
     finally:
         os.remove(template)
+        _remove_leftovers()
     names = {m.name for m in chosen}
     results = [m for m in load_mutants(lines) if m.name in names]
     took = int(time.monotonic() - started)
@@ -535,5 +558,11 @@ def main(argv: Sequence[str]) -> int:
     return 1 if judge(load_mutants(), read_equivalents()) else 0
 
 
+def _stop(signum: int, frame: object) -> None:
+    # SIGTERM (CI's timeout, kill): unwind, so that the temporary databases go too.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)
     sys.exit(main(sys.argv[1:]))

@@ -468,6 +468,23 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
 
 
+def test_the_find_then_update_spend_keeps_to_max_age_too(hyperid_user, approval, monkeypatch):
+    from hyperid_mfa import spending
+
+    # As on a database without UPDATE ... RETURNING.
+    monkeypatch.setattr(spending, "_statement", lambda using: None)
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 60) is None
+    with override_settings(HYPERID_MFA={"APPROVAL_MAX_AGE": 60}):
+        assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
+    spent = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
+    assert spent is not None
+    assert spent.pk == approval.pk
+    assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
+
+
 @pytest.mark.parametrize(
     "state", ["pending", "denied", "expired", "canceled", "failed", "consumed"]
 )
