@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import models
 from django.test import override_settings
 from django.utils import timezone
@@ -468,7 +469,9 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
 
 
-def test_the_find_then_update_spend_keeps_to_max_age_too(hyperid_user, approval, monkeypatch):
+def test_the_find_then_update_spend_keeps_to_max_age_too(
+    hyperid_user, approval, monkeypatch, events
+):
     from hyperid_mfa import spending
 
     # As on a database without UPDATE ... RETURNING.
@@ -482,7 +485,27 @@ def test_the_find_then_update_spend_keeps_to_max_age_too(hyperid_user, approval,
     spent = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
     assert spent is not None
     assert spent.pk == approval.pk
+    assert spent.state == State.CONSUMED  # the copy the gate goes on with says so too
     assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
+    assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
+
+
+def test_a_change_of_databases_or_routers_compiles_the_spend_again(hyperid_user, approval):
+    from django.test import override_settings as override
+
+    from hyperid_mfa import spending
+
+    services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
+    assert spending._statements
+    with override(LANGUAGE_CODE="de"):
+        assert spending._statements  # any other setting keeps it
+    with override(DATABASE_ROUTERS=[]):
+        assert not spending._statements
+    services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
+    # The receiver, as Django calls it when a test changes DATABASES (changing them
+    # for real here would warn, as Django does).
+    spending._forget(setting="DATABASES", value=settings.DATABASES, enter=True)
+    assert not spending._statements
 
 
 @pytest.mark.parametrize(
