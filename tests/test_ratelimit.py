@@ -79,3 +79,22 @@ def test_limit_can_be_switched_off(limit):
     with override_settings(HYPERID_MFA={"START_RATE_LIMIT": limit}):
         for _ in range(50):
             assert ratelimit.reserve("u").allowed
+
+
+def test_a_wait_of_under_a_second_is_asked_as_one_second():
+    send(5, T0 - 300)  # the previous window's five fade out as this one goes on
+    decision = ratelimit.reserve("u", now=T0 + 119.4)
+
+    assert not decision.allowed
+    assert decision.retry_after == 1
+    assert ratelimit.reserve("u", now=T0 + 119.4 + decision.retry_after).allowed
+
+
+def test_giving_back_a_slot_whose_window_has_gone_is_harmless():
+    from django.core.cache import cache
+
+    reservation = ratelimit.reserve("u", now=T0)
+    cache.delete(reservation.key)  # the window's key expired meanwhile
+
+    reservation.release()
+    assert cache.get(reservation.key) is None
