@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +24,21 @@ REQUIRE_SERVICES = os.environ.get("HYPERID_MFA_REQUIRE_SERVICES") == "1"
 GETTEXT_TOOLS = ("xgettext", "msgmerge", "msgfmt")
 
 
-def _skip_or_fail(reason: str) -> None:
-    """Skip a test whose service is absent; fail instead where CI requires the service."""
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service or tool is absent; fail instead where CI requires it
+    (HYPERID_MFA_REQUIRE_SERVICES=1)."""
     if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (HYPERID_MFA_REQUIRE_SERVICES=1 requires it)")
-    pytest.skip(reason)
+        pytest.fail(f"{reason} (HYPERID_MFA_REQUIRE_SERVICES=1 requires it)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_or_skip(name: str) -> Any:
+    """``pytest.importorskip`` for the development dependencies (``.[dev]``): where CI
+    requires every service, a missing one fails the run instead of skipping silently."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        skip_or_fail(f"needs {name} (pip install -e '.[dev]'): {err}")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -40,26 +53,103 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     from django.db import connection
 
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        _skip_or_fail(
+        skip_or_fail(
             "needs PostgreSQL: set HYPERID_MFA_TEST_DATABASE=postgresql://user@host:port/db"
         )
     if item.get_closest_marker("redis") and not _reachable("127.0.0.1", 6379):
-        _skip_or_fail("needs Redis on 127.0.0.1:6379")
+        skip_or_fail("needs Redis on 127.0.0.1:6379")
+    if item.get_closest_marker("memcached"):
+        host, _, port = os.environ.get("HYPERID_MFA_TEST_MEMCACHED", "127.0.0.1:11211").partition(
+            ":"
+        )
+        if not _reachable(host, int(port or 11211)):
+            skip_or_fail(f"needs Memcached on {host}:{port} (apt-get install memcached)")
     if item.get_closest_marker("browser"):
         from tests.chromium import CHROMIUM
 
         if not os.path.exists(CHROMIUM):
-            _skip_or_fail("needs Chromium at /usr/bin/chromium (apt-get install chromium)")
+            skip_or_fail("needs Chromium at /usr/bin/chromium (apt-get install chromium)")
         try:
             import playwright.sync_api  # noqa: F401
         except ImportError:
-            _skip_or_fail("needs Playwright (pip install playwright)")
+            skip_or_fail("needs Playwright (pip install playwright)")
     if item.get_closest_marker("gettext"):
         missing = [tool for tool in GETTEXT_TOOLS if shutil.which(tool) is None]
         if missing:
-            _skip_or_fail(
+            skip_or_fail(
                 f"needs GNU gettext: no {', '.join(missing)} on PATH (apt-get install gettext)"
             )
+
+
+#: Set by scripts/mutate: a migrated SQLite test database to copy for each mutant.
+MUTATION_DATABASE = os.environ.get("HYPERID_MFA_MUTATE_DB")
+
+
+def _under_mutation() -> bool:
+    return "MUTANT_UNDER_TEST" in os.environ
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Under mutation testing (scripts/mutate), a test database per process.
+
+    mutmut forks its workers from one process whose settings already name a test
+    database; workers running side by side would create and drop the same one, and
+    every mutant would look killed. Each worker gets its own: a copy of the migrated
+    database scripts/mutate made once (migrating for every mutant took longer than
+    most mutants' tests), or else a name of its own, as xdist's workers get.
+    """
+    if not _under_mutation():
+        yield
+        return
+    from django.conf import settings
+
+    test = settings.DATABASES["default"].setdefault("TEST", {})
+    if MUTATION_DATABASE and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        copy = os.path.join(tempfile.gettempdir(), f"hyperid-mfa-mutant-{os.getpid()}.sqlite3")
+        shutil.copyfile(MUTATION_DATABASE, copy)
+        test["NAME"] = copy
+        yield
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(copy)
+        return
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    _set_suffix_to_test_databases(f"mutant{os.getpid()}")
+    yield
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request):
+    """Keep (and so reuse) the copy of the migrated database under mutation testing."""
+    return bool(request.config.getvalue("reuse_db")) or bool(
+        _under_mutation() and MUTATION_DATABASE
+    )
+
+
+@pytest.fixture(autouse=True)
+def _urlconf_built_per_test_under_mutation():
+    """Under mutation testing, each test builds the URLconf afresh: what runs once per
+    process when it is built (the admin's get_urls) then runs in each mutant's tests,
+    not only in the process mutmut forked them from."""
+    if _under_mutation():
+        import sys
+
+        from django.conf import settings
+        from django.urls import clear_url_caches
+
+        sys.modules.pop(settings.ROOT_URLCONF, None)
+        clear_url_caches()
+
+
+@pytest.fixture(autouse=True)
+def _spend_compiled_per_test():
+    """Each test compiles the spend afresh (it is compiled once per process and
+    database): no test relies on another having compiled it, and mutation testing
+    sees every test that reaches the compiling code."""
+    from hyperid_mfa import spending
+
+    spending._statements.clear()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -153,7 +243,7 @@ def chromium():
     """A headless Chromium (Debian's), one per test module."""
     from tests.chromium import launch
 
-    playwright_sync = pytest.importorskip("playwright.sync_api")
+    playwright_sync = import_or_skip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test
     # makes between browser steps are still plain synchronous code.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -190,8 +280,12 @@ def page(chromium, live_server, hyperid_user, request, settings):
 
 def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run each call in its own thread, all released at the same moment, each with its
-    own database connection as separate processes would have; return each result, or
-    the exception it raised."""
+    own database connection as separate processes would have; return each result.
+
+    A call that raises fails the race: once every thread has finished, the first
+    exception is raised again (the others are named in its notes), so no thread can
+    crash unseen. A call whose failure is an outcome to count catches it itself.
+    """
     from django.db import connection
 
     barrier = threading.Barrier(len(calls))
@@ -200,10 +294,18 @@ def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
         try:
             barrier.wait(timeout=10)
             return call()
-        except Exception as err:
-            return err
         finally:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return [f.result() for f in [pool.submit(run, call) for call in calls]]
+        futures = [pool.submit(run, call) for call in calls]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        first = errors[0]
+        if len(errors) > 1 and hasattr(first, "add_note"):  # Python 3.11+
+            first.add_note(
+                f"{len(errors)} of {len(calls)} threads raised: "
+                + "; ".join(repr(err) for err in errors)
+            )
+        raise first
+    return [f.result() for f in futures]

@@ -334,6 +334,8 @@ urlpatterns = [
     path("transfer-form/", transfer_form),
     path("transfer/", transfer),
     path("function/", function_view),
+    # The same gated view at a second path (an alias, an old URL kept working).
+    path("function-again/", function_view),
     path("default/", default_binding_view),
     path("named/", named_binding_view),
     path("callable/", callable_binding_view),

@@ -27,10 +27,11 @@ from django.test import Client
 from hyperid_mfa import services
 from hyperid_mfa.api.schema import HAVE_SPECTACULAR
 from hyperid_mfa.api.throttling import DEFAULT_RATES
+from tests.conftest import import_or_skip
 from tests.factories import make_request
 
-schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
+schemathesis = import_or_skip("schemathesis")
+hypothesis = import_or_skip("hypothesis")
 
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402

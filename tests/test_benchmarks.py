@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 if not (BENCHMARKS / "harness.py").is_file():  # an sdist ships tests/, not benchmarks/
     pytest.skip("benchmarks/ is not part of this tree", allow_module_level=True)
@@ -139,7 +141,7 @@ def test_case_6_times_the_dashboard_over_generated_requests(smoke):
 @pytest.mark.django_db(transaction=True)
 def test_the_wrk_load_generator_drives_the_gunicorn_cases(tmp_path):
     if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (apt-get install wrk); the Python generator is tested")
+        skip_or_fail("wrk is not installed (apt-get install wrk); the Python generator is tested")
     options = harness.Options(smoke=True, load_generator="wrk", workdir=tmp_path)
     result = produced_figures(CASES[5].run(options))
     assert result.data["ratio"] > 0

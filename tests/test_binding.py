@@ -159,6 +159,9 @@ def test_json_numbers_are_bound_as_sent(fake_hyperid, browser):
     )
     assert other.status_code == 403
     assert runs("json-body") == []
+    done = browser.post("/gate/json-body/", '{"amount": 100, "payee": "Bob"}', "application/json")
+    assert done.status_code == 200
+    assert runs("json-body") == ["100"]
 
 
 def test_json_in_another_charset_is_refused(fake_hyperid, browser):
@@ -201,6 +204,9 @@ def test_a_multipart_body_of_put_or_patch_is_bound(fake_hyperid, browser, method
         == 403
     )
     assert runs("limit") == []
+    done = send("/gate/limit/", approved, content_type=MULTIPART_CONTENT, **JSON_ACCEPT)
+    assert done.status_code == 200
+    assert len(runs("limit")) == 1
 
 
 # --- what is always bound -----------------------------------------------------------------
@@ -214,6 +220,11 @@ def test_the_query_string_is_bound_even_when_bind_names_fields(fake_hyperid, bro
     )
     assert moved.status_code == 403
     assert runs("function") == []
+    done = browser.post(
+        "/gate/function/?account=1", {"amount": "250", "payee": "Bob"}, **JSON_ACCEPT
+    )
+    assert done.status_code == 200
+    assert runs("function") == ["250"]
 
 
 def test_values_moved_from_the_body_to_the_query_need_a_new_approval(fake_hyperid, browser):
@@ -223,6 +234,26 @@ def test_values_moved_from_the_body_to_the_query_need_a_new_approval(fake_hyperi
     assert moved.status_code == 403
     assert moved.json()["code"] == "mfa_pending"
     assert runs("default") == []
+    done = browser.post("/gate/default/", {"amount": "250", "payee": "Bob"}, **JSON_ACCEPT)
+    assert done.status_code == 200
+    assert runs("default") == ["250"]
+
+
+def test_one_action_gated_at_two_paths_needs_an_approval_at_each(fake_hyperid, browser):
+    """The same view, the same action and the same values under a second URL: the
+    path is bound, so the approval given at one runs nothing at the other."""
+    data = {"amount": "250", "payee": "Bob"}
+    assert browser.post("/gate/function/", data, **JSON_ACCEPT).status_code == 403
+    approve_pending(fake_hyperid)
+
+    elsewhere = browser.post("/gate/function-again/", data, **JSON_ACCEPT)
+
+    assert elsewhere.status_code == 403
+    assert elsewhere.json()["code"] == "mfa_pending"
+    assert runs("function") == []
+    done = browser.post("/gate/function/", data, **JSON_ACCEPT)
+    assert done.status_code == 200
+    assert runs("function") == ["250"]
 
 
 def test_an_unreadable_form_is_a_400_without_a_push(fake_hyperid, browser):

@@ -19,12 +19,12 @@ from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest, State
 from hyperid_mfa.testing import FakeHyperID, FakeHyperIDServer
 from tests.celery_workers import Child, ChildGroup, child_environment, serve_fake, wait_for
-from tests.conftest import link
+from tests.conftest import import_or_skip, link
 
-pytest.importorskip("celery")
+import_or_skip("celery")
 
-from hyperid_mfa import tasks  # needs Celery, checked just above
-from tests import celery_app
+from hyperid_mfa import tasks  # noqa: E402 (needs Celery, checked just above)
+from tests import celery_app  # noqa: E402
 
 pytestmark = [
     pytest.mark.postgres,

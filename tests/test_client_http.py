@@ -32,14 +32,19 @@ def test_fifty_status_gets_from_one_client_use_at_most_two_connections(served):
 
 
 def test_keep_alive_calls_do_not_stall(served):
-    # Regression guard for the Nagle/delayed-ACK trap (~40 ms a call); generous bound.
+    """Regression guard for the Nagle/delayed-ACK trap: a server that answers in two
+    writes without TCP_NODELAY stalls *every* keep-alive call by the delayed ACK
+    (40 ms on Linux). The fastest of 50 calls catches that however loaded the machine
+    is: load slows some calls, the trap slows all of them. (Timings: benchmarks/.)"""
     _fake, server, token = served
     client = HyperIDClient(base_url=server.url)
     transaction_id = client.start_transaction(token, question="Withdraw?", code="12")
-    started = time.perf_counter()
+    durations = []
     for _ in range(50):
+        started = time.perf_counter()
         client.get_transaction_status(token, transaction_id)
-    assert time.perf_counter() - started < 1.5
+        durations.append(time.perf_counter() - started)
+    assert min(durations) < 0.035, f"every keep-alive call took 35 ms or more: {durations}"
 
 
 def test_a_server_slower_than_the_read_timeout_is_unavailable_after_retries(served):

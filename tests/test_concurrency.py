@@ -1,23 +1,32 @@
-"""Races that matter, on PostgreSQL with real concurrent connections.
+"""Races that matter, with real concurrent connections.
 
-Each thread has its own database connection, as separate processes would. On SQLite
-these tests skip: it serialises writers, so it cannot show a race either way.
+Each thread has its own database connection, as separate processes would. The spend
+races run on SQLite (the test database is a file, so threads wait on its lock as a
+site's would) and on PostgreSQL; the others need PostgreSQL's concurrent writers and
+skip on SQLite, which serialises writers and cannot show those races either way.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from hyperid_mfa import services
+from hyperid_mfa import services, spending
 from hyperid_mfa.models import MFARequest, State
+from hyperid_mfa.models.requests import MFARequestQuerySet
 from tests.conftest import race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACTION = "payments.withdraw"
+CONSUMERS = 16
 
 
 def race_n(n: int, call: Callable[[], Any]) -> list[Any]:
@@ -29,19 +38,73 @@ def no_rate_limit(settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": None}
 
 
-def test_sixteen_concurrent_consumers_of_one_approval_exactly_one_wins(fake_hyperid, hyperid_user):
-    request = services.start_request(hyperid_user, "payments.withdraw", fingerprint="fp")
+@pytest.fixture
+def approval(fake_hyperid, hyperid_user):
+    """An approval of (ACTION, "fp"), learnt and not yet spent."""
+    request = services.start_request(hyperid_user, ACTION, fingerprint="fp")
     fake_hyperid.approve(request.transaction_id)
-    services.refresh_request(request)
+    assert services.refresh_request(request).is_approved
+    return request
 
-    results = race_n(16, lambda: services.consume_approval(hyperid_user, "payments.withdraw", "fp"))
+
+@pytest.fixture(params=["update-returning", "find-then-update"])
+def spend_path(request, monkeypatch, approval):
+    """The spend as the database allows: one ``UPDATE ... RETURNING`` (PostgreSQL,
+    SQLite), or find the approval then spend it with a conditional ``UPDATE``
+    (databases without RETURNING). On the second path every consumer has found the
+    approval before any of them spends it: the UPDATE's own condition must decide."""
+    if request.param == "find-then-update":
+        monkeypatch.setattr(spending, "_statement", lambda using: None)
+        all_found = threading.Barrier(CONSUMERS)
+        update = MFARequestQuerySet.update
+
+        def update_once_all_have_found(self, **values):
+            all_found.wait(timeout=10)
+            return update(self, **values)
+
+        monkeypatch.setattr(MFARequestQuerySet, "update", update_once_all_have_found)
+    return request.param
+
+
+def test_sixteen_concurrent_consumers_of_one_approval_exactly_one_wins(
+    hyperid_user, approval, spend_path
+):
+    results = race_n(CONSUMERS, lambda: services.consume_approval(hyperid_user, ACTION, "fp"))
 
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    assert winners[0].pk == request.pk
-    assert MFARequest.objects.get(pk=request.pk).state == State.CONSUMED
+    assert results.count(None) == CONSUMERS - 1
+    assert winners[0].pk == approval.pk
+    assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
 
 
+def test_the_spend_requires_the_row_unspent_in_its_own_condition(hyperid_user, approval):
+    """The one-statement spend picks the approval in a subquery and spends it only if
+    it is still unspent. PostgreSQL, when two spends meet on the row, re-reads only
+    the UPDATE's own condition for the one that waited (not the subquery's), so that
+    condition must say "unspent" for the second spender to find nothing (the race
+    above shows it on PostgreSQL; SQLite's writers never meet, so it is read here)."""
+    with CaptureQueriesContext(connection) as captured:
+        assert services.consume_approval(hyperid_user, ACTION, "fp") is not None
+
+    [spend] = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    outside = _without_subqueries(spend.split(" WHERE ", 1)[1].split(" RETURNING ")[0])
+    assert re.search(r'"consumed_at" IS NULL', outside), spend
+
+
+def _without_subqueries(sql: str) -> str:
+    """``sql`` with every parenthesised ``SELECT`` cut out."""
+    while (start := sql.find("(SELECT")) != -1:
+        depth = 0
+        for end in range(start, len(sql)):
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            if depth == 0:
+                break
+        sql = sql[:start] + sql[end + 1 :]
+    return sql
+
+
+@pytest.mark.postgres
 def test_eight_concurrent_refreshes_of_one_request_make_one_upstream_call(
     fake_hyperid, hyperid_user
 ):
@@ -54,9 +117,13 @@ def test_eight_concurrent_refreshes_of_one_request_make_one_upstream_call(
 
     assert fake_hyperid.call_count("status-get") == 1
     assert MFARequest.objects.get(pk=request.pk).state == State.APPROVED
-    assert sum(r.state == State.APPROVED for r in results) >= 1
+    # The caller that asked saw the approval; the others read the row as it stood.
+    assert Counter(r.state for r in results)[State.APPROVED] >= 1
+    assert {r.state for r in results} <= {State.PENDING, State.APPROVED}
+    assert {r.pk for r in results} == {request.pk}
 
 
+@pytest.mark.postgres
 def test_concurrent_refreshes_send_each_transition_signal_once(fake_hyperid, hyperid_user):
     from hyperid_mfa.signals import mfa_request_approved
 
@@ -71,14 +138,17 @@ def test_concurrent_refreshes_send_each_transition_signal_once(fake_hyperid, hyp
 
     mfa_request_approved.connect(receiver)
     try:
-        race_n(
+        results = race_n(
             8, lambda: services.refresh_request(MFARequest.objects.get(pk=request.pk), force=True)
         )
     finally:
         mfa_request_approved.disconnect(receiver)
     assert fired == [request.pk]
+    assert {r.pk for r in results} == {request.pk}
+    assert {r.state for r in results} <= {State.PENDING, State.APPROVED}
 
 
+@pytest.mark.postgres
 def test_two_pollers_never_ask_about_the_same_request_twice(
     fake_hyperid, hyperid_user, no_rate_limit
 ):

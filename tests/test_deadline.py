@@ -23,17 +23,19 @@ from hyperid_mfa import deadline as deadline_module
 from hyperid_mfa.client import HyperIDClient
 from hyperid_mfa.exceptions import ServiceUnavailable
 from hyperid_mfa.testing import FakeHyperID
+from tests.conftest import import_or_skip
 
-trustme = pytest.importorskip("trustme")
+trustme = import_or_skip("trustme")
 
 TOKEN = "eyJhbGciOi.dGVzdA.c2lnbmF0dXJl"
 # One byte every INTERVAL: each read returns well within the 1 s read timeout.
 INTERVAL = 0.3
 # A server gives up trickling after this long, so that a client without a deadline
 # fails these tests in seconds rather than minutes.
-TRICKLE_CAP = 10.0
-# TIMEOUT (1, 1): the deadline is 2 s; the bound leaves room for a loaded machine.
-BOUND = 4.0
+TRICKLE_CAP = 20.0
+# TIMEOUT (1, 1): the deadline is 2 s. A client without one reads until the server
+# stops trickling (TRICKLE_CAP); the bound, halfway, leaves a loaded machine 8 s.
+BOUND = 10.0
 
 START_BODY = b'{"result": 0, "transaction_id": 5}'
 STATUS_BODY = b'{"result": 0, "transaction_id": 5, "transaction_status": 0}'
@@ -431,6 +433,7 @@ def test_an_expired_deadline_wakes_a_read_blocked_on_a_watched_socket():
         started = time.monotonic()
         ours.settimeout(10)
         assert ours.recv(1) == b""  # woken at once, as at the end of the stream
+        # 0.2 s expected; unwoken, the read would wait for its 10 s timeout.
         assert time.monotonic() - started < 5
         timer.join()
         deadline.finish()

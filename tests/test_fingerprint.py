@@ -393,6 +393,7 @@ def test_numbers_are_bound_as_written():
 @pytest.mark.parametrize(
     "body",
     [b'{"a": 1, "a": 2}', b'{"a": NaN}', b'{"a": Infinity}', b"\xff{}", b'{"a": 1', b"[" * 5000],
+    ids=["repeated-key", "nan", "infinity", "not-utf-8", "truncated", "too-deep"],
 )
 def test_json_the_gate_will_not_guess_at_is_unreadable(body):
     with pytest.raises(UnreadableRequest):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 
@@ -232,6 +233,48 @@ def test_another_users_approval_is_not_theirs_to_spend(fake_hyperid, browser, ot
     assert runs("function") == []
 
 
+def basic_auth(user):
+    """HTTP Basic credentials: signed in on every request, no session at all."""
+    credentials = base64.b64encode(f"{user.username}:pw".encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {credentials}"}
+
+
+@pytest.mark.parametrize("bob_asks", ["before Alice approves", "after Alice approves"])
+def test_sessionless_users_sending_identical_requests_never_touch_each_others(
+    fake_hyperid, hyperid_user, other_user, bob_asks
+):
+    """Without a session nothing but the user tells two identical API calls apart:
+    Bob's never claims, refreshes, fails or spends the request Alice is approving."""
+    link(fake_hyperid, other_user)
+    alice, bob = Client(), Client()
+
+    first = submit(alice, "drf-permission", **basic_auth(hyperid_user))
+    assert first.json()["code"] == "mfa_pending"
+    [alices] = MFARequest.objects.all()
+    if bob_asks == "after Alice approves":
+        approve_pending(fake_hyperid)
+
+    bobs_answer = submit(bob, "drf-permission", **basic_auth(other_user))
+
+    assert bobs_answer.status_code == 403
+    assert bobs_answer.json()["code"] == "mfa_pending"
+    assert bobs_answer.json()["mfa_request"]["id"] != str(alices.pk)
+    assert MFARequest.objects.get(pk=alices.pk).user == hyperid_user
+    assert MFARequest.objects.filter(user=other_user).count() == 1
+    alices.refresh_from_db()
+    assert alices.state in (State.PENDING, State.APPROVED)
+    assert runs("drf-permission") == []
+    if bob_asks == "before Alice approves":
+        [push] = fake_hyperid.pending(hyperid_user.hyperid_subject)
+        fake_hyperid.approve(push.transaction_id)
+    done = submit(alice, "drf-permission", **basic_auth(hyperid_user))
+    assert done.status_code == 200, done.content
+    assert runs("drf-permission") == ["500"]
+    assert MFARequest.objects.get(pk=alices.pk).state == State.CONSUMED
+    assert submit(bob, "drf-permission", **basic_auth(other_user)).status_code == 403
+    assert runs("drf-permission") == ["500"]
+
+
 def test_approval_won_in_one_browser_cannot_be_spent_from_another(
     fake_hyperid, browser, hyperid_user
 ):
@@ -281,20 +324,24 @@ def test_default_binding_covers_every_field_but_not_the_csrf_token(fake_hyperid,
 
 
 def test_default_binding_ignores_key_order_but_not_repeated_values(fake_hyperid, browser):
-    browser.post(
-        "/gate/default/",
-        "b=2&a=1&a=3",
-        content_type="application/x-www-form-urlencoded",
-        HTTP_ACCEPT="application/json",
-    )
+    def send(body):
+        return browser.post(
+            "/gate/default/",
+            body,
+            content_type="application/x-www-form-urlencoded",
+            HTTP_ACCEPT="application/json",
+        )
+
+    send("b=2&a=1&a=3")
     approve_pending(fake_hyperid)
-    reordered = browser.post(
-        "/gate/default/",
-        "a=1&a=3&b=2",
-        content_type="application/x-www-form-urlencoded",
-        HTTP_ACCEPT="application/json",
-    )
+
+    # A view reading getlist("a") or the last "a" sees something else in each of these.
+    for other in ("b=2&a=3&a=1", "b=2&a=1", "b=2&a=1&a=3&a=3"):
+        assert send(other).json()["code"] == "mfa_pending", other
+    assert runs("default") == []
+    reordered = send("a=1&a=3&b=2")
     assert reordered.status_code == 200
+    assert len(runs("default")) == 1
 
 
 def test_default_binding_of_json_bodies_ignores_key_order(fake_hyperid, browser):

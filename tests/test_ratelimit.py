@@ -171,10 +171,28 @@ def test_releasing_a_slot_another_push_took_since_frees_nothing(clock):
 
 def test_reset_forgets_the_users_pushes(clock):
     assert all(reserve().allowed for _ in range(LIMIT))
+    assert not reserve().allowed
+
+    ratelimit.reset("u")
+
+    assert all(reserve().allowed for _ in range(LIMIT))
+    assert not reserve().allowed
+
+
+def test_reset_forgets_only_that_users_pushes(clock):
+    assert all(reserve().allowed for _ in range(LIMIT))
+    assert all(reserve("v").allowed for _ in range(LIMIT))
 
     ratelimit.reset("u")
 
     assert reserve().allowed
+    assert not reserve("v").allowed
+
+
+def test_reset_without_a_limit_does_nothing():
+    with override_settings(HYPERID_MFA={"START_RATE_LIMIT": None}):
+        ratelimit.reset("u")
+        assert reserve().allowed
 
 
 def test_limit_can_be_switched_off():

@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db import models
 from django.test import override_settings
 from django.utils import timezone
 
@@ -417,6 +419,39 @@ def test_an_approval_is_used_once(hyperid_user, approval, events):
     assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
 
 
+def test_the_consumed_signal_reaches_receivers_connected_for_mfa_requests(hyperid_user, approval):
+    spent = []
+
+    def receiver(sender, mfa_request, **kwargs):
+        spent.append(mfa_request.pk)
+
+    # As a project connects it: for MFARequest only.
+    signals.mfa_request_consumed.connect(receiver, sender=MFARequest)
+    try:
+        services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+    finally:
+        signals.mfa_request_consumed.disconnect(receiver, sender=MFARequest)
+    assert spent == [approval.pk]
+
+
+def test_two_approvals_of_the_same_request_are_two_runs(fake_hyperid, hyperid_user, approval):
+    """Each spend takes exactly one approval: the newest; the other waits for the next."""
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=10)
+    )
+    second = started(hyperid_user, fingerprint="fp-500")
+    fake_hyperid.approve(second.transaction_id)
+    services.refresh_request(second)
+
+    first_run = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+
+    assert first_run.pk == second.pk
+    assert MFARequest.objects.get(pk=approval.pk).state == State.APPROVED
+    second_run = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
+    assert second_run.pk == approval.pk
+    assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
+
+
 def test_approval_is_bound_to_user_action_and_fingerprint(hyperid_user, other_user, approval):
     assert services.consume_approval(other_user, "payments.withdraw", "fp-500") is None
     assert services.consume_approval(hyperid_user, "payments.transfer", "fp-500") is None
@@ -433,6 +468,45 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     with override_settings(HYPERID_MFA={"APPROVAL_MAX_AGE": 60}):
         assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
+
+
+def test_the_find_then_update_spend_keeps_to_max_age_too(
+    hyperid_user, approval, monkeypatch, events
+):
+    from hyperid_mfa import spending
+
+    # As on a database without UPDATE ... RETURNING.
+    monkeypatch.setattr(spending, "_statement", lambda using: None)
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 60) is None
+    with override_settings(HYPERID_MFA={"APPROVAL_MAX_AGE": 60}):
+        assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
+    spent = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
+    assert spent is not None
+    assert spent.pk == approval.pk
+    assert spent.state == State.CONSUMED  # the copy the gate goes on with says so too
+    assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
+    assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
+
+
+def test_a_change_of_databases_or_routers_compiles_the_spend_again(hyperid_user, approval):
+    from django.test import override_settings as override
+
+    from hyperid_mfa import spending
+
+    services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
+    assert spending._statements
+    with override(LANGUAGE_CODE="de"):
+        assert spending._statements  # any other setting keeps it
+    with override(DATABASE_ROUTERS=[]):
+        assert not spending._statements
+    services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
+    # The receiver, as Django calls it when a test changes DATABASES (changing them
+    # for real here would warn, as Django does).
+    spending._forget(setting="DATABASES", value=settings.DATABASES, enter=True)
+    assert not spending._statements
 
 
 @pytest.mark.parametrize(
@@ -591,3 +665,54 @@ def test_a_different_question_for_the_same_action_is_not_a_twin(fake_hyperid, hy
     first = started(hyperid_user, question="Withdraw 500 EUR?", replace_twins=True)
     started(hyperid_user, question="Withdraw 900 EUR?", replace_twins=True)
     assert MFARequest.objects.get(pk=first.pk).is_pending
+
+
+def test_refresh_by_id_learns_an_approval_of_the_request_with_that_id(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    fake_hyperid.approve(request.transaction_id)
+
+    refreshed = services.refresh_by_id(request.pk)
+
+    assert refreshed is not None
+    assert refreshed.pk == request.pk
+    assert refreshed.state == State.APPROVED
+    assert MFARequest.objects.get(pk=request.pk).state == State.APPROVED
+
+
+def test_refresh_by_id_keeps_to_the_refresh_interval_unless_forced(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    services.refresh_by_id(request.pk)
+    asked = fake_hyperid.call_count("status-get")
+
+    services.refresh_by_id(request.pk)
+    assert fake_hyperid.call_count("status-get") == asked
+    services.refresh_by_id(str(request.pk), force=True)
+    assert fake_hyperid.call_count("status-get") == asked + 1
+
+
+def test_refresh_by_id_of_a_request_that_is_gone_is_none(fake_hyperid, hyperid_user):
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    MFARequest.objects.filter(pk=request.pk).delete()
+
+    assert services.refresh_by_id(request.pk) is None
+    assert fake_hyperid.call_count("status-get") == 0
+
+
+@pytest.mark.parametrize(
+    "field",
+    [models.BigAutoField(), models.IntegerField(), models.UUIDField(), models.CharField()],
+    ids=["big-auto", "integer", "uuid", "char"],
+)
+def test_the_compiled_spend_has_a_placeholder_for_every_kind_of_user_key(field):
+    """Projects whose users have integer, UUID or text keys get the compiled spend: the
+    stand-in for the user's key is a valid value of that kind, which the database
+    layer prepares like any other (one the tests' integer-keyed users never reach)."""
+    from django.db import connection
+
+    from hyperid_mfa import spending
+
+    sentinel = spending._sentinel_for(field)
+
+    assert sentinel is not None
+    field.to_python(sentinel)
+    assert field.get_db_prep_value(sentinel, connection) is not None

@@ -13,11 +13,12 @@ from django.utils import timezone
 
 from hyperid_mfa import receivers, services
 from hyperid_mfa.models import MFARequest, State
+from tests.conftest import import_or_skip
 from tests.factories import make_request
 
-pytest.importorskip("celery")
+import_or_skip("celery")
 
-from hyperid_mfa import tasks  # needs Celery, checked just above
+from hyperid_mfa import tasks  # noqa: E402 (needs Celery, checked just above)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.celery]
 

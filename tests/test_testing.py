@@ -45,6 +45,7 @@ from hyperid_mfa.testing import (
     RecordedCall,
     TokenPair,
 )
+from tests.conftest import import_or_skip
 
 BASE = "https://api.hyperid.test"
 SUBJECT = "alice-subject"
@@ -1218,20 +1219,22 @@ def test_the_server_reuses_keep_alive_connections_without_nagle_stalls(
     with requests.Session() as session:
         api = Api(fake, session)
         transaction_id = api.start(token)  # warms the pool
-        started = time.perf_counter()
+        durations = []
         for _ in range(50):
+            started = time.perf_counter()
             assert api.status(token, transaction_id)["result"] == 0
-        elapsed = time.perf_counter() - started
+            durations.append(time.perf_counter() - started)
     assert server.connections_accepted <= 2
     assert server.requests_handled == 51
-    # 50 requests stalled by Nagle vs delayed ACK would take ~2 s; unstalled, ~50 ms.
-    assert elapsed < 1.0, f"50 keep-alive requests took {elapsed:.2f}s"
+    # Nagle against delayed ACK stalls every keep-alive request ~40 ms; load slows some
+    # requests, never all: the fastest of 50 tells the two apart on a busy machine.
+    assert min(durations) < 0.035, f"every keep-alive request took 35 ms or more: {durations}"
 
 
 def test_with_an_ssl_context_the_server_speaks_https_and_keeps_connections_alive(
     tmp_path: Path,
 ) -> None:
-    trustme = pytest.importorskip("trustme")
+    trustme = import_or_skip("trustme")
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from hyperid_mfa.constants import START_PATH, STATUS_GET_PATH
 from hyperid_mfa.testing import FakeHyperID
+from tests.conftest import import_or_skip
 
 BASE = "https://api.hyperid.test"
 ISSUER = BASE + "/auth/realms/HyperID"
@@ -989,7 +990,7 @@ def test_mozilla_django_oidc_signs_in_unmodified(rf: Any, settings: Any, basic: 
 
     On the real clock: it checks the ID token's ``exp`` against the time of day.
     """
-    pytest.importorskip("mozilla_django_oidc")
+    import_or_skip("mozilla_django_oidc")
     fake = FakeHyperID(BASE)
     from django.contrib.auth.models import AnonymousUser
     from django.contrib.sessions.backends.db import SessionStore

@@ -267,7 +267,7 @@ def test_a_password_change_ends_the_window_even_in_a_session_that_stays_signed_i
     assert window.end_reason == WindowEnd.PASSWORD
 
 
-def test_a_password_changed_behind_the_apps_back_still_ends_the_window(
+def test_a_password_changed_behind_the_apps_back_makes_the_window_unusable(
     fake_hyperid, browser, hyperid_user, django_user_model
 ):
     window = open_window(browser, fake_hyperid)
@@ -278,7 +278,9 @@ def test_a_password_changed_behind_the_apps_back_still_ends_the_window(
     keep_signed_in(browser, hyperid_user)
 
     assert_push_needed(post(browser, "send", amount="900"))
+    assert_push_needed(post(browser, "send", amount="100"))
     assert runs("send") == ["500"]
+    # Nothing told the app, so nothing records an end: each use is refused instead.
     window.refresh_from_db()
     assert window.ended_at is None
 
@@ -619,7 +621,6 @@ def twin_of(browser):
 def first_uses_at_once(browser, count=8):
     twins = [twin_of(browser) for _ in range(count)]
     responses = race([lambda twin=twin: post(twin, "send") for twin in twins])
-    assert not [r for r in responses if isinstance(r, Exception)], responses
     return [r.status_code for r in responses]
 
 
@@ -667,6 +668,6 @@ def test_one_approval_opens_one_window_however_many_try_at_once(user):
 
     opened = race([lambda: services.open_window(approval, key)] * 8)
 
-    assert not [o for o in opened if isinstance(o, Exception)], opened
     assert sum(isinstance(o, ApprovalWindow) for o in opened) == 1
+    assert opened.count(None) == 7  # every other caller was told it did not open one
     assert ApprovalWindow.objects.filter(opened_by=approval).count() == 1
