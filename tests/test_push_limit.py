@@ -156,6 +156,26 @@ def counting_cache(request, settings):
             client.delete(*keys)
 
 
+@pytest.fixture
+def redis_cache(settings):
+    """Django's own Redis cache, as several app servers would share it."""
+    prefix = f"hyperid-mfa-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
 def concurrent_gated_requests(fake, user, n):
     # A slow HyperID keeps every start in flight while the others arrive: where the
     # limit was checked before and recorded after the call, all of them passed.
