@@ -28,7 +28,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import CheckMessage, Error, Warning
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
@@ -215,7 +217,8 @@ def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Check
 
 def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W017 (``check --deploy``, outside ``DEBUG``): the push limit counts in a cache
-    that each process keeps for itself, or whose ``incr()`` is a read then a write."""
+    that each process keeps for itself, or whose ``add()`` is not atomic (the push
+    limit takes its slots with ``add()``: :mod:`hyperid_mfa.ratelimit`)."""
     found = _rate_limited_cache()
     if settings.DEBUG or found is None or isinstance(found[1], DummyCache):
         return []
@@ -225,9 +228,11 @@ def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> 
             "each process counts on its own, so with N processes a user can be sent N "
             "times as many pushes"
         )
-    elif type(cache).incr is BaseCache.incr:  # the database and file caches, among others
+    elif isinstance(cache, (DatabaseCache, FileBasedCache)) or type(cache).add is BaseCache.add:
+        # The file cache's add() reads then writes; the database cache's is atomic for a
+        # key never written, not for one that expired (it reads, then replaces it).
         why = (
-            "its incr() reads then writes, so concurrent requests can see the same count "
+            "its add() reads then writes, so concurrent requests can take the same slot "
             "and pass the limit together"
         )
     else:
@@ -236,7 +241,7 @@ def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> 
         Warning(
             f"{SETTING_NAME}['START_RATE_LIMIT'] ({rate!r}) is counted in the default "
             f"cache, a {_backend(cache)}: {why}.",
-            hint="Use a cache that every process shares and that increments atomically "
+            hint="Use a cache that every process shares and whose add() is atomic "
             "as CACHES['default']: django.core.cache.backends.redis.RedisCache or a "
             f"Memcached backend. If one process serves the site, add {W017!r} to "
             "SILENCED_SYSTEM_CHECKS.",

@@ -181,3 +181,8 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"hyperid_mfa": {"handlers": ["null"], "level": "DEBUG", "propagate": True}},
 }
+
+# Django 6.1 replaces EMAIL_BACKEND with MAILERS and warns, when mail is sent, that a
+# project without MAILERS will have no mailer from Django 7.0. The test runner swaps
+# in its in-memory backend either way; earlier Djangos ignore the setting.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -16,7 +16,8 @@ import types
 import uuid
 
 import pytest
-from django.core.cache.backends.base import BaseCache
+from django.core.cache import caches as django_caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.checks import Tags, run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -218,14 +219,29 @@ REDIS = {
 }
 
 
-class CounterCache(BaseCache):
-    """A third-party backend with an incr() of its own, as Memcached's and Redis's are."""
+class ThirdPartyCache(BaseCache):
+    """Built as Django builds every backend, from a location and the params."""
 
-    def incr(self, key, delta=1, version=None):
+    def __init__(self, location, params):
+        super().__init__(params)
+
+
+class SlotCache(ThirdPartyCache):
+    """A third-party backend with an add() of its own, as Memcached's and Redis's are."""
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         raise NotImplementedError
 
 
-COUNTER = {"default": {"BACKEND": f"{__name__}.CounterCache"}}
+class GenericCache(ThirdPartyCache):
+    """A third-party backend that leaves add() to Django's read-then-write default."""
+
+    def get(self, key, default=None, version=None):
+        raise NotImplementedError
+
+
+SLOTS = {"default": {"BACKEND": f"{__name__}.SlotCache"}}
+GENERIC = {"default": {"BACKEND": f"{__name__}.GenericCache"}}
 
 
 def cache_ids(caches, *, debug=False, **changes):
@@ -273,16 +289,17 @@ def test_w017_is_a_deployment_check():
     [
         DATABASE,
         {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache"}},
+        GENERIC,
     ],
-    ids=["database", "file"],
+    ids=["database", "file", "generic-add"],
 )
-def test_a_cache_whose_incr_is_not_atomic_is_w017(caches, tmp_path):
+def test_a_cache_whose_add_is_not_atomic_is_w017(caches, tmp_path):
     if "LOCATION" not in caches["default"]:
         caches = {"default": {**caches["default"], "LOCATION": str(tmp_path)}}
     with override_settings(CACHES=caches, DEBUG=False):
         [warning] = check_rate_limit_cache_is_shared()
     assert warning.id == W017
-    assert "incr() reads then writes" in warning.msg
+    assert "add() reads then writes" in warning.msg
 
 
 @pytest.mark.parametrize("caches", [LOCMEM, DATABASE])
@@ -291,8 +308,10 @@ def test_w017_is_quiet_in_debug_and_without_a_push_limit(caches):
     assert cache_ids(caches, START_RATE_LIMIT=None) == []
 
 
-@pytest.mark.parametrize("caches", [REDIS, COUNTER], ids=["redis", "own-incr"])
-def test_a_cache_with_an_atomic_incr_of_its_own_is_quiet(caches):
+@pytest.mark.parametrize("caches", [REDIS, SLOTS], ids=["redis", "own-add"])
+def test_a_cache_with_an_atomic_add_of_its_own_is_quiet(caches):
+    with override_settings(CACHES=caches):
+        assert type(django_caches["default"]).__name__ in {"RedisCache", "SlotCache"}
     assert cache_ids(caches) == []
 
 

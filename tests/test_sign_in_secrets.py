@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import pytest
 from django.core import mail
 from django.db import OperationalError, connection
@@ -81,7 +82,9 @@ def reporter_filter(request: pytest.FixtureRequest, settings: Any) -> Iterator[s
 @pytest.fixture
 def admins_mail(settings: Any) -> Iterator[None]:
     """Django's error mail to the ADMINS, as a production LOGGING sends it."""
-    settings.ADMINS = [("Ops", "ops@bank.example")]
+    # Django 6.0 takes plain addresses and deprecates the (name, address) pairs of 5.2.
+    address = "ops@bank.example"
+    settings.ADMINS = [address] if django.VERSION >= (6, 0) else [("Ops", address)]
     handler = AdminEmailHandler(include_html=True)
     logger = logging.getLogger("django.request")
     logger.addHandler(handler)
