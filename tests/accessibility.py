@@ -52,7 +52,9 @@ def axe_violations(page: Any, axe_source: str, *, landmarks: bool = False) -> li
     ``landmarks``, the landmark best practices too; every <details> opened first."""
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(content=axe_source)
+        # Evaluated by the browser's devtools, as a script tag could not be under the
+        # simulator's pages' Content-Security-Policy (default-src 'none').
+        page.evaluate(f"() => {{ {axe_source}\n}}")
     found = page.evaluate(
         """async ([tags, rules]) => {
             // One run at a time: axe refuses a second while the first runs.
@@ -73,7 +75,7 @@ def findings_in_every_scheme_and_width(page: Any, axe_source: str) -> dict[str, 
     """axe's findings (WCAG A/AA and landmarks) on ``page`` in each scheme at each
     width, keyed "dark 390"; only the combinations with findings."""
     findings = {}
-    size = page.viewport_size or {"height": 900}
+    size = page.viewport_size or {"width": 1280, "height": 900}
     try:
         for scheme in SCHEMES:
             page.emulate_media(color_scheme=scheme)
@@ -84,7 +86,26 @@ def findings_in_every_scheme_and_width(page: Any, axe_source: str) -> dict[str, 
                     findings[f"{scheme} {width}"] = found
     finally:
         page.emulate_media(color_scheme="light")
+        page.set_viewport_size(size)
     return findings
+
+
+def assert_page(
+    page: Any, axe_source: str | None, heading: str, actions: list[str], within: str = "main"
+) -> None:
+    """``page`` shows ``heading`` and offers ``actions`` (see :func:`outline`), and axe
+    finds nothing in either scheme at either width. With no ``axe_source`` (axe-core
+    not installed, outside CI), only what the page shows is checked."""
+    assert outline(page, within) == {"heading": heading, "actions": actions}
+    if axe_source is not None:
+        assert findings_in_every_scheme_and_width(page, axe_source) == {}
+
+
+def axe_if_installed() -> str | None:
+    """axe-core's source; None where it is not installed and CI does not require it."""
+    if AXE.is_file() or REQUIRE_SERVICES:
+        return read_axe()
+    return None
 
 
 def outline(page: Any, within: str = "main") -> dict[str, Any]:

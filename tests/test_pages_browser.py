@@ -41,8 +41,7 @@ def live_server(threaded_live_server) -> Any:
 
 @pytest.fixture
 def context(chromium, request) -> Any:
-    # axe is injected as an inline script, which the simulator's pages' CSP forbids.
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     yield context
     save_screenshots(request, context)
