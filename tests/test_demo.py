@@ -26,7 +26,7 @@ would for a newcomer). CI runs this file so (``.ci/run demo``), and the README t
 then prints the wall time to the first page and to the transfer.
 
 ``HYPERID_MFA_SCREENSHOTS=DIR`` saves the pictures the README shows
-(``approval-page.png`` and ``authenticator-page.png``) into DIR, e.g.
+(``approval-page.png``, ``approval-page-dark.png``, ``authenticator-page.png``...) into DIR, e.g.
 ``HYPERID_MFA_SCREENSHOTS=docs/images ./scripts/test tests/test_demo.py``.
 """
 
@@ -324,6 +324,9 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         assert re.fullmatch(r"\d\d", code)
         assert "Transfer 250.00 EUR to Bob?" in (site.text_content(".hyperid-mfa-question") or "")
         screenshot(site, "approval-page.png")
+        site.emulate_media(color_scheme="dark")
+        screenshot(site, "approval-page-dark.png")
+        site.emulate_media(color_scheme="light")
         assert_page(site, axe, "Approve this action on your phone", ["Cancel"])
 
         # The phone shows the same question and offers the code among others.
