@@ -419,6 +419,8 @@ class MFAProtectedAdminMixin(ProtectedActions):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+                # The admin's layout has its <main>: the page goes inside it.
+                "landmark": "div",
             }
             return rendering.respond(
                 request, decision, base_template=ADMIN_BASE_TEMPLATE, extra_context=context

@@ -70,6 +70,8 @@ class MFARefusal(Exception):
     status_code: ClassVar[int] = 503
     retryable: ClassVar[bool] = True
     user_message: ClassVar[Any] = _("HyperID cannot be reached right now. Try again in a moment.")
+    #: The heading of the page that tells the user.
+    user_title: ClassVar[Any] = _("Approval is unavailable right now")
     #: Seconds a client should wait before trying again, when known.
     retry_after: float | None = None
     #: For a refusal only the site's maintainers can fix: what to fix (logged).
@@ -78,6 +80,12 @@ class MFARefusal(Exception):
     def user_text(self) -> str:
         """What the user is told (some messages take the failure's details)."""
         return str(self.user_message)
+
+    @property
+    def push_may_arrive(self) -> bool:
+        """Whether a push may still reach the user's phone although none is followed
+        here: the user should deny it if it does."""
+        return False
 
 
 class HyperIDError(MFARefusal):
@@ -125,6 +133,22 @@ class HyperIDError(MFARefusal):
     @property
     def status_get_result(self) -> int:
         return self.default_status_get_result
+
+    @property
+    def push_may_arrive(self) -> bool:
+        """A start whose outcome is unknown (its answer lost, cut or garbled): HyperID
+        may have sent the push."""
+        return self.call == START and not self.no_effect
+
+    def user_text(self) -> str:
+        if self.push_may_arrive:
+            return str(
+                _(
+                    "HyperID did not answer in time, so a push may still arrive on your "
+                    "phone: if it does, deny it. Try again in a moment."
+                )
+            )
+        return super().user_text()
 
     def __str__(self) -> str:
         context = []
@@ -247,6 +271,7 @@ class PermanentError(HyperIDError):
     retryable = False
     status_code = 502
     user_message = _("HyperID refused this request.")
+    user_title = _("Approval is not possible")
     default_no_effect = True
 
 
@@ -256,6 +281,7 @@ class _SignInAgain(PermanentError):
     code = REAUTHENTICATE
     status_code = 403
     user_message = _("Sign in with HyperID again to approve this action.")
+    user_title = _("Sign in with HyperID again")
 
 
 class _Misconfigured(PermanentError):
@@ -388,7 +414,10 @@ class RateLimited(PolicyRefusal):
 
     code = RATE_LIMITED
     status_code = 429
-    user_message = _("Too many approval requests. Try again later.")
+    user_message = _(
+        "You asked for several approvals in a short time. Wait before asking for another."
+    )
+    user_title = _("Wait before asking again")
     default_message = "Too many MFA pushes for this user; try again later"
 
 
@@ -396,6 +425,7 @@ class DenialCooldown(RateLimited):
     """The user denied a push less than ``DENIAL_COOLDOWN`` seconds ago."""
 
     default_message = "A push was just denied; wait before asking again"
+    user_title = _("You denied the last approval request")
 
     def user_text(self) -> str:
         seconds = int(self.retry_after or 0)
@@ -421,6 +451,7 @@ class RequestUnreadable(MFARefusal, ValueError):
     status_code = 400
     retryable = False
     user_message = _("The request could not be read.")
+    user_title = _("Approval is not possible")
 
     def user_text(self) -> str:
         return str(self.args[0]) if self.args else str(self.user_message)
@@ -453,6 +484,7 @@ class CrossSiteRequest(MFARefusal):
     code = CROSS_SITE
     status_code = 403
     retryable = False
+    user_title = _("Did you mean to do this?")
     user_message = _(
         "This action was requested by another site, or loaded ahead by the browser, so "
         "it was not carried out. Continue from here only if you meant to do it: your "
@@ -467,6 +499,7 @@ class SiteMisconfigured(MFARefusal):
     status_code = 500
     retryable = False
     user_message = _("This action cannot be approved: the site is not set up correctly.")
+    user_title = _("Approval is not possible")
 
 
 class HyperIDConfigurationError(ImproperlyConfigured):

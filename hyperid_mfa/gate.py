@@ -69,7 +69,9 @@ MAX_WINDOW = 4 * 60 * 60
 class Decision:
     """What the gate decided. ``allowed`` lets the view run; otherwise the rest is
     the answer: its ``code``, ``status``, the user's ``detail``, the request it is
-    about (if any) and, for a refusal worth retrying, ``retry_after`` seconds."""
+    about (if any) and, for a refusal worth retrying, ``retry_after`` seconds; the
+    page's heading (``title``), and whether a push may still reach the phone although
+    none is followed (``push_may_arrive``: the user should deny it)."""
 
     allowed: bool
     code: str = ""
@@ -77,13 +79,17 @@ class Decision:
     detail: str = ""
     mfa_request: MFARequest | None = None
     retry_after: int | None = None
+    title: str = ""
+    push_may_arrive: bool = False
 
     @classmethod
     def pending(cls, mfa_request: MFARequest) -> Decision:
         detail = _(
             "Approve this action in the HyperID Authenticator app: check that it shows %(code)s."
         ) % {"code": mfa_request.code}
-        return cls(False, PENDING, 403, detail, mfa_request)
+        return cls(
+            False, PENDING, 403, detail, mfa_request, title=_("Approve this action on your phone")
+        )
 
     @classmethod
     def not_signed_in(cls) -> Decision:
@@ -102,6 +108,8 @@ class Decision:
             refusal.user_text(),
             mfa_request,
             retry_after,
+            title=str(refusal.user_title),
+            push_may_arrive=refusal.push_may_arrive,
         )
 
 

@@ -87,9 +87,17 @@ def _fitting(question: str) -> str:
 def _check_cooldown(user: UserModel, now: datetime) -> None:
     """Raise :class:`RateLimited` if the user denied a push less than
     ``DENIAL_COOLDOWN`` seconds ago (``now`` is the database's clock)."""
+    wait = _cooldown_wait(user, now)
+    if wait is not None:
+        audit.log("refused: cooldown after a denial", user_id=user.pk)
+        raise DenialCooldown(retry_after=wait)
+
+
+def _cooldown_wait(user: UserModel, now: datetime) -> int | None:
+    """Seconds until the user's last denial leaves them a push; None where it does now."""
     cooldown = mfa_settings.DENIAL_COOLDOWN
     if not cooldown:
-        return
+        return None
     since = now - timedelta(seconds=cooldown)
     last_denial = (
         MFARequest.objects.filter(
@@ -102,10 +110,21 @@ def _check_cooldown(user: UserModel, now: datetime) -> None:
         .values_list("completed_at", flat=True)
         .first()
     )
-    if last_denial is not None:
-        wait = (last_denial - since).total_seconds()
-        audit.log("refused: cooldown after a denial", user_id=user.pk)
-        raise DenialCooldown(retry_after=max(1, int(wait) + 1))
+    if last_denial is None:
+        return None
+    return max(1, int((last_denial - since).total_seconds()) + 1)
+
+
+def next_push_wait(user: UserModel) -> int | None:
+    """Seconds until the user may be sent a new push, by the denial cooldown and the
+    pushes recorded against ``START_RATE_LIMIT``; None where one may be sent now.
+
+    What a page that ended without approval counts down before it offers to ask
+    again, so that asking again is not answered by a refusal to wait.
+    """
+    now = database_now()
+    waits = [wait for wait in (_cooldown_wait(user, now), _recorded_pushes_wait(user, now)) if wait]
+    return max(waits) if waits else None
 
 
 def _reserve_push(user: UserModel, now: datetime) -> ratelimit.Reservation:

@@ -147,8 +147,10 @@ def approval_page(
     plain = django_request(request)
     mfa_request = decision.mfa_request
     context = {
+        "landmark": "main",
         **(extra_context or {}),
         "answer": decision,
+        "retry_after_clock": clock(decision.retry_after),
         "mfa_request": mfa_request,
         "reauthenticate_url": (
             reauthenticate_url(request) if decision.code == REAUTHENTICATE else None
@@ -170,6 +172,15 @@ def approval_page(
     return HttpResponse(
         render_to_string(PAGE_TEMPLATE, context, request=plain), status=decision.status
     )
+
+
+def clock(seconds: int | None) -> str:
+    """``seconds`` as the page's countdown shows them, minutes and seconds ("1:05");
+    "" for None. The script counts down in the same form."""
+    if not seconds:
+        return ""
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 #: allauth's login URL for the HyperID app of hyperid_mfa.contrib.allauth.
@@ -285,4 +296,7 @@ def _page_messages() -> dict[str, str]:
             "Approved. Submit the form again to continue: files cannot be resent automatically."
         ),
         "sendAgain": _("Approved. Go back and send your request again to continue."),
+        # %(time)s: minutes and seconds, "0:30" (the script fills it in as it counts).
+        "retryIn": _("You can try again in %(time)s."),
+        "retryNow": _("You can try again now."),
     }

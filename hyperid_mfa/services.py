@@ -30,6 +30,7 @@ from .pushes import (
     MAX_QUESTION_LENGTH,
     default_question,
     new_code,
+    next_push_wait,
     start_request,
 )
 from .retention import PURGE_BATCH_SIZE, finished_before, parse_duration, purge_finished
@@ -57,6 +58,7 @@ __all__ = [
     "end_windows_after_password_change",
     "finished_before",
     "new_code",
+    "next_push_wait",
     "open_window",
     "parse_duration",
     "pending_request",

@@ -253,6 +253,27 @@ def chromium():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def threaded_live_server(django_db_setup):
+    """A live server for one module whose threads each have their own database
+    connection, as in production (see tests/test_admin_browser.py for why the
+    session's live server will not do for pages that load many static files).
+    A module uses it as its ``live_server``."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer("localhost")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def axe_source() -> str:
+    """axe-core's source, for tests/accessibility.py (``npm ci`` installs it)."""
+    from tests.accessibility import read_axe
+
+    return read_axe()
+
+
 @pytest.fixture
 def page(chromium, live_server, hyperid_user, request, settings):
     """A Chromium page signed in as ``hyperid_user`` on the live server, polling fast;

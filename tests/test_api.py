@@ -48,6 +48,7 @@ DETAIL_FIELDS = {
     "completed_at",
     "consumed",
     "poll_interval",
+    "retry_after",
 }
 FINISHED_STATES = ["approved", "denied", "expired", "canceled", "failed", "consumed"]
 MULTIPART = MULTIPART_CONTENT  # with Django's test BOUNDARY
@@ -132,7 +133,7 @@ def test_list_shows_only_my_requests_newest_first(api, hyperid_user, other_user)
     data = response.json()
     assert data["count"] == 2
     assert [row["id"] for row in data["results"]] == [str(new.pk), str(old.pk)]
-    assert set(data["results"][0]) == DETAIL_FIELDS - {"poll_interval"}
+    assert set(data["results"][0]) == DETAIL_FIELDS - {"poll_interval", "retry_after"}
     assert data["results"][0]["state"] == "approved"
 
 
@@ -353,6 +354,39 @@ def test_many_polls_of_a_pending_request_cost_one_hyperid_call(api, hyperid_user
     assert fake_hyperid.call_count("status-get") == 1
 
 
+def test_after_a_denial_the_detail_says_how_long_until_a_new_push_is_possible(
+    api, hyperid_user, fake_hyperid, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "DENIAL_COOLDOWN": 30}
+    mfa_request = pending_request(hyperid_user)
+    assert api.get(detail_url(mfa_request)).json()["retry_after"] is None
+    fake_hyperid.deny(mfa_request.transaction_id)
+    MFARequest.objects.filter(pk=mfa_request.pk).update(last_checked_at=None)
+
+    data = api.get(detail_url(mfa_request)).json()
+
+    assert data["state"] == "denied"
+    assert 28 <= data["retry_after"] <= 31
+    # The cooldown over, a new push is possible now.
+    MFARequest.objects.filter(pk=mfa_request.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=31)
+    )
+    assert api.get(detail_url(mfa_request)).json()["retry_after"] is None
+
+
+def test_a_request_that_ended_within_the_push_limit_says_when_it_frees(
+    api, hyperid_user, fake_hyperid, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": "1/1h"}
+    mfa_request = pending_request(hyperid_user)
+    api.post(cancel_url(mfa_request))
+
+    data = api.get(detail_url(mfa_request)).json()
+
+    assert data["state"] == "canceled"
+    assert 3590 <= data["retry_after"] <= 3600
+
+
 def test_twenty_reads_of_a_finished_request_cost_no_hyperid_call(api, hyperid_user, fake_hyperid):
     mfa_request = pending_request(hyperid_user)
     fake_hyperid.deny(mfa_request.transaction_id)
@@ -444,6 +478,7 @@ def test_canceling_a_finished_request_is_a_conflict_that_names_its_state(
     assert response.status_code == 409
     assert response.json()["state"] == state
     assert state in response.json()["detail"]
+    assert "retry_after" in response.json()
     assert MFARequest.objects.get(pk=mfa_request.pk).state == state
     assert fake_hyperid.call_count() == 0
 

@@ -58,6 +58,29 @@ def test_user_denies_and_the_page_says_so_and_offers_to_try_again(page, live_ser
     assert gate_views.RUNS == []
 
 
+def test_after_a_denial_try_again_waits_out_the_cooldown_then_sends_a_new_push(
+    page, live_server, fake_hyperid, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "DENIAL_COOLDOWN": 3}
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    fake_hyperid.deny(push.transaction_id)
+    page.wait_for_selector("#hyperid-mfa[data-state='denied']")
+
+    assert re.fullmatch(
+        r"You can try again in 0:0[1-3]\.", page.text_content("#hyperid-mfa-countdown")
+    )
+    assert page.is_disabled("#hyperid-mfa-retry")
+    page.wait_for_selector("#hyperid-mfa-retry:enabled", timeout=6_000)
+    assert page.text_content("#hyperid-mfa-countdown") == "You can try again now."
+    page.click("#hyperid-mfa-retry")
+
+    page.wait_for_selector("#hyperid-mfa[data-state='pending']")
+    assert page.text_content("#hyperid-mfa-heading") == "Approve this action on your phone"
+    assert len(fake_hyperid.pending()) == 1
+    assert fake_hyperid.pending()[0].transaction_id != push.transaction_id
+
+
 def test_after_a_denial_back_returns_to_the_form_the_user_came_from(
     page, live_server, fake_hyperid
 ):

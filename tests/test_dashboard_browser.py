@@ -11,14 +11,13 @@ page is saved under test-artifacts/.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from tests.accessibility import axe_violations
 from tests.chromium import ARTIFACTS
-from tests.conftest import REQUIRE_SERVICES
 from tests.test_dashboard import _frozen_now, people, rows  # noqa: F401 - fixtures
 
 # Every page shows the known rows of tests/test_dashboard.py.
@@ -28,9 +27,7 @@ pytestmark = [
     pytest.mark.usefixtures("rows"),
 ]
 
-AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 URL = "/admin/hyperid_mfa/mfarequest/dashboard/"
-WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 # The colours of a "sent" bar and of the axis' text in each theme (dashboard.css and
 # the admin's own variables).
@@ -39,24 +36,8 @@ QUIET_TEXT = {"light": "rgb(102, 102, 102)", "dark": "rgb(208, 208, 208)"}
 
 
 @pytest.fixture(scope="module")
-def live_server(django_db_setup) -> Any:
-    """A live server whose threads each have their own connection (see
-    tests/test_admin_browser.py for why)."""
-    from pytest_django.live_server_helper import LiveServer
-
-    server = LiveServer("localhost")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def axe_source() -> str:
-    if not AXE.is_file():
-        reason = f"needs axe-core at {AXE} (npm ci at the repository's root)"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{reason} (HYPERID_MFA_REQUIRE_SERVICES=1 requires it)")
-        pytest.skip(reason)
-    return AXE.read_text()
+def live_server(threaded_live_server) -> Any:
+    return threaded_live_server
 
 
 @pytest.fixture
@@ -100,18 +81,6 @@ def open_page(chromium, live_server, session, request) -> Any:
                     path=str(ARTIFACTS / f"{request.node.name}-{number}.png"), full_page=True
                 )
         context.close()
-
-
-def axe_violations(page: Any, axe_source: str) -> list[dict[str, Any]]:
-    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-    page.add_script_tag(content=axe_source)
-    result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_A_AA
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-    ]
 
 
 def colours(page: Any) -> tuple[str, str]:

@@ -26,7 +26,7 @@ would for a newcomer). CI runs this file so (``.ci/run demo``), and the README t
 then prints the wall time to the first page and to the transfer.
 
 ``HYPERID_MFA_SCREENSHOTS=DIR`` saves the pictures the README shows
-(``approval-page.png`` and ``authenticator-page.png``) into DIR, e.g.
+(``approval-page.png``, ``approval-page-dark.png``, ``authenticator-page.png``...) into DIR, e.g.
 ``HYPERID_MFA_SCREENSHOTS=docs/images ./scripts/test tests/test_demo.py``.
 """
 
@@ -48,6 +48,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.accessibility import assert_page, axe_if_installed
 from tests.chromium import ARTIFACTS, launch
 
 pytestmark = pytest.mark.slow
@@ -255,6 +256,19 @@ class Demo:
         assert "Traceback" not in log
 
 
+#: What the bank's home page offers a signed-in user, in order.
+HOME_ACTIONS = [
+    "the simulator's authenticator page",
+    "Sign in with HyperID again",
+    "Transfer money",
+    "your phone",
+    "Transfers",
+    "/api/transfers/",
+    "Swagger UI",
+    "/mfa/",
+]
+
+
 def screenshot(page: Any, name: str) -> None:
     """Save what ``page`` (a page, or a locator: that element alone) shows."""
     target = os.environ.get("HYPERID_MFA_SCREENSHOTS")
@@ -274,7 +288,9 @@ def send_transfer(demo: Demo, site: Any, amount: str, payee: str = "Bob") -> Non
 
 def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
     """The README's steps 1 to 3 and more; the seconds from the demo's start until the
-    first transfer showed, once."""
+    first transfer showed, once. Each page on the way, the bank's and the simulator's,
+    is read for its heading and actions and checked by axe-core (tests/accessibility.py)."""
+    axe = axe_if_installed()
     context = browser.new_context(viewport={"width": 880, "height": 600})
     site = context.new_page()
     phone = context.new_page()
@@ -284,16 +300,20 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         # Sign in with HyperID: allauth's OpenID Connect login, against the
         # simulator's sign-in page; the site keeps alice's HyperID tokens.
         site.goto(f"{demo.web}/")
+        assert_page(site, axe, "Sign in", ["Sign in with HyperID"])
         site.click("#sign-in")
         site.wait_for_url(f"{demo.simulator}/**")
+        assert_page(site, axe, "Sign in with HyperID", ["Sign in", "Cancel"])
         site.fill("input[name=subject]", USERNAME)
         site.click("button.sign-in")
         site.wait_for_url(f"{demo.web}/")
         assert "You are signed in with HyperID" in (site.text_content("main") or "")
+        assert_page(site, axe, f"Hello, {USERNAME}", HOME_ACTIONS)
 
         # Invalid input comes back with its error, and no push reaches the phone.
         send_transfer(demo, site, "-5")
         site.wait_for_selector(".errorlist")
+        assert_page(site, axe, "Transfer money", ["Send"])
         phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
         assert phone.locator(".push").count() == 0
 
@@ -304,6 +324,10 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         assert re.fullmatch(r"\d\d", code)
         assert "Transfer 250.00 EUR to Bob?" in (site.text_content(".hyperid-mfa-question") or "")
         screenshot(site, "approval-page.png")
+        site.emulate_media(color_scheme="dark")
+        screenshot(site, "approval-page-dark.png")
+        site.emulate_media(color_scheme="light")
+        assert_page(site, axe, "Approve this action on your phone", ["Cancel"])
 
         # The phone shows the same question and offers the code among others.
         phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
@@ -315,6 +339,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         assert len(offered) == 3
         phone.click(f"label.choice:has(input[value='{code}'])")
         screenshot(phone, "authenticator-page.png")
+        assert_page(phone, axe, f"{USERNAME}'s phone", ["Deny", "Approve"])
         phone.click("button.approve")
         phone.wait_for_selector("[data-outcome=approved]")
 
@@ -322,6 +347,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         site.wait_for_url(f"{demo.web}/transfers/")
         assert "Transferred 250.00 EUR to Bob." in (site.text_content(".messages") or "")
         assert site.locator("tr.transfer").count() == 1
+        assert_page(site, axe, "Transfers", [])
         transferred = time.monotonic() - demo.started
         site.reload()
         assert site.locator("tr.transfer").count() == 1
@@ -361,6 +387,7 @@ def approve_on_the_phone(demo: Demo, phone: Any, subject: str, code: str) -> Non
 def admin_in_the_browser(demo: Demo, browser: Any) -> None:
     """Staff change a payee's IBAN and refund 14 transfers in the bank's admin: each
     waits for the approval on the phone of the HyperID account ``admin``."""
+    axe = axe_if_installed()
     context = browser.new_context(viewport={"width": 1100, "height": 640})
     site = context.new_page()
     phone = context.new_page()
@@ -397,6 +424,7 @@ def admin_in_the_browser(demo: Demo, browser: Any) -> None:
         )
         assert site.is_visible("#site-name")  # the admin's own layout
         screenshot(site, "admin-approval-page.png")
+        assert_page(site, axe, "Approve this action on your phone", ["Cancel"], "#hyperid-mfa")
         code = (site.text_content(".hyperid-mfa-code") or "").strip()
         approve_on_the_phone(demo, phone, ADMIN_USERNAME, code)
         site.wait_for_url(f"{demo.web}/admin/bank/payee/")

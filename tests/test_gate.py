@@ -457,7 +457,7 @@ def test_browser_gets_the_approval_page_with_the_code_and_question(fake_hyperid,
 @pytest.mark.parametrize(
     ("setup", "status", "title"),
     [
-        ("rate_limit", 429, "Too many approval requests"),
+        ("rate_limit", 429, "Wait before asking again"),
         ("down", 503, "Approval is unavailable right now"),
         ("no_token", 403, "Sign in with HyperID again"),
     ],
@@ -475,6 +475,70 @@ def test_html_answers_have_the_same_status_codes_as_json(
     response = submit(browser, "function", html=True)
     assert response.status_code == status
     assert title in response.content.decode()
+
+
+# --- what the page says (issue 20) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", [{"kind": "http_503"}, {"kind": "timeout", "seconds": 0.5}])
+def test_a_start_whose_outcome_is_unknown_tells_the_user_to_deny_a_push_that_arrives(
+    fake_hyperid, browser, settings, fault
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "TIMEOUT": (0.2, 0.2)}
+    kind = fault.pop("kind")
+    fake_hyperid.inject(kind, call="start", times=None, **fault)
+
+    page = submit(browser, "function", html=True)
+    answer = submit(browser, "function")
+
+    assert page.status_code == 503
+    assert 'id="hyperid-mfa-stray"' in page.content.decode()
+    assert "a push may still arrive on your phone: if it does, deny it" in answer.json()["detail"]
+
+
+def test_a_start_hyperid_refused_says_nothing_of_a_push(fake_hyperid, browser):
+    # HyperID's own answer -1: it sent nothing.
+    fake_hyperid.inject("result", call="start", times=None, result=-1)
+
+    page = submit(browser, "function", html=True)
+    answer = submit(browser, "function")
+
+    assert page.status_code == 503
+    assert 'id="hyperid-mfa-stray"' not in page.content.decode()
+    assert answer.json()["detail"] == "HyperID cannot be reached right now. Try again in a moment."
+
+
+def test_the_code_is_shown_as_the_phone_shows_it_and_read_out_digit_by_digit(fake_hyperid, browser):
+    page = submit(browser, "function", html=True).content.decode()
+    code = MFARequest.objects.get().code
+
+    assert f'<p class="hyperid-mfa-code" aria-hidden="true">{code}</p>' in page
+    assert f"Code to match: {code[0]} {code[1]}</p>" in page
+
+
+def test_while_waiting_the_only_continue_button_is_for_a_browser_without_script(
+    fake_hyperid, browser
+):
+    page = submit(browser, "function", html=True).content.decode()
+
+    noscript = page.split("<noscript>")[1].split("</noscript>")[0]
+    assert 'id="hyperid-mfa-continue"' in noscript
+    assert page.count('id="hyperid-mfa-continue"') == 1
+
+
+def test_a_refusal_worth_retrying_counts_down_to_its_retry_after_and_offers_back(
+    fake_hyperid, browser
+):
+    fake_hyperid.inject("http_503", call="start", retry_after=65)
+
+    page = submit(browser, "function", html=True, HTTP_REFERER="http://testserver/form/")
+    html = page.content.decode()
+
+    assert page["Retry-After"] == "65"
+    assert "You can try again in 1:05." in html
+    assert 'id="hyperid-mfa-retry"' in html
+    back = html.split('id="hyperid-mfa-back"')[1].split(">")[0]
+    assert 'href="http://testserver/form/"' in back
 
 
 def test_a_gated_get_is_resubmitted_with_its_query_as_fields(fake_hyperid, browser):

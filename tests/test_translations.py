@@ -249,8 +249,9 @@ PENDING_DETAIL = {
     "{code}.",
 }
 RATE_LIMITED_DETAIL = {
-    "de": "Zu viele Freigabeanfragen. Versuchen Sie es später noch einmal.",
-    "es": "Demasiadas solicitudes de aprobación. Inténtelo de nuevo más tarde.",
+    "de": "Sie haben in kurzer Zeit mehrere Freigaben angefordert. Warten Sie, bevor Sie "
+    "eine weitere anfordern.",
+    "es": "Ha pedido varias aprobaciones en poco tiempo. Espere antes de pedir otra.",
 }
 
 

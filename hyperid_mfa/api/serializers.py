@@ -55,7 +55,7 @@ class MFARequestSerializer(serializers.ModelSerializer[MFARequest]):
 class MFARequestDetailSerializer(MFARequestSerializer):
     """A request and how long to wait before polling it again.
 
-    The view passes ``poll_interval`` in the serializer context.
+    The view passes ``poll_interval`` and ``retry_after`` in the serializer context.
     """
 
     poll_interval = serializers.SerializerMethodField(
@@ -63,12 +63,22 @@ class MFARequestDetailSerializer(MFARequestSerializer):
         "HyperID asks for patience; null once the request is finished."
     )
 
+    retry_after = serializers.SerializerMethodField(
+        help_text="For a request that ended without approval (denied, expired, canceled, "
+        "failed): seconds until a new push to this user is possible (the cooldown after "
+        "a denial, the push limit), or null if one is possible now; null otherwise."
+    )
+
     class Meta(MFARequestSerializer.Meta):
-        fields = (*MFARequestSerializer.Meta.fields, "poll_interval")
+        fields = (*MFARequestSerializer.Meta.fields, "poll_interval", "retry_after")
         read_only_fields = fields
 
     def get_poll_interval(self, obj: MFARequest) -> float | None:
         value: float | None = self.context.get("poll_interval")
+        return value
+
+    def get_retry_after(self, obj: MFARequest) -> int | None:
+        value: int | None = self.context.get("retry_after")
         return value
 
 
@@ -133,4 +143,9 @@ class MFACancelConflictSerializer(MFAErrorSerializer):
 
     state = serializers.ChoiceField(
         choices=State.choices, help_text="The state the request finished in."
+    )
+    retry_after = serializers.IntegerField(
+        allow_null=True,
+        help_text="As in a request's answer: for one that ended without approval, the "
+        "seconds until a new push is possible (null: now, or it was approved).",
     )

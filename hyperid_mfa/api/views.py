@@ -125,9 +125,22 @@ class MFAAPIView(GenericAPIView[MFARequest]):
         context = {
             **self.get_serializer_context(),
             "poll_interval": polling.poll_interval(mfa_request, error),
+            "retry_after": _next_push_wait(self.request, mfa_request),
         }
         data: dict[str, Any] = MFARequestDetailSerializer(mfa_request, context=context).data
         return data
+
+
+#: The states of a request that ended without approval: the user may ask again.
+ENDED_UNAPPROVED = frozenset({State.DENIED, State.EXPIRED, State.CANCELED, State.FAILED})
+
+
+def _next_push_wait(request: Request, mfa_request: MFARequest) -> int | None:
+    """For a request that ended without approval, the seconds until its user may be
+    sent a new push (the page counts them down before it offers to ask again)."""
+    if mfa_request.state not in ENDED_UNAPPROVED:
+        return None
+    return services.next_push_wait(request.user)
 
 
 def _refreshed(request: Request, mfa_request: MFARequest) -> tuple[MFARequest, HyperIDError | None]:
@@ -224,6 +237,7 @@ class RequestCancelView(MFAAPIView):
                     "detail": gettext("This MFA request has already finished: %(state)s.")
                     % {"state": mfa_request.state},
                     "state": mfa_request.state,
+                    "retry_after": _next_push_wait(request, mfa_request),
                 },
                 status=http.HTTP_409_CONFLICT,
             )

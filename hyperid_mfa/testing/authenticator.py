@@ -347,6 +347,7 @@ def _page(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex">'
+        '<meta name="color-scheme" content="light dark">'
         f"<title>{_e(title)} &middot; HyperID simulator</title>"
         f'<link rel="stylesheet" href="{_STYLE_PATH}">'
         f'<script src="{_SCRIPT_PATH}" defer></script></head><body>'
@@ -455,4 +456,23 @@ legend { font-size: 0.9rem; margin-bottom: 0.5rem; }
 .state { display: inline-block; min-width: 5.5rem; font-size: 0.8rem; font-weight: 600; }
 .state-approved { color: #1a7f37; }
 .state-denied, .state-expired, .state-canceled { color: #cf222e; }
+@media (prefers-color-scheme: dark) {
+  body { background: #0d1117; color: #e6edf3; }
+  a { color: #4493f8; }
+  .banner a { color: #fff; }
+  .phone { background: #161b22; border-color: #3d444d; box-shadow: none; }
+  h2, .app-name, .push-title, .expires, .empty, .message, .count { color: #9ea7b3; }
+  .push { background: #0d1117; border-color: #3d444d; }
+  .choice span { background: #21262d; color: #e6edf3; border-color: #3d444d; }
+  .choice input:checked + span { border-color: #a371f7; background: #2d1f4e; }
+  .choice input:focus-visible + span { outline-color: #4493f8; }
+  .buttons button { border-color: #3d444d; }
+  .approve { background: #238636; border-color: #2ea043; }
+  .deny { background: #21262d; color: #ff7b72; }
+  .outcome.ok { background: #0f3d1f; }
+  .outcome.refused { background: #4c1414; }
+  .accounts li, .recent li { border-bottom-color: #30363d; }
+  .state-approved { color: #3fb950; }
+  .state-denied, .state-expired, .state-canceled { color: #ff7b72; }
+}
 """

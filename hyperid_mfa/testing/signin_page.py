@@ -50,6 +50,15 @@ input[type=text] { box-sizing: border-box; width: 100%; font-size: 1rem; padding
 .buttons button { flex: 1; font-size: 1rem; padding: 0.6rem; border-radius: 0.6rem;
   border: 1px solid #d0d7de; cursor: pointer; background: #fff; }
 .buttons .sign-in { background: #1f883d; color: #fff; border-color: #1a7f37; }
+@media (prefers-color-scheme: dark) {
+  body { background: #0d1117; color: #e6edf3; }
+  .card { background: #161b22; border-color: #3d444d; }
+  h2, .scopes .ignored, .hint { color: #9ea7b3; }
+  .problem { background: #4c1414; }
+  input[type=text] { background: #0d1117; color: #e6edf3; border-color: #3d444d; }
+  .buttons button { background: #21262d; color: #e6edf3; border-color: #3d444d; }
+  .buttons .sign-in { background: #238636; color: #fff; border-color: #2ea043; }
+}
 """
 _STYLE_SOURCE = "'sha256-{}'".format(
     base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
@@ -117,6 +126,7 @@ def _page(status: int, title: str, content: str, *, form_action: str) -> FakeRes
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex">'
+        '<meta name="color-scheme" content="light dark">'
         f"<title>{_e(title)} &middot; HyperID simulator</title>"
         f"<style>{_STYLE}</style></head><body>"
         '<header class="banner">HyperID simulator &middot; a test double for local '

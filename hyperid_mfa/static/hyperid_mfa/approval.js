@@ -6,9 +6,12 @@
  * asks for, backing off on errors. On approval it submits #hyperid-mfa-resubmit,
  * which carries the original request's method, URL and fields (and a fresh CSRF
  * token), so the gated view runs; where the server gave no URL (a request a form
- * cannot repeat) it asks the user to send the request again instead. On denial, expiry or cancel it says so in the
- * heading, takes the code away, and offers "Try again", which sends the original
- * request again (a new push), and "Back", to the page the user came from.
+ * cannot repeat) it asks the user to send the request again instead. On denial, expiry
+ * or cancel it says so in the heading, takes the code away, and offers "Try again",
+ * which sends the original request again (a new push), and "Back", to the page the
+ * user came from. "Try again" waits for as long as the server says a new push would
+ * be refused (the cooldown after a denial, the push limit, a Retry-After), counting
+ * down, so that it never leads to a page that only says to wait.
  */
 (function () {
   "use strict";
@@ -22,18 +25,19 @@
   var messages = config.messages || {};
   var statusElement = document.getElementById("hyperid-mfa-status");
   var form = document.getElementById("hyperid-mfa-resubmit");
-  var continueButton = document.getElementById("hyperid-mfa-continue");
   var retryButton = document.getElementById("hyperid-mfa-retry");
   var cancelButton = document.getElementById("hyperid-mfa-cancel");
   var backLink = document.getElementById("hyperid-mfa-back");
   var heading = document.getElementById("hyperid-mfa-heading");
   var matching = document.getElementById("hyperid-mfa-matching");
+  var countdownElement = document.getElementById("hyperid-mfa-countdown");
 
   var MAX_DELAY = 30000;
   var baseDelay = Math.max(1, Number(config.pollInterval) || 2) * 1000;
   var delay = baseDelay;
   var finished = false;
   var timer = null;
+  var countdownTimer = null;
 
   function show(state, text) {
     root.setAttribute("data-state", state);
@@ -51,19 +55,59 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
-  function offerRetry() {
-    if (continueButton) {
-      continueButton.hidden = true;
+  function clock(seconds) {
+    var rest = seconds % 60;
+    return Math.floor(seconds / 60) + ":" + (rest < 10 ? "0" : "") + rest;
+  }
+
+  // Keep "Try again" disabled for `seconds`, saying how long is left each second.
+  function countDown(seconds) {
+    if (countdownTimer) {
+      clearInterval(countdownTimer);
     }
+    var end = Date.now() + seconds * 1000;
+    function tick() {
+      var left = Math.ceil((end - Date.now()) / 1000);
+      if (left > 0) {
+        countdownElement.textContent = (messages.retryIn || "").replace("%(time)s", clock(left));
+        return;
+      }
+      clearInterval(countdownTimer);
+      countdownTimer = null;
+      countdownElement.textContent = messages.retryNow || "";
+      if (retryButton) {
+        retryButton.disabled = false;
+      }
+    }
+    if (retryButton) {
+      retryButton.disabled = true;
+    }
+    if (countdownElement) {
+      countdownElement.hidden = false;
+      tick();
+      countdownTimer = setInterval(tick, 1000);
+    } else {
+      setTimeout(function () {
+        if (retryButton) {
+          retryButton.disabled = false;
+        }
+      }, seconds * 1000);
+    }
+  }
+
+  function offerRetry(retryAfter) {
     if (cancelButton) {
       cancelButton.hidden = true;
     }
     if (retryButton) {
       retryButton.hidden = false;
     }
+    if (Number(retryAfter) > 0) {
+      countDown(Math.ceil(Number(retryAfter)));
+    }
   }
 
-  function finish(state) {
+  function finish(state, retryAfter) {
     finished = true;
     if (timer) {
       clearTimeout(timer);
@@ -80,7 +124,7 @@
     if (backLink) {
       backLink.hidden = false;
     }
-    offerRetry();
+    offerRetry(retryAfter);
   }
 
   function resubmit() {
@@ -133,7 +177,7 @@
           show("pending", messages.pending);
           schedule();
         } else {
-          finish(data.state);
+          finish(data.state, data.retry_after);
         }
       })
       .catch(function () {
@@ -152,8 +196,14 @@
     })
       .then(function (response) {
         if (response.ok) {
-          finish("canceled");
-          return null;
+          return response
+            .json()
+            .catch(function () {
+              return {};
+            })
+            .then(function (data) {
+              finish("canceled", data.retry_after);
+            });
         }
         if (response.status !== 409) {
           throw new Error("HTTP " + response.status);
@@ -163,7 +213,7 @@
           if (data.state === "approved") {
             resubmit();
           } else {
-            finish(data.state || "canceled");
+            finish(data.state || "canceled", data.retry_after);
           }
         });
       })
@@ -178,12 +228,9 @@
       form.submit();
     });
   }
-  if (retryButton && config.retryAfter) {
+  if (config.retryAfter) {
     // Wait as long as the server asked before offering to try again.
-    retryButton.disabled = true;
-    setTimeout(function () {
-      retryButton.disabled = false;
-    }, Number(config.retryAfter) * 1000);
+    countDown(Math.ceil(Number(config.retryAfter)));
   }
   if (cancelButton && config.cancelUrl) {
     cancelButton.addEventListener("click", cancel);
