@@ -89,6 +89,8 @@ class Tally:
     #: (time since the start, what) of each 503 and of each transport error.
     unavailable: list[tuple[float, str]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    #: What was last answered to each flow that ran out of time.
+    late: list[str] = field(default_factory=list)
     flows: int = 0
 
 
@@ -159,11 +161,14 @@ class Soak:
             self.tally.statuses[f"{kind} {answer.status_code} {code}"] += 1
             if order is not None:
                 self.tally.latencies.append((self.now(), took))
-            if answer.status_code == 503:
+            if answer.status_code in (429, 503):
                 header = answer.headers.get("Retry-After", "")
-                self.tally.unavailable.append((self.now(), f"503 Retry-After={header!r}"))
+                if answer.status_code == 503:
+                    self.tally.unavailable.append((self.now(), f"503 Retry-After={header!r}"))
                 if not header.isdigit():
-                    self.tally.unexpected.append(f"503 without Retry-After: {answer.text[:200]}")
+                    self.tally.unexpected.append(
+                        f"{answer.status_code} without Retry-After: {answer.text[:200]}"
+                    )
                 else:
                     retry_after = float(header)
             elif code not in ("ran", "ok", "mfa_pending"):
@@ -204,6 +209,8 @@ class Soak:
                 break
             time.sleep(1.5)
         else:
+            with self.tally.lock:
+                self.tally.late.append("status: still pending")
             status = None
         if status is None:
             with self.tally.lock:
@@ -243,13 +250,18 @@ class Soak:
         """Ask until the answer's code is one of ``wanted`` (after a 503, when its
         Retry-After says); its body (``{"code": "ran"}`` for the action), or None when
         the deadline passed or something else was answered."""
+        code = "nothing"
         while time.monotonic() < deadline:
             code, body, retry_after = self.call(http, user, path, order, rng)
             if code in wanted:
                 return {"code": "ran"} if code == "ran" else dict(body or {})
-            if code not in ("transport", "mfa_unavailable"):
+            if code not in ("transport", "mfa_unavailable", "mfa_rate_limited"):
                 return None
-            time.sleep(min(retry_after, 5.0))
+            # Unavailable, or a push refused for now (the cooldown after a denial):
+            # as told by Retry-After.
+            time.sleep(min(retry_after, 5.0) if code != "mfa_rate_limited" else retry_after)
+        with self.tally.lock:
+            self.tally.late.append(f"{path if order is None else 'action'}: last {code}")
         return None
 
     def _answer(self, transaction_id: int, decision: str) -> bool:
@@ -446,9 +458,13 @@ def judge(
     if unapproved:
         failures.append(f"{len(unapproved)} order(s) ran without approval: {unapproved}")
     if tally.given_up:
-        failures.append(f"{len(tally.given_up)} flow(s) given up after {FLOW_DEADLINE:g}s")
+        failures.append(
+            f"{len(tally.given_up)} flow(s) given up after {FLOW_DEADLINE:g}s: "
+            f"{Counter(tally.late).most_common(5)}"
+        )
     if tally.unexpected:
-        failures.append(f"{len(tally.unexpected)} unexpected answer(s): {tally.unexpected[:5]}")
+        kinds = Counter(what[:120] for what in tally.unexpected)
+        failures.append(f"{len(tally.unexpected)} unexpected answer(s): {kinds.most_common(8)}")
     outside = [what for moment, what in tally.unavailable if not in_windows(moment, windows)]
     if outside:
         failures.append(f"{len(outside)} 503/transport error(s) outside the fault windows")
@@ -491,6 +507,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--seed", type=int, default=21, help="seed of the users' choices")
     parser.add_argument("--database", default=None, help="PostgreSQL URL (as benchmarks/run.py)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the servers' logs and the action log here (default: a temporary directory)",
+    )
     args = parser.parse_args(argv)
     import tempfile
 
@@ -503,9 +524,13 @@ def main(argv: list[str]) -> int:
     print(
         f"soak: load average {load_average()}; {args.users} users, {args.seconds:g} s", flush=True
     )
-    with tempfile.TemporaryDirectory(prefix="hyperid-mfa-soak-") as workdir:
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hm-soak-")))
+        workdir.mkdir(parents=True, exist_ok=True)
         outcome = run(
-            Path(workdir),
+            workdir,
             users=args.users,
             seconds=args.seconds,
             seed=args.seed,

@@ -43,6 +43,10 @@ def database_from_url(url: str) -> dict[str, Any]:
         # A connection per worker for its lifetime, as a deployment would keep one
         # (or PgBouncer would): connecting per request would dwarf what is measured.
         "CONN_MAX_AGE": 600,
+        # ...checked before each request reuses it, as a deployment whose database may
+        # restart or drop connections needs: else the first query on a dropped one (the
+        # session's, before any view) fails the request with a 500.
+        "CONN_HEALTH_CHECKS": True,
     }
 
 
@@ -141,5 +145,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "loggers": {"hyperid_mfa": {"handlers": ["stderr"], "level": "WARNING"}},
+    "loggers": {
+        "hyperid_mfa": {"handlers": ["stderr"], "level": "WARNING"},
+        # A 500's traceback, in the server's log (benchmarks/cluster.py keeps it).
+        "django.request": {"handlers": ["stderr"], "level": "ERROR"},
+    },
 }
