@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/run.py --smoke         # seconds: does the harness work?
     .venv/bin/python benchmarks/run.py soak            # 200 users, 10 minutes, faults
                                                        # (benchmarks/soak.py; soak --help)
+    .venv/bin/python benchmarks/run.py million         # 1,000,000 requests: plans, timings
+                                                       # (benchmarks/million.py)
 
 Needs PostgreSQL (``--database``, default the ``bench_hyperid_mfa`` database on
 127.0.0.1:5432, created if missing) and, for cases 3 and 5, wrk if installed (else a
@@ -131,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import soak
 
         return soak.main(given[1:])
+    if given[:1] == ["million"]:
+        from benchmarks import million
+
+        return million.main(given[1:])
     args = parse_args(argv)
     prepare_database(args.database)
 
