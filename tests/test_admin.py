@@ -115,6 +115,24 @@ def test_the_changelist_counts_the_table_once(admin_client, user):
     assert not [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()]
 
 
+@pytest.mark.postgres
+def test_a_large_table_is_listed_with_its_estimated_size_instead_of_a_count(
+    admin_client, user, monkeypatch
+):
+    for _ in range(3):
+        make_request(user, "approved")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {MFARequest._meta.db_table}")
+    monkeypatch.setattr(mfa_admin, "ESTIMATED_COUNT_ABOVE", 2)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(reverse(CHANGELIST))
+    assert response.context["cl"].result_count == 3  # the statistics' figure
+    assert not [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    # A filter counts exactly.
+    response = admin_client.get(reverse(CHANGELIST), {"status__exact": Status.COMPLETED})
+    assert response.context["cl"].result_count == 3
+
+
 def test_the_date_filter_and_hierarchy_narrow_the_list_to_a_period(admin_client, user):
     old = make_request(user, "expired", created_at=timezone.now() - timedelta(days=40))
     recent = make_request(user, "expired")
