@@ -148,7 +148,7 @@ class LargeTablePaginator(Paginator):
     def count(self) -> int:
         queryset = self.object_list
         query = getattr(queryset, "query", None)
-        if query is not None and not query.where:
+        if isinstance(queryset, QuerySet) and query is not None and not query.where:
             connection = connections[queryset.db]
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
