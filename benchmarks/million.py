@@ -316,8 +316,8 @@ def main(argv: list[str]) -> int:
         batches = purge_batches(clock.statements)
         longest_batch = max(batches) if batches else 0.0
         print(
-            f"  purge: {len(batches)} batches; the longest batch's transaction (its "
-            f"statements' time) {longest_batch * 1000:.0f} ms, median "
+            f"  purge: {len(batches)} batches; the longest batch's transaction (first "
+            f"DELETE to last) {longest_batch * 1000:.0f} ms, median "
             f"{median_of(batches) * 1000:.0f} ms (goal < {LOCK_SECONDS:g} s)",
             flush=True,
         )
