@@ -105,7 +105,7 @@ class StateFilter(admin.SimpleListFilter):
 ACTION_FILTER_LIMIT = 200
 
 # The distinct actions by a loose index scan: one probe of the action index per action,
-# where SELECT DISTINCT would read every row of the table (a million: a second).
+# where SELECT DISTINCT would read every row (250 ms at 367,000 requests).
 _DISTINCT_ACTIONS = """
 WITH RECURSIVE found (action) AS (
     SELECT MIN({action}) FROM {table}
