@@ -342,6 +342,8 @@ class Gunicorn(Service):
         *,
         workers: int = 2,
         poll_throttle: bool = True,
+        name: str = "gunicorn",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         from django.conf import settings
 
@@ -353,6 +355,7 @@ class Gunicorn(Service):
             HYPERID_MFA_BENCH_SECRET_KEY=settings.SECRET_KEY,
             HYPERID_MFA_BENCH_HYPERID_MFA=json.dumps(hyperid_mfa),
             HYPERID_MFA_BENCH_POLL_THROTTLE="on" if poll_throttle else "off",
+            **(extra_env or {}),
         )
         args = [
             sys.executable,
@@ -366,7 +369,9 @@ class Gunicorn(Service):
             "--timeout=60",
             "--graceful-timeout=5",
         ]
-        self._child = Child("gunicorn", args, env, workdir)
+        self._child = Child(name, args, env, workdir)
+        #: The servers' environment (settings), for other processes of the same site.
+        self.env = env
         self.workers = workers
         self._wait_until_ready(timeout=60)
 
@@ -386,6 +391,14 @@ class Gunicorn(Service):
             time.sleep(0.1)
         self.stop()
         raise BenchmarkError(f"gunicorn did not answer; its log:\n{self._child.log()}")
+
+    @property
+    def pid(self) -> int:
+        """The master's process id (its workers are its children)."""
+        return self._child.process.pid
+
+    def log(self) -> str:
+        return self._child.log()
 
     def stop(self) -> None:
         self._child.stop()

@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/run.py                 # all six cases, ~7 minutes
     .venv/bin/python benchmarks/run.py --cases 1,2     # some of them: printed, not written
     .venv/bin/python benchmarks/run.py --smoke         # seconds: does the harness work?
+    .venv/bin/python benchmarks/run.py soak            # 200 users, 10 minutes, faults
+                                                       # (benchmarks/soak.py; soak --help)
+    .venv/bin/python benchmarks/run.py million         # 1,000,000 requests: plans, timings
+                                                       # (benchmarks/million.py)
 
 Needs PostgreSQL (``--database``, default the ``bench_hyperid_mfa`` database on
 127.0.0.1:5432, created if missing) and, for cases 3 and 5, wrk if installed (else a
@@ -45,6 +49,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def default_database() -> str:
+    return os.environ.get(
+        "HYPERID_MFA_BENCH_DATABASE", "postgresql://postgres@127.0.0.1:5432/bench_hyperid_mfa"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/run.py",
@@ -61,9 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--database",
-        default=os.environ.get(
-            "HYPERID_MFA_BENCH_DATABASE", "postgresql://postgres@127.0.0.1:5432/bench_hyperid_mfa"
-        ),
+        default=default_database(),
         help="PostgreSQL URL (default: $HYPERID_MFA_BENCH_DATABASE or %(default)s)",
     )
     parser.add_argument(
@@ -120,6 +128,15 @@ def prepare_database(url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["soak"]:
+        from benchmarks import soak
+
+        return soak.main(given[1:])
+    if given[:1] == ["million"]:
+        from benchmarks import million
+
+        return million.main(given[1:])
     args = parse_args(argv)
     prepare_database(args.database)
 

@@ -24,12 +24,14 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist
+from django.core.paginator import Paginator
+from django.db import connections, router
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path
@@ -99,6 +101,83 @@ class StateFilter(admin.SimpleListFilter):
         return queryset
 
 
+#: Actions the action filter lists at most (a site has a handful).
+ACTION_FILTER_LIMIT = 200
+
+# The distinct actions by a loose index scan: one probe of the action index per action,
+# where SELECT DISTINCT would read every row (250 ms at 367,000 requests).
+_DISTINCT_ACTIONS = """
+WITH RECURSIVE found (action) AS (
+    SELECT MIN({action}) FROM {table}
+    UNION ALL
+    SELECT (SELECT MIN({action}) FROM {table} WHERE {action} > found.action)
+    FROM found WHERE found.action IS NOT NULL
+)
+SELECT action FROM found WHERE action IS NOT NULL LIMIT %s
+"""
+
+
+def distinct_actions(using: str = "default") -> list[str]:
+    """Every action of the requests, in order, read from the action index."""
+    connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite", "mysql"):
+        actions = MFARequest.objects.using(using).order_by("action").values_list("action")
+        return list(actions.distinct().values_list("action", flat=True)[:ACTION_FILTER_LIMIT])
+    quote = connection.ops.quote_name
+    sql = _DISTINCT_ACTIONS.format(action=quote("action"), table=quote(MFARequest._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ACTION_FILTER_LIMIT])
+        return [row[0] for row in cursor.fetchall()]
+
+
+#: Above this many requests (by PostgreSQL's statistics), the unfiltered list shows
+#: the table's estimated size instead of counting every row on each view.
+ESTIMATED_COUNT_ABOVE = 100_000
+
+
+class LargeTablePaginator(Paginator):
+    """Counts a filtered list; the whole table, once it is large, only estimated.
+
+    ``COUNT(*)`` of a million requests reads a whole index: the better part of the
+    changelist's time. PostgreSQL keeps the table's size in its statistics
+    (``pg_class.reltuples``, refreshed by autovacuum); past ``ESTIMATED_COUNT_ABOVE``
+    rows the unfiltered list shows that instead. A filter or a search counts exactly.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        query = getattr(queryset, "query", None)
+        if isinstance(queryset, QuerySet) and query is not None and not query.where:
+            connection = connections[queryset.db]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                        [connection.ops.quote_name(queryset.model._meta.db_table)],
+                    )
+                    row = cursor.fetchone()
+                if row is not None and row[0] > ESTIMATED_COUNT_ABOVE:
+                    return int(row[0])
+        return int(super().count)
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The action, as Django's filter of a field offers it (same parameter), its
+    choices found without reading the whole table."""
+
+    title = _("action")
+    parameter_name = "action__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        using = router.db_for_read(MFARequest)
+        return [(action, action) for action in distinct_actions(using)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(action=value)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Shows rows, never writes them: no add, no edit, whoever asks."""
 
@@ -159,10 +238,15 @@ class MFARequestAdmin(ReadOnlyAdmin):
         "completed_at",
         "consumed_at",
     )
-    list_filter = ("status", StateFilter, "action", "created_at")
+    list_filter = ("status", StateFilter, ActionFilter, "created_at")
     # Transaction ids and request ids are matched exactly in get_search_results.
     search_fields = ("action",)
-    date_hierarchy = "created_at"
+    # No date_hierarchy: its links are the distinct years, months or days of every
+    # row, which PostgreSQL finds only by reading the whole table; the date filter
+    # above offers fixed periods at no cost, and ?created_at__year=... still works.
+    # Nor a second COUNT(*) of the whole table for "N total" beside a filtered count.
+    show_full_result_count = False
+    paginator = LargeTablePaginator
     raw_id_fields = ("user",)
     list_select_related = ("user",)
     actions = ("refresh_from_hyperid", "cancel")

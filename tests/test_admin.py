@@ -10,6 +10,8 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.core.exceptions import FieldDoesNotExist
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
 from django.utils import timezone
 
@@ -87,6 +89,48 @@ def test_filters_narrow_the_list_by_status_outcome_and_action(admin_client, user
         make_request(user, state)
     make_request(user, "canceled", action="payments.transfer")
     assert {r.state for r in listed(admin_client, **params)} == expected
+
+
+def test_the_action_filter_offers_each_action_once_and_narrows_the_list(
+    admin_client, user, other_user
+):
+    make_request(user, "approved", action="payments.withdraw")
+    make_request(other_user, "denied", action="payments.withdraw")
+    transfer = make_request(user, "canceled", action="payments.transfer")
+    response = admin_client.get(reverse(CHANGELIST))
+    changelist = response.context["cl"]
+    (spec,) = [spec for spec in changelist.filter_specs if spec.title == "action"]
+    offered = [choice["display"] for choice in spec.choices(changelist)]
+    assert offered == ["All", "payments.transfer", "payments.withdraw"]
+    assert listed(admin_client, action__exact="payments.transfer") == [transfer]
+
+
+def test_the_changelist_counts_the_table_once(admin_client, user):
+    make_request(user, "approved")
+    with CaptureQueriesContext(connection) as captured:
+        listed(admin_client)
+    counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert len(counts) == 1, counts
+    # No date hierarchy: nothing reads the date of every row for its links.
+    assert not [q["sql"] for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()]
+
+
+@pytest.mark.postgres
+def test_a_large_table_is_listed_with_its_estimated_size_instead_of_a_count(
+    admin_client, user, monkeypatch
+):
+    for _ in range(3):
+        make_request(user, "approved")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {MFARequest._meta.db_table}")
+    monkeypatch.setattr(mfa_admin, "ESTIMATED_COUNT_ABOVE", 2)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(reverse(CHANGELIST))
+    assert response.context["cl"].result_count == 3  # the statistics' figure
+    assert not [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    # A filter counts exactly.
+    response = admin_client.get(reverse(CHANGELIST), {"status__exact": Status.COMPLETED})
+    assert response.context["cl"].result_count == 3
 
 
 def test_the_date_filter_and_hierarchy_narrow_the_list_to_a_period(admin_client, user):

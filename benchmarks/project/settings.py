@@ -7,6 +7,9 @@ from the environment.
                                    harness must verify in the gunicorn workers
 ``HYPERID_MFA_BENCH_HYPERID_MFA``  the ``HYPERID_MFA`` dict, as JSON
 ``HYPERID_MFA_BENCH_POLL_THROTTLE`` ``off`` switches the request-detail throttle off
+``HYPERID_MFA_BENCH_CACHE``        a ``redis://`` URL: Django's cache shared by every
+                                   process (several servers); default: per process
+``HYPERID_MFA_BENCH_ACTION_LOG``   the file the scale views append each action they run to
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def database_from_url(url: str) -> dict[str, Any]:
         # A connection per worker for its lifetime, as a deployment would keep one
         # (or PgBouncer would): connecting per request would dwarf what is measured.
         "CONN_MAX_AGE": 600,
+        # ...checked before each request reuses it, as a deployment whose database may
+        # restart or drop connections needs: else the first query on a dropped one (the
+        # session's, before any view) fails the request with a 500.
+        "CONN_HEALTH_CHECKS": True,
     }
 
 
@@ -96,8 +103,22 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 
-# Per process, as Django's default: the throttle's counters stay in each worker.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Per process, as Django's default: the throttle's counters stay in each worker. The
+# several-server runs (benchmarks/cluster.py) share one Redis, as a deployment must for
+# the push limit to hold across servers.
+if os.environ.get("HYPERID_MFA_BENCH_CACHE"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["HYPERID_MFA_BENCH_CACHE"],
+            "KEY_PREFIX": os.environ.get("HYPERID_MFA_BENCH_CACHE_PREFIX", "bench"),
+            # A Redis that stops answering fails a request in a second, not a minute.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+ACTION_LOG = os.environ.get("HYPERID_MFA_BENCH_ACTION_LOG", "")
 
 _throttle_rates: dict[str, str | None] = {}
 if os.environ.get("HYPERID_MFA_BENCH_POLL_THROTTLE") == "off":
@@ -124,5 +145,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "loggers": {"hyperid_mfa": {"handlers": ["stderr"], "level": "WARNING"}},
+    "loggers": {
+        "hyperid_mfa": {"handlers": ["stderr"], "level": "WARNING"},
+        # A 500's traceback, in the server's log (benchmarks/cluster.py keeps it).
+        "django.request": {"handlers": ["stderr"], "level": "ERROR"},
+    },
 }

@@ -12,5 +12,6 @@ urlpatterns = [
     path("bench/otp/", views.otp_view, name="bench-otp"),
     path("bench/plain-write/", views.plain_write_view, name="bench-plain-write"),
     path("bench/gated-write/", views.gated_write_view, name="bench-gated-write"),
+    path("bench/act/", views.act_view, name="bench-act"),
     path("bench/bare/<uuid:pk>/", views.BareRequestView.as_view(), name="bench-bare"),
 ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -22,6 +25,7 @@ from hyperid_mfa.models import MFARequest
 #: The actions the gated views ask approval for.
 GATED_ACTION = "bench.trivial"
 WRITE_ACTION = "bench.write"
+SCALE_ACTION = "bench.act"
 
 
 def health(request: HttpRequest) -> HttpResponse:
@@ -76,6 +80,26 @@ def plain_write_view(request: HttpRequest) -> HttpResponse:
 def gated_write_view(request: HttpRequest) -> HttpResponse:
     """The same view that acts, behind the gate."""
     return _act(request)
+
+
+@csrf_exempt  # driven by the load generators of the several-server runs, not a browser
+@login_required
+@require_mfa_approval(SCALE_ACTION, methods=("POST",))
+def act_view(request: HttpRequest) -> HttpResponse:
+    """An action the several-server runs count: each run appends the posted ``order``
+    (bound by the approval, with the rest of the body) and this process's id to
+    ``ACTION_LOG``, one line in one ``O_APPEND`` write, which the kernel keeps whole
+    across the servers' processes."""
+    order = request.POST.get("order", "")
+    line = f"{order} {request.user.pk} {os.getpid()}\n".encode()
+    descriptor = os.open(
+        getattr(settings, "ACTION_LOG", ""), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+    )
+    try:
+        os.write(descriptor, line)
+    finally:
+        os.close(descriptor)
+    return HttpResponse(b"done", content_type="text/plain")
 
 
 class BareRequestSerializer(serializers.ModelSerializer[MFARequest]):

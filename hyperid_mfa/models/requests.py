@@ -234,6 +234,9 @@ class MFARequest(models.Model):
                 fields=["created_at", "status", "complete_result", "completed_at"],
                 name="hyperid_mfa_created_idx",
             ),
+            # The admin's action filter: its choices (one probe per action) and its
+            # list, newest first.
+            models.Index(fields=["action", "created_at"], name="hyperid_mfa_action_idx"),
             # The dashboard's users with the most denials.
             models.Index(
                 fields=["created_at", "user"],
