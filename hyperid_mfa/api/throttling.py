@@ -15,8 +15,8 @@ hyperid_mfa_cancel  request-cancel                     30/min
 
 A page polling every ``POLL_INTERVAL`` (0.5 s, after each answer) makes under 120
 reads a minute; 300 leaves room for a second tab and a mobile client at once, and
-still bounds what one account can cost the database. Requests are counted per user (per IP for the anonymous, who are
-refused before the throttle runs anyway).
+still bounds what one account can cost the database. Requests are counted per user
+(per IP for the anonymous, who are refused before the throttle runs anyway).
 """
 
 from __future__ import annotations
