@@ -351,6 +351,7 @@ class Gunicorn(Service):
         *,
         workers: int = 2,
         poll_throttle: bool = True,
+        threads: int = 1,
     ) -> None:
         from django.conf import settings
 
@@ -369,7 +370,8 @@ class Gunicorn(Service):
             "gunicorn",
             "benchmarks.project.wsgi:application",
             f"--workers={workers}",
-            "--worker-class=sync",
+            # Threads: gunicorn's gthread workers, each serving that many requests at once.
+            "--worker-class=sync" if threads == 1 else f"--threads={threads}",
             f"--bind=127.0.0.1:{port}",
             "--log-level=warning",
             "--timeout=60",

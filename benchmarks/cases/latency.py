@@ -69,8 +69,10 @@ LATENCY = float(os.environ.get("HYPERID_MFA_BENCH_LATENCY_CASE7", "0.02"))
 CHROMIUM = os.environ.get("HYPERID_MFA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAITING_PAGES = 50
-#: HyperID's answer times under which the fifty pages wait: at once, and LATENCY.
-CROWD_LATENCIES = (0.0, LATENCY)
+#: How the fifty pages wait: (HyperID's answer time, threads per gunicorn worker, 1
+#: for sync workers): sync workers with HyperID answering at once and LATENCY away,
+#: then threaded workers (gthread, 4 threads) with HyperID LATENCY away.
+CROWDS = ((0.0, 1), (LATENCY, 1), (LATENCY, 4))
 #: In every page of the browser: when the approval page first says "approved" (kept in
 #: the tab's sessionStorage, which outlives the page's own re-submission).
 RECORD_SHOWN = """
@@ -328,24 +330,30 @@ def run(options: Options) -> CaseResult:
                 delay, rate = _client_trial(fake, server.url, users[1], cookies[1])
                 trials.client_delays.append(delay)
                 trials.client_polls_per_second.append(rate)
-            targets = [
-                (f"/mfa/requests/{row.pk}/", cookie)
-                for row, cookie in zip(rows, cookies[2 : 2 + crowd_size], strict=True)
-            ]
-            probe = cookies[2 + crowd_size]
-            crowds = []
-            for latency in CROWD_LATENCIES:
-                fake.set_latency(latency)
-                crowds.append((latency, _crowd(fake, server.url, targets, probe, crowd_seconds)))
+        targets = [
+            (f"/mfa/requests/{row.pk}/", cookie)
+            for row, cookie in zip(rows, cookies[2 : 2 + crowd_size], strict=True)
+        ]
+        probe = cookies[2 + crowd_size]
+        crowds = []
+        for latency, threads in CROWDS:
+            fake.set_latency(latency)
+            with Gunicorn(options.workdir, hyperid_mfa, threads=threads) as server:
+                crowd = _crowd(fake, server.url, targets, probe, crowd_seconds)
+            crowds.append((latency, threads, crowd))
         with project_settings(hyperid_mfa):
             reset_database()
     return _result(trials, crowds, crowd_size)
 
 
-def _result(trials: Trials, crowds: list[tuple[float, Crowd]], crowd_size: int) -> CaseResult:
+def _workers(threads: int) -> str:
+    return "2 sync workers" if threads == 1 else f"2 workers of {threads} threads"
+
+
+def _result(trials: Trials, crowds: list[tuple[float, int, Crowd]], crowd_size: int) -> CaseResult:
     delays, client = trials.delays, trials.client_delays
-    crowd_upstream = [c.upstream / (crowd_size * c.seconds) for _, c in crowds]
-    crowd_polls = [c.polls / (crowd_size * c.seconds) for _, c in crowds]
+    crowd_upstream = [c.upstream / (crowd_size * c.seconds) for _, _, c in crowds]
+    crowd_polls = [c.polls / (crowd_size * c.seconds) for _, _, c in crowds]
     upstream_max = max([*trials.upstream_per_second, *crowd_upstream])
     polls_max = max([*trials.polls_per_second, *trials.client_polls_per_second, *crowd_polls])
     result = CaseResult(NUMBER, TITLE)
@@ -392,12 +400,12 @@ def _result(trials: Trials, crowds: list[tuple[float, Crowd]], crowd_size: int) 
             met=polls_max <= GOAL_POLLS_PER_SECOND,
         ),
     ]
-    for latency, crowd in crowds:
+    for latency, threads, crowd in crowds:
         before_p50, during_p50 = median(crowd.probe_before), median(crowd.probe_during)
         result.figures.append(
             Figure(
                 f"a trivial signed-in GET, p50 / p99, {crowd_size} pages waiting vs none "
-                f"(HyperID answering in {latency * 1000:.0f} ms)",
+                f"({_workers(threads)}, HyperID {latency * 1000:.0f} ms away)",
                 f"{during_p50:.1f} / {percentile(crowd.probe_during, 99):.1f} ms vs "
                 f"{before_p50:.1f} / {percentile(crowd.probe_before, 99):.1f} ms",
                 f"{during_p50 / before_p50:.2f}x",
@@ -413,13 +421,14 @@ def _result(trials: Trials, crowds: list[tuple[float, Crowd]], crowd_size: int) 
         f"request per second across the Chromium trials {span(trials.upstream_per_second)}; "
         "request rates are one over the mean gap between a page's polls.",
         *(
-            f"{crowd_size} waiting pages, HyperID answering in {latency * 1000:.0f} ms: "
+            f"{crowd_size} waiting pages, {_workers(threads)}, HyperID answering in "
+            f"{latency * 1000:.0f} ms: "
             f"threads polling {crowd_size} pending requests as the page does, for "
             f"{crowd.seconds:.1f} s: {crowd.polls} polls ({crowd.failures} failed), "
             f"{crowd.upstream} status-get calls; the probe asked up to ten times a second "
             f"({len(crowd.probe_during)} answers; {len(crowd.probe_before)} in the 5 s "
             "before the pages waited)."
-            for latency, crowd in crowds
+            for latency, threads, crowd in crowds
         ),
     ]
     result.data = {
@@ -433,9 +442,10 @@ def _result(trials: Trials, crowds: list[tuple[float, Crowd]], crowd_size: int) 
             *trials.client_polls_per_second,
             *crowd_polls,
         ],
-        "probe_ms": {
-            latency: (crowd.probe_before, crowd.probe_during) for latency, crowd in crowds
-        },
-        "crowd_failures": sum(crowd.failures for _, crowd in crowds),
+        "probe_ms": [
+            (latency, threads, crowd.probe_before, crowd.probe_during)
+            for latency, threads, crowd in crowds
+        ],
+        "crowd_failures": sum(crowd.failures for _, _, crowd in crowds),
     }
     return result
