@@ -327,9 +327,7 @@ def test_a_poll_coalesced_into_a_failed_check_is_also_asked_to_wait_longer(
     assert data["poll_interval"] == 1
 
 
-def test_a_failure_the_background_poller_met_counts_too(
-    api, hyperid_user, fake_hyperid, settings
-):
+def test_a_failure_the_background_poller_met_counts_too(api, hyperid_user, fake_hyperid, settings):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "WATCHED_REFRESH_INTERVAL": 60}
     mfa_request = pending_request(hyperid_user)
     MFARequest.objects.filter(pk=mfa_request.pk).update(
