@@ -76,18 +76,25 @@ WAITING_PAGES = 50
 #: for sync workers): sync workers with HyperID answering at once and LATENCY away,
 #: then threaded workers (gthread, 4 threads) with HyperID LATENCY away.
 CROWDS = ((0.0, 1), (LATENCY, 1), (LATENCY, 4))
-#: In every page of the browser: when the approval page first says "approved" (kept in
-#: the tab's sessionStorage, which outlives the page's own re-submission).
+#: In every page of the browser: when the approval page first says "approved" or
+#: "denied", by the page's clock (kept in the tab's sessionStorage, which outlives the
+#: page's own re-submission).
 RECORD_SHOWN = """
 new MutationObserver(function () {
   var root = document.getElementById("hyperid-mfa");
-  if (root && root.getAttribute("data-state") === "approved"
-      && !sessionStorage.getItem("shownAt")) {
-    sessionStorage.setItem("shownAt", String(Date.now()));
+  var state = root && root.getAttribute("data-state");
+  if ((state === "approved" || state === "denied") && !sessionStorage.getItem(state)) {
+    sessionStorage.setItem(state, String(Date.now()));
   }
 }).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-state"]});
 """
-SHOWN_AT = "sessionStorage.getItem('shownAt')"
+
+
+def _shown_at(page: Any, state: str) -> float:
+    """When the page first showed ``state``, in seconds of the epoch."""
+    return float(page.evaluate(f"sessionStorage.getItem('{state}')") or "nan") / 1000
+
+
 RAN = re.compile(rb'id="ran">([0-9.]+)<')
 
 
@@ -169,12 +176,12 @@ def _browser_trials(
                 if deny:
                     fake.deny(transaction_id)
                     page.wait_for_selector("#hyperid-mfa[data-state=denied]")
-                    trials.denials.append(time.time() - approved_at)
+                    trials.denials.append(_shown_at(page, "denied") - approved_at)
                 else:
                     fake.approve(transaction_id)
                     page.wait_for_selector("#ran")
                     ran_at = float(page.text_content("#ran") or "nan")
-                    shown_at = float(page.evaluate(SHOWN_AT) or "nan") / 1000
+                    shown_at = _shown_at(page, "approved")
                     trials.delays.append(ran_at - approved_at)
                     trials.shown.append(shown_at - approved_at)
                     trials.polls_per_second.append(_rate([t for t in polls if t <= approved_at]))
