@@ -272,6 +272,15 @@ class FakeHyperIDProcess(Service):
         """The user's phone approves this push."""
         self._call("POST", f"/_fake/transactions/{int(transaction_id)}/approve")
 
+    def pending(self, subject: str) -> list[int]:
+        """The transaction ids of this account's pushes still waiting for an answer."""
+        answer = self._call("GET", f"/_fake/transactions?subject={quote(subject)}&state=pending")
+        return [int(one["transaction_id"]) for one in answer]
+
+    def deny(self, transaction_id: int) -> None:
+        """The user's phone denies this push."""
+        self._call("POST", f"/_fake/transactions/{int(transaction_id)}/deny")
+
     def set_latency(self, seconds: float) -> None:
         self._call("POST", "/_bench/latency", {"seconds": seconds})
 
@@ -344,6 +353,7 @@ class Gunicorn(Service):
         poll_throttle: bool = True,
         name: str = "gunicorn",
         extra_env: dict[str, str] | None = None,
+        threads: int = 1,
     ) -> None:
         from django.conf import settings
 
@@ -363,7 +373,8 @@ class Gunicorn(Service):
             "gunicorn",
             "benchmarks.project.wsgi:application",
             f"--workers={workers}",
-            "--worker-class=sync",
+            # Threads: gunicorn's gthread workers, each serving that many requests at once.
+            "--worker-class=sync" if threads == 1 else f"--threads={threads}",
             f"--bind=127.0.0.1:{port}",
             "--log-level=warning",
             "--timeout=60",

@@ -1,6 +1,6 @@
 """Run the benchmarks and write benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py                 # all six cases, ~7 minutes
+    .venv/bin/python benchmarks/run.py                 # all seven cases, ~7 minutes
     .venv/bin/python benchmarks/run.py --cases 1,2     # some of them: printed, not written
     .venv/bin/python benchmarks/run.py --smoke         # seconds: does the harness work?
     .venv/bin/python benchmarks/run.py soak            # 200 users, 10 minutes, faults
@@ -37,8 +37,8 @@ def _cases(text: str) -> list[int]:
         numbers = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give case numbers, e.g. 1,3") from None
-    if not numbers or not set(numbers) <= {1, 2, 3, 4, 5, 6}:
-        raise argparse.ArgumentTypeError(f"{text!r}: cases are numbered 1 to 6")
+    if not numbers or not set(numbers) <= {1, 2, 3, 4, 5, 6, 7}:
+        raise argparse.ArgumentTypeError(f"{text!r}: cases are numbered 1 to 7")
     return numbers
 
 
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark django-hyperid-mfa against the naive way, as ratios in one run.",
     )
     parser.add_argument(
-        "--cases", type=_cases, default=[1, 2, 3, 4, 5, 6], help="e.g. 1,3 (default: all)"
+        "--cases", type=_cases, default=[1, 2, 3, 4, 5, 6, 7], help="e.g. 1,3 (default: all)"
     )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny counts, one round: checks the harness"
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output",
         type=Path,
         help=f"where to write the results (default: {DEFAULT_OUTPUT.relative_to(REPO)}, "
-        "and only after a full run of all six cases without --smoke in which every case "
+        "and only after a full run of all seven cases without --smoke in which every case "
         "succeeded: a partial run never replaces the full table)",
     )
     return parser.parse_args(argv)

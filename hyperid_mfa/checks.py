@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_TTL": 300,
     "APPROVAL_MAX_AGE": 300,
     "MIN_REFRESH_INTERVAL": 2,
+    # While someone waits on a request (a poll of it, the gated request sent again):
+    # at most one status-get per this many seconds (never more than MIN_REFRESH_INTERVAL).
+    "WATCHED_REFRESH_INTERVAL": 0.5,
     "START_RATE_LIMIT": "5/10m",
     # Seconds after a denial before the same user may be sent another push.
     "DENIAL_COOLDOWN": 30,
@@ -64,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     # The template the approval page extends (it must define a "content" block).
     "BASE_TEMPLATE": "hyperid_mfa/base.html",
     # Seconds a client should wait between polls of a pending request.
-    "POLL_INTERVAL": 2,
+    "POLL_INTERVAL": 0.5,
     # With Celery: schedule a refresh task this many seconds after each push (None: off).
     "REFRESH_AFTER_START": None,
     # What a project may swap: the HTTP session, the default question, the token provider.
@@ -167,6 +170,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "REQUEST_TTL": (_positive, "a positive number of seconds"),
     "APPROVAL_MAX_AGE": (_positive, "a positive number of seconds"),
     "MIN_REFRESH_INTERVAL": (_non_negative, "a number of seconds, 0 or more"),
+    "WATCHED_REFRESH_INTERVAL": (_non_negative, "a number of seconds, 0 or more"),
     "START_RATE_LIMIT": (_optional_str, "a rate such as '5/10m', or None"),
     "DENIAL_COOLDOWN": (_non_negative, "a number of seconds, 0 or more"),
     "TEMPLATE_ID": (lambda v: type(v) is int and v > 0, "a positive integer"),

@@ -82,6 +82,7 @@ class Settings:
     REQUEST_TTL: float
     APPROVAL_MAX_AGE: float
     MIN_REFRESH_INTERVAL: float
+    WATCHED_REFRESH_INTERVAL: float
     START_RATE_LIMIT: str | None
     DENIAL_COOLDOWN: float
     TEMPLATE_ID: int

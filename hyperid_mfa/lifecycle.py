@@ -95,15 +95,19 @@ def with_token(
 # --- following a request ----------------------------------------------------------------
 
 
-def refresh_request(mfa_request: MFARequest, *, force: bool = False) -> MFARequest:
+def refresh_request(
+    mfa_request: MFARequest, *, force: bool = False, watched: bool = False
+) -> MFARequest:
     """Bring a pending request up to date with HyperID and return it.
 
     No HTTP for a finished request. At most one status-get per request per
     ``MIN_REFRESH_INTERVAL`` whoever calls (``force`` skips the interval, not the
     claim): the caller that wins a conditional UPDATE of ``last_checked_at`` asks
-    HyperID, the others read the row as it stands. Past ``expires_at`` the request
-    expires locally and the push is withdrawn (best effort). Times are the
-    database's.
+    HyperID, the others read the row as it stands. ``watched``: the caller is someone
+    waiting for the answer (a poll of the request), and the interval is
+    ``WATCHED_REFRESH_INTERVAL`` instead (see :func:`refresh_interval`). Past
+    ``expires_at`` the request expires locally and the push is withdrawn (best
+    effort). Times are the database's.
 
     Raises the :class:`HyperIDError` of a failed check after recording it; the
     request stays pending.
@@ -114,10 +118,26 @@ def refresh_request(mfa_request: MFARequest, *, force: bool = False) -> MFAReque
         return mfa_request
     if not mfa_request.is_pending:
         return mfa_request
-    if not _claim(mfa_request, force=force):
+    if not _claim(mfa_request, force=force, gap=refresh_interval(watched=watched)):
         mfa_request.refresh_from_db()
         return mfa_request
     return ask_hyperid(mfa_request)
+
+
+def refresh_interval(*, watched: bool) -> float:
+    """Seconds between two status-gets of one pending request.
+
+    ``MIN_REFRESH_INTERVAL`` for callers nobody waits on (the poller, Celery tasks);
+    while someone waits (a page or client polling the request, the gated request
+    sent again), ``WATCHED_REFRESH_INTERVAL``, never longer than the former. Every
+    caller claims the same ``last_checked_at``, so a request that many wait on is
+    still asked about once per interval, and the background callers, finding it
+    checked recently, leave it to the waiters.
+    """
+    gap = float(mfa_settings.MIN_REFRESH_INTERVAL)
+    if watched:
+        return min(gap, float(mfa_settings.WATCHED_REFRESH_INTERVAL))
+    return gap
 
 
 def looks_expired(mfa_request: MFARequest) -> bool:
@@ -125,10 +145,9 @@ def looks_expired(mfa_request: MFARequest) -> bool:
     return timezone.now() >= mfa_request.expires_at
 
 
-def _claim(mfa_request: MFARequest, *, force: bool) -> bool:
+def _claim(mfa_request: MFARequest, *, force: bool, gap: float) -> bool:
     rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
     if not force:
-        gap = mfa_settings.MIN_REFRESH_INTERVAL
         checked = mfa_request.last_checked_at
         now = timezone.now()
         if checked is not None and now - timedelta(seconds=gap) < checked <= now:
@@ -363,14 +382,19 @@ def settle(
 
 def _claim_newest_pending(user: UserModel, action: str, fingerprint: str) -> MFARequest | None:
     """Claim the status-get of the newest pending, unexpired request of the triple, if
-    nobody asked about it within ``MIN_REFRESH_INTERVAL``: the claimed row, or None."""
+    nobody asked about it within the watched interval (the user sent the gated
+    request again: someone waits): the claimed row, or None."""
     using = router.db_for_write(MFARequest)
     if not can_update_returning(using):
         pending = pending_request(user, action, fingerprint)
-        if pending is None or looks_expired(pending) or not _claim(pending, force=False):
+        if (
+            pending is None
+            or looks_expired(pending)
+            or not _claim(pending, force=False, gap=refresh_interval(watched=True))
+        ):
             return None
         return pending
-    gap = mfa_settings.MIN_REFRESH_INTERVAL
+    gap = refresh_interval(watched=True)
     newest = (
         MFARequest.objects.bound_to(user, action, fingerprint)
         .pending()

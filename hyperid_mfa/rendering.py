@@ -31,6 +31,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
+from .api.polling import poll_interval
 from .conf import mfa_settings
 from .exceptions import CROSS_SITE, NOT_AUTHENTICATED, REAUTHENTICATE, MFAApprovalRequired
 from .fingerprint import (
@@ -121,6 +122,9 @@ def json_body(request: Any, decision: Decision) -> dict[str, Any]:
             "question": mfa_request.question,
             "status_url": _url(django_request(request), "hyperid_mfa:request-detail", mfa_request),
             "expires_at": mfa_request.expires_at.isoformat(),
+            # When to poll status_url (then send the request again once approved), as
+            # request-detail says it; null once the request is finished.
+            "poll_interval": poll_interval(mfa_request),
         }
     return data
 

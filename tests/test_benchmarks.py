@@ -189,3 +189,18 @@ def test_statistics_helpers():
     assert harness.span([1.0]) == "1.00"
     with pytest.raises(harness.BenchmarkError):
         harness.median([])
+
+
+@pytest.mark.postgres
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_case_7_times_approvals_in_chromium_and_a_client_and_counts_waiting_costs(smoke):
+    result = produced_figures(CASES[7].run(smoke))
+    data = result.data
+    # The action ran after the approval: each delay is positive, whatever the machine.
+    assert data["delays"]
+    assert all(delay > 0 for delay in data["delays"])
+    assert data["client_delays"]
+    assert all(delay > 0 for delay in data["client_delays"])
+    assert data["denials"]
+    assert data["crowd_failures"] == 0

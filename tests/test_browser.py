@@ -8,6 +8,7 @@ saved under test-artifacts/.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -43,6 +44,37 @@ def test_user_approves_on_the_phone_and_the_page_completes_the_transfer(
     assert page.text_content("#result") == "Transferred 500 EUR to Bob"
     assert gate_views.RUNS == [("transfer", "500")]
     assert MFARequest.objects.get().state == "consumed"
+
+
+def test_the_page_polls_every_half_second_as_the_server_asks_and_goes_on_at_once(
+    page, live_server, fake_hyperid, settings
+):
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "POLL_INTERVAL": 0.5}
+    status = re.compile(r".*/mfa/requests/.*")
+    polls: list[str] = []
+    page.on("request", lambda request: status.match(request.url) and polls.append(request.url))
+    page.clock.install()  # the page's timers run on the test's word from pause_at on
+    submit_transfer(page, live_server)
+    [push] = fake_hyperid.pending()
+    page.clock.pause_at(datetime.now() + timedelta(hours=1))  # a poll due meanwhile runs once
+    page.wait_for_timeout(300)  # real time: its answer handled, the next poll timed
+    asked = len(polls)
+    for _ in range(3):
+        page.clock.run_for(400)
+        page.wait_for_timeout(100)  # real time: a request would have been seen
+        assert len(polls) == asked  # not yet: nothing is asked before the interval
+        with page.expect_response(status, timeout=5_000):
+            page.clock.run_for(100)
+        page.wait_for_timeout(100)  # real time: the answer handled, the next poll timed
+        asked += 1
+        assert len(polls) == asked
+    assert page.get_attribute("#hyperid-mfa", "data-state") == "pending"
+    fake_hyperid.approve(push.transaction_id)
+    # The next poll, half a second on, learns it and the form goes again with no pause.
+    with page.expect_navigation():
+        page.clock.run_for(500)
+    page.wait_for_selector("#result")
+    assert gate_views.RUNS == [("transfer", "500")]
 
 
 def test_user_denies_and_the_page_says_so_and_offers_to_try_again(page, live_server, fake_hyperid):

@@ -124,6 +124,40 @@ def test_eight_concurrent_refreshes_of_one_request_make_one_upstream_call(
 
 
 @pytest.mark.postgres
+def test_twenty_waiters_polling_one_request_ask_hyperid_once_per_watched_interval(
+    fake_hyperid, hyperid_user
+):
+    import math
+    import time
+
+    from hyperid_mfa.lifecycle import refresh_interval
+
+    request = services.start_request(hyperid_user, "payments.withdraw")
+    fake_hyperid.inject("delay", call="status-get", times=None, seconds=0.05)
+    gap = refresh_interval(watched=True)
+    began = time.monotonic()
+    until = began + 3 * gap + 0.1
+
+    def wait_as_a_page_does() -> int:
+        polls = 0
+        while time.monotonic() < until:
+            services.refresh_request(MFARequest.objects.get(pk=request.pk), watched=True)
+            polls += 1
+            time.sleep(0.02)
+        return polls
+
+    polls = sum(race_n(20, wait_as_a_page_does))
+    elapsed = time.monotonic() - began
+
+    calls = fake_hyperid.call_count("status-get")
+    # Once at the start, then at most once per interval, however many wait...
+    assert calls <= math.floor(elapsed / gap) + 1, (calls, polls, elapsed)
+    # ...and at the watched pace, not MIN_REFRESH_INTERVAL's (one call in 1.6 s).
+    assert calls >= 2, (calls, polls, elapsed)
+    assert polls > 10 * calls
+
+
+@pytest.mark.postgres
 def test_concurrent_refreshes_send_each_transition_signal_once(fake_hyperid, hyperid_user):
     from hyperid_mfa.signals import mfa_request_approved
 

@@ -62,8 +62,11 @@ def test_first_call_sends_a_push_and_answers_pending(fake_hyperid, browser, kind
         "question",
         "status_url",
         "expires_at",
+        "poll_interval",
     }
     assert pushed["state"] == "pending"
+    # The client is told when to ask again: the default watched pace.
+    assert pushed["poll_interval"] == 0.5
     assert pushed["status_url"].endswith(f"/mfa/requests/{pushed['id']}/")
     [push] = fake_hyperid.pending()
     assert push.transaction_id == pushed["transaction_id"]
@@ -93,6 +96,21 @@ def test_calling_again_while_pending_sends_no_new_push(fake_hyperid, browser, ki
         response = submit(browser, kind)
         assert response.json()["mfa_request"]["id"] == first
     assert fake_hyperid.call_count("start") == 1
+
+
+@pytest.mark.parametrize("kind", ["function", "drf-method"])
+def test_the_request_sent_again_while_pending_asks_hyperid_at_the_watched_pace(
+    fake_hyperid, browser, kind
+):
+    pending = submit(browser, kind).json()["mfa_request"]
+    fake_hyperid.approve(pending["transaction_id"])
+    # Asked a second ago: within MIN_REFRESH_INTERVAL (2 s), past the watched 0.5 s.
+    MFARequest.objects.filter(pk=pending["id"]).update(
+        last_checked_at=timezone.now() - timedelta(seconds=1)
+    )
+    response = submit(browser, kind)
+    assert response.status_code == 200, response.content
+    assert runs(kind) == ["500"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -249,6 +249,48 @@ def test_refreshes_within_the_interval_are_coalesced(fake_hyperid, hyperid_user)
     assert fake_hyperid.call_count("status-get") == 1
 
 
+def checked_ago(request, seconds):
+    """The request as if HyperID had last been asked about it ``seconds`` ago."""
+    MFARequest.objects.filter(pk=request.pk).update(
+        last_checked_at=timezone.now() - timedelta(seconds=seconds)
+    )
+    return MFARequest.objects.get(pk=request.pk)
+
+
+def test_a_request_someone_waits_on_is_asked_about_again_after_the_watched_interval(
+    fake_hyperid, hyperid_user
+):
+    request = started(hyperid_user)
+    # Checked a second ago: within MIN_REFRESH_INTERVAL (2 s), past the watched 0.5 s.
+    services.refresh_request(checked_ago(request, 1))
+    assert fake_hyperid.call_count("status-get") == 0
+    fake_hyperid.approve(request.transaction_id)
+
+    assert services.refresh_request(checked_ago(request, 1), watched=True).is_approved
+    assert fake_hyperid.call_count("status-get") == 1
+
+
+def test_watched_refreshes_within_the_watched_interval_are_coalesced(fake_hyperid, hyperid_user):
+    request = started(hyperid_user)
+    services.refresh_request(checked_ago(request, 0.6), watched=True)
+    for _ in range(10):
+        services.refresh_request(MFARequest.objects.get(pk=request.pk), watched=True)
+    assert fake_hyperid.call_count("status-get") == 1
+
+
+def test_the_watched_interval_never_exceeds_min_refresh_interval(
+    fake_hyperid, hyperid_user, settings
+):
+    settings.HYPERID_MFA = {
+        **settings.HYPERID_MFA,
+        "MIN_REFRESH_INTERVAL": 2,
+        "WATCHED_REFRESH_INTERVAL": 60,
+    }
+    request = started(hyperid_user)
+    services.refresh_request(checked_ago(request, 3), watched=True)
+    assert fake_hyperid.call_count("status-get") == 1
+
+
 def test_force_skips_the_interval(fake_hyperid, hyperid_user):
     request = started(hyperid_user)
     services.refresh_request(request)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import bulk, client, dashboard, endpoint, gate, polling
+from . import bulk, client, dashboard, endpoint, gate, latency, polling
 
 CASES: dict[int, ModuleType] = {
-    module.NUMBER: module for module in (client, gate, polling, bulk, endpoint, dashboard)
+    module.NUMBER: module for module in (client, gate, polling, bulk, endpoint, dashboard, latency)
 }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
@@ -26,6 +28,7 @@ from hyperid_mfa.models import MFARequest
 GATED_ACTION = "bench.trivial"
 WRITE_ACTION = "bench.write"
 SCALE_ACTION = "bench.act"
+LATENCY_ACTION = "bench.latency"
 
 
 def health(request: HttpRequest) -> HttpResponse:
@@ -135,3 +138,19 @@ class BareRequestView(APIView):
         if row is None:
             raise NotFound()
         return Response(BareRequestSerializer(row).data)
+
+
+@login_required
+@require_mfa_approval(LATENCY_ACTION, methods=("POST",))
+def latency_view(request: HttpRequest) -> HttpResponse:
+    """Case 7's action: GET, a form that posts here; POST, gated, says when it ran
+    (this machine's clock, which the harness shares), in ``#ran``."""
+    if request.method == "POST":
+        ran = f'<!doctype html><title>ran</title><p id="ran">{time.time():.6f}</p>'
+        return HttpResponse(ran.encode())
+    form = (
+        '<!doctype html><title>send</title><form method="post">'
+        f'<input type="hidden" name="csrfmiddlewaretoken" value="{get_token(request)}">'
+        '<input name="trial" id="trial" value="0"><button id="send">Send</button></form>'
+    )
+    return HttpResponse(form.encode())

@@ -151,9 +151,6 @@ HYPERID_MFA = {
     "TOKEN_ENCRYPTION_KEYS": ["Tx0-27HTY_E2s7vYXGwEkq8e8HNGpC-CJ05aXKA9wns="],
     # The approval page inside the bank's own layout.
     "BASE_TEMPLATE": "bank/base.html",
-    # Snappier than the defaults (2 and 2): the simulator answers instantly.
-    "POLL_INTERVAL": 1,
-    "MIN_REFRESH_INTERVAL": 1,
     # Room to play with the demo; the default, 5 pushes per 10 minutes, is the
     # anti-fatigue limit meant for production.
     "START_RATE_LIMIT": "20/10m",

@@ -147,15 +147,17 @@ def _refreshed(request: Request, mfa_request: MFARequest) -> tuple[MFARequest, H
     """The request brought up to date if it is pending, and the failure that kept it
     from being, if any (the request then stays pending, the failure recorded on it).
 
-    Coalesced by the service: one HyperID call per MIN_REFRESH_INTERVAL however many
-    clients poll, and none at all once the request is finished.
+    A poll is someone waiting for the answer: the service's watched interval applies
+    (WATCHED_REFRESH_INTERVAL), coalesced as every refresh is, so one HyperID call
+    per interval however many clients poll, and none at all once the request is
+    finished.
     """
     if mfa_request.is_terminal:
         return mfa_request, None
     error: HyperIDError | None = None
     try:
         with audit.request_context(request):
-            mfa_request = services.refresh_request(mfa_request)
+            mfa_request = services.refresh_request(mfa_request, watched=True)
     except HyperIDError as err:
         error = err
     polling.record_check(mfa_request, error)

@@ -33,7 +33,9 @@
   var countdownElement = document.getElementById("hyperid-mfa-countdown");
 
   var MAX_DELAY = 30000;
-  var baseDelay = Math.max(1, Number(config.pollInterval) || 2) * 1000;
+  // The server's interval, never below a quarter second whatever it says.
+  var MIN_DELAY = 250;
+  var baseDelay = Math.max(MIN_DELAY, (Number(config.pollInterval) || 0.5) * 1000);
   var delay = baseDelay;
   var finished = false;
   var timer = null;
@@ -168,7 +170,7 @@
       })
       .then(function (data) {
         if (data.poll_interval) {
-          baseDelay = Math.max(1, Number(data.poll_interval)) * 1000;
+          baseDelay = Math.max(MIN_DELAY, Number(data.poll_interval) * 1000);
         }
         delay = baseDelay;
         if (data.state === "approved") {
