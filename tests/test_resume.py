@@ -10,6 +10,8 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.cache import cache
+from django.core.cache.backends.dummy import DummyCache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -96,7 +98,8 @@ def test_json_clients_get_the_same_code_either_way(fake_hyperid, first_use):
     body = first_use.post(URL, FORM, HTTP_ACCEPT="application/json").json()
     assert body["code"] == "mfa_reauthenticate"
     assert body["detail"] == "Sign in with HyperID to approve this action."
-    assert resume.SESSION_KEY not in first_use.session  # JSON clients resend themselves
+    # JSON clients send their requests again themselves: nothing is kept for them.
+    assert "resume" not in body.get("reauthenticate_url", "")
 
 
 # --- the sign-in: a POST to allauth, a link elsewhere ---------------------------------------
@@ -173,28 +176,30 @@ def test_a_guessed_key_finds_nothing(fake_hyperid, first_use):
     assert 'id="hyperid-mfa-resume"' not in guessed.content.decode()
 
 
-def test_another_users_key_finds_nothing(fake_hyperid, first_use, other_user):
+def key_of(back: str) -> str:
+    return back.rstrip("/").rsplit("/", 1)[1]
+
+
+def kept(back: str) -> dict[str, object]:
+    entry: dict[str, object] = cache.get(resume._cache_key(key_of(back)))
+    return entry
+
+
+def test_another_users_key_is_refused_and_left_for_its_user(fake_hyperid, first_use, other_user):
     back = resume_path(refused(first_use))
     elsewhere = Client()
     elsewhere.force_login(other_user)
-    assert elsewhere.get(back).status_code == 404
-    # Signed in as someone else in the same browser: Django starts a new session.
-    first_use.force_login(other_user)
-    assert first_use.get(back).status_code == 404
+    answer = elsewhere.get(back)
+    assert answer.status_code == 403
+    assert "This form was kept for someone else" in answer.content.decode()
+    assert 'id="hyperid-mfa-resume"' not in answer.content.decode()
+    assert first_use.get(back).status_code == 200
 
 
-def test_a_kept_form_of_another_user_in_the_session_is_refused_and_dropped(
-    fake_hyperid, first_use, other_user
-):
-    back = resume_path(refused(first_use))
-    key = back.rstrip("/").rsplit("/", 1)[1]
-    session = first_use.session
-    session[resume.SESSION_KEY][key]["user"] = str(other_user.pk)
-    session.save()
-    refused_page = first_use.get(back)
-    assert refused_page.status_code == 403
-    assert 'id="hyperid-mfa-resume"' not in refused_page.content.decode()
-    assert first_use.get(back).status_code == 404
+def test_the_cache_key_is_not_the_resume_key(fake_hyperid, first_use):
+    key = key_of(resume_path(refused(first_use)))
+    assert cache.get(resume._PREFIX + key) is None
+    assert key not in resume._cache_key(key)
 
 
 def test_an_expired_key_is_410_and_posts_nothing(fake_hyperid, first_use, monkeypatch):
@@ -228,10 +233,7 @@ def test_the_resume_page_posts_only_where_the_form_was_posted(fake_hyperid, firs
 
 def test_a_kept_path_that_would_leave_the_site_is_never_posted_to(fake_hyperid, first_use):
     back = resume_path(refused(first_use))
-    key = back.rstrip("/").rsplit("/", 1)[1]
-    session = first_use.session
-    session[resume.SESSION_KEY][key]["path"] = "//evil.example/"
-    session.save()
+    cache.set(resume._cache_key(key_of(back)), {**kept(back), "path": "//evil.example/"})
     shown = first_use.get(back)
     assert shown.status_code == 404
     assert "evil.example" not in shown.content.decode()
@@ -241,14 +243,13 @@ def test_a_huge_form_is_not_kept_and_the_page_does_not_say_it_is(fake_hyperid, f
     page = refused(first_use, {**FORM, "note": "x" * (resume.MAX_BYTES + 1)})
     assert "What you entered is kept" not in page
     assert not next_of(sign_in_target(page)).startswith("/mfa/resume/")
-    assert not first_use.session.get(resume.SESSION_KEY)
 
 
-def test_a_session_keeps_at_most_a_few_forms(fake_hyperid, first_use):
+def test_a_user_keeps_at_most_a_few_forms(fake_hyperid, first_use):
     backs = [resume_path(refused(first_use)) for _ in range(resume.MAX_KEPT + 1)]
-    assert len(first_use.session[resume.SESSION_KEY]) == resume.MAX_KEPT
     assert first_use.get(backs[0]).status_code == 404  # the oldest went first
-    assert first_use.get(backs[-1]).status_code == 200
+    for back in backs[1:]:
+        assert first_use.get(back).status_code == 200
 
 
 def test_files_are_not_kept_and_both_pages_say_so(fake_hyperid, first_use):
@@ -261,10 +262,10 @@ def test_files_are_not_kept_and_both_pages_say_so(fake_hyperid, first_use):
     assert 'id="hyperid-mfa-continue"' in shown
 
 
-def test_signed_cookie_sessions_keep_nothing(fake_hyperid, first_use, hyperid_user, settings):
-    settings.SESSION_ENGINE = resume.SIGNED_COOKIES
-    in_a_cookie = Client()
-    in_a_cookie.force_login(hyperid_user)
-    page = refused(in_a_cookie)
+def test_a_cache_that_keeps_nothing_keeps_no_form_and_the_page_does_not_say_it_does(
+    fake_hyperid, first_use, monkeypatch
+):
+    monkeypatch.setattr(resume, "cache", DummyCache("nothing", {}))
+    page = refused(first_use)
     assert "What you entered is kept" not in page
     assert not next_of(sign_in_target(page)).startswith("/mfa/resume/")
