@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 FORM = {"amount": "500", "payee": "Bob"}
 URL = "/gate/function/"
-SIGN_IN_FORM = re.compile(r'<form class="hyperid-mfa-actions" method="post" action="([^"]+)">')
+SIGN_IN_FORM = re.compile(r'<form id="hyperid-mfa-sign-in" method="post" action="([^"]+)">')
 SIGN_IN_LINK = re.compile(r'<a id="hyperid-mfa-reauthenticate"[^>]* href="([^"]+)"')
 
 
@@ -114,9 +114,11 @@ def test_the_sign_in_posts_to_allauth_with_the_csrf_token_and_comes_back_to_the_
     assert urlsplit(target).path == reverse(
         "openid_connect_login", kwargs={"provider_id": "hyperid"}
     )
-    form = page.split('method="post" action="')[1].split("</form>")[0]
+    form = page.split('<form id="hyperid-mfa-sign-in"')[1].split("</form>")[0]
     assert 'name="csrfmiddlewaretoken"' in form
-    assert 'id="hyperid-mfa-reauthenticate"' in form
+    assert '<button type="submit" form="hyperid-mfa-sign-in" id="hyperid-mfa-reauthenticate">' in (
+        page
+    )
     assert "What you entered is kept" in page
 
 
