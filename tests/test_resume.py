@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,13 +14,14 @@ import pytest
 from django.core.cache import cache
 from django.core.cache.backends.dummy import DummyCache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from hyperid_mfa import resume
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import store_tokens
-from tests.settings import HAVE_ALLAUTH
+from tests.settings import HAVE_ALLAUTH, HAVE_MOZILLA_OIDC
+from tests.test_dependencies import redis_proxy  # noqa: F401 (a fixture, used by name)
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +130,21 @@ def test_a_sign_in_elsewhere_is_a_link_and_sends_no_csrf_token(fake_hyperid, fir
         page = refused(first_use)
         assert SIGN_IN_FORM.search(page) is None
         assert sign_in_target(page).startswith(configured + "?next=%2Fmfa%2Fresume%2F")
+
+
+@pytest.mark.skipif(not HAVE_MOZILLA_OIDC, reason="needs the [oidc] extra")
+def test_mozilla_django_oidcs_sign_in_is_a_link_it_takes_only_get(
+    fake_hyperid, first_use, settings
+):
+    settings.HYPERID_MFA = {
+        **settings.HYPERID_MFA,
+        "REAUTHENTICATE_URL": "oidc_authentication_init",
+    }
+    page = refused(first_use)
+    assert SIGN_IN_FORM.search(page) is None
+    target = sign_in_target(page)
+    assert urlsplit(target).path == reverse("oidc_authentication_init")
+    assert next_of(target).startswith("/mfa/resume/")
 
 
 # --- the form kept, and sent again after the sign-in --------------------------------------
@@ -271,3 +288,36 @@ def test_a_cache_that_keeps_nothing_keeps_no_form_and_the_page_does_not_say_it_d
     page = refused(first_use)
     assert "What you entered is kept" not in page
     assert not next_of(sign_in_target(page)).startswith("/mfa/resume/")
+
+
+# --- on Redis: one of concurrent requests, and a cache that fails ---------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("redis_proxy")
+def test_of_concurrent_requests_for_one_key_on_redis_one_only_gets_the_form(
+    fake_hyperid, first_use, hyperid_user
+):
+    back = resume_path(refused(first_use))
+    factory = RequestFactory()
+
+    def open_it(_: int) -> int:
+        request = factory.get(back)
+        request.user = hyperid_user
+        return resume.resume_view(request, key_of(back)).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = sorted(pool.map(open_it, range(8)))
+    assert answers == [200] + [404] * 7
+
+
+@pytest.mark.redis
+def test_with_the_cache_down_the_resume_page_says_so_and_the_form_waits(
+    fake_hyperid, first_use, request
+):
+    proxy = request.getfixturevalue("redis_proxy")
+    back = resume_path(refused(first_use))
+    proxy.down()
+    assert first_use.get(back).status_code == 503
+    proxy.up()
+    assert first_use.get(back).status_code == 200
