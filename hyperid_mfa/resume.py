@@ -60,7 +60,8 @@ logger = logging.getLogger("hyperid_mfa")
 
 #: Seconds a kept form waits for the sign-in.
 LIFETIME = 15 * 60
-#: Seconds after its lifetime that a kept form is still known, to say it expired.
+#: Seconds after its lifetime that a key is still known (its user, not its form), to
+#: say that it expired.
 EXPIRED_KNOWN = 15 * 60
 #: The most bytes of field names and values one kept form holds (UTF-8).
 MAX_BYTES = 64 * 1024
@@ -73,6 +74,10 @@ _PREFIX = "hyperid_mfa:resume:"
 
 def _cache_key(key: str) -> str:
     return _PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _known_key(key: str) -> str:
+    return _cache_key(key) + ":known"
 
 
 def _user_key(user: Any) -> str:
@@ -103,13 +108,14 @@ def keep(
     }
     try:
         with dependencies.using_cache():
-            cache.set(_cache_key(key), entry, LIFETIME + EXPIRED_KNOWN)
+            cache.set(_cache_key(key), entry, LIFETIME)
             if cache.get(_cache_key(key)) is None:  # DummyCache, or no room
                 return None
+            cache.set(_known_key(key), str(user.pk), LIFETIME + EXPIRED_KNOWN)
             # The user's kept forms, oldest first: past MAX_KEPT, the oldest goes.
             kept = [*(cache.get(_user_key(user)) or []), _cache_key(key)]
             for old in kept[:-MAX_KEPT]:
-                cache.delete(old)
+                cache.delete_many([old, old + ":known"])
             cache.set(_user_key(user), kept[-MAX_KEPT:], LIFETIME + EXPIRED_KNOWN)
     except CacheUnavailable as err:
         logger.warning("The form could not be kept for after the sign-in: %s", err)
@@ -140,11 +146,16 @@ def resume_view(request: HttpRequest, key: str) -> HttpResponse:
         with dependencies.using_cache():
             entry = cache.get(_cache_key(key))
             if not isinstance(entry, dict):
+                if cache.get(_known_key(key)) == str(user.pk):
+                    cache.delete(_known_key(key))
+                    return _answer(request, 410, "expired")
                 return _answer(request, 404, "unknown")
             if entry.get("user") != str(user.pk):
                 # Left for its own user: knowing a key is not a way to spoil it.
                 return _answer(request, 403, "not_yours")
             # Of concurrent requests for one key, only the one that deletes it goes on.
+            # Its marker goes first: a form gone while its marker stays had expired.
+            cache.delete(_known_key(key))
             if not cache.delete(_cache_key(key)):
                 return _answer(request, 404, "unknown")
     except CacheUnavailable:

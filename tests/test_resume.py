@@ -224,7 +224,8 @@ def test_the_cache_key_is_not_the_resume_key(fake_hyperid, first_use):
 def test_an_expired_key_is_410_and_posts_nothing(fake_hyperid, first_use, monkeypatch):
     back = resume_path(refused(first_use))
     later = time.time() + resume.LIFETIME + 1
-    monkeypatch.setattr(resume.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)  # the cache's clock too
+    assert kept(back) is None  # the fields are gone; only the key's user is left
     gone = first_use.get(back)
     assert gone.status_code == 410
     assert "This form was kept too long" in gone.content.decode()
