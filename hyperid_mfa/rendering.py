@@ -190,9 +190,9 @@ def clock(seconds: int | None) -> str:
 ALLAUTH_LOGIN = ("openid_connect_login", {"provider_id": "hyperid"})
 
 
-def reauthenticate_url(request: Any, *, back: str | None = None) -> str | None:
-    """Where the user signs in with HyperID again, coming back to ``back`` (default:
-    :func:`_back_here`) afterwards.
+def reauthenticate_url(request: Any) -> str | None:
+    """Where the user signs in with HyperID again, coming back here afterwards (the
+    JSON answer's ``reauthenticate_url``; the page keeps a refused form, :func:`_sign_in`).
 
     ``REAUTHENTICATE_URL`` (a URL name, a path or an absolute URL); unset, allauth's
     HyperID login when ``hyperid_mfa.contrib.allauth`` is installed; else None.
@@ -200,7 +200,7 @@ def reauthenticate_url(request: Any, *, back: str | None = None) -> str | None:
     url = _sign_in_url()
     if url is None:
         return None
-    return _with_next(url, back or _back_here(django_request(request)))
+    return _with_next(url, _back_here(django_request(request)))
 
 
 def _sign_in_url() -> str | None:
@@ -226,6 +226,10 @@ def _with_next(url: str, back: str | None) -> str:
     return f"{url}{separator}{urlencode({REDIRECT_FIELD_NAME: back})}"
 
 
+#: The modules of django-allauth's provider login views.
+ALLAUTH_PROVIDER_VIEWS = "allauth.socialaccount.providers."
+
+
 def sign_in_method(url: str) -> str:
     """How the page sends the user to ``url`` to sign in: ``POST`` to a provider login
     view of django-allauth on this site (a GET shows allauth's confirmation page
@@ -241,10 +245,6 @@ def sign_in_method(url: str) -> str:
         return "GET"
     module = getattr(match.func, "__module__", None) or ""
     return "POST" if module.startswith(ALLAUTH_PROVIDER_VIEWS) else "GET"
-
-
-#: The modules of django-allauth's provider login views.
-ALLAUTH_PROVIDER_VIEWS = "allauth.socialaccount.providers."
 
 
 def _sign_in(request: HttpRequest, resubmit: Mapping[str, Any]) -> dict[str, Any] | None:
