@@ -396,6 +396,18 @@ class TokenUnavailable(_SignInAgain):
         return Result.TOKEN_EXPIRED if expired else Result.TOKEN_INVALID
 
 
+class NoHyperIDToken(TokenUnavailable):
+    """The user has never signed in with HyperID here: no token is stored for them.
+
+    The same answer as :class:`TokenUnavailable` (``mfa_reauthenticate``, 403), worded
+    for a first use: "Sign in with HyperID", not "again".
+    """
+
+    default_message = "no HyperID token is stored for this user"
+    user_message = _("Sign in with HyperID to approve this action.")
+    user_title = _("Sign in with HyperID")
+
+
 # --- refused here, by policy ----------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -27,10 +28,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
+from . import resume
 from .api.polling import poll_interval
 from .conf import mfa_settings
 from .exceptions import CROSS_SITE, NOT_AUTHENTICATED, REAUTHENTICATE, MFAApprovalRequired
@@ -150,15 +152,16 @@ def approval_page(
     extending ``base_template`` (default ``BASE_TEMPLATE``)."""
     plain = django_request(request)
     mfa_request = decision.mfa_request
+    resubmit = resubmission(plain)
+    sign_in = _sign_in(plain, resubmit) if decision.code == REAUTHENTICATE else None
     context = {
         "landmark": "main",
         **(extra_context or {}),
         "answer": decision,
         "retry_after_clock": clock(decision.retry_after),
         "mfa_request": mfa_request,
-        "reauthenticate_url": (
-            reauthenticate_url(request) if decision.code == REAUTHENTICATE else None
-        ),
+        "sign_in": sign_in,
+        "reauthenticate_url": sign_in["url"] if sign_in else None,
         # Where "Back" leads once the request has ended without approval.
         "back_url": _on_site_referer(plain) or "/",
         "base_template": base_template or mfa_settings.BASE_TEMPLATE,
@@ -169,7 +172,7 @@ def approval_page(
             "cancelUrl": _url(plain, "hyperid_mfa:request-cancel", mfa_request),
             "pollInterval": mfa_settings.POLL_INTERVAL,
             "retryAfter": decision.retry_after,
-            "resubmit": resubmission(plain),
+            "resubmit": resubmit,
             "messages": _page_messages(),
         },
     }
@@ -192,30 +195,80 @@ ALLAUTH_LOGIN = ("openid_connect_login", {"provider_id": "hyperid"})
 
 
 def reauthenticate_url(request: Any) -> str | None:
-    """Where the user signs in with HyperID again, coming back here afterwards.
+    """Where the user signs in with HyperID again, coming back here afterwards (the
+    JSON answer's ``reauthenticate_url``; the page keeps a refused form, :func:`_sign_in`).
 
     ``REAUTHENTICATE_URL`` (a URL name, a path or an absolute URL); unset, allauth's
     HyperID login when ``hyperid_mfa.contrib.allauth`` is installed; else None.
     """
+    url = _sign_in_url()
+    if url is None:
+        return None
+    return _with_next(url, _back_here(django_request(request)))
+
+
+def _sign_in_url() -> str | None:
     configured = mfa_settings.REAUTHENTICATE_URL
     if configured is None:
         if not apps.is_installed("hyperid_mfa.contrib.allauth"):
             return None
         name, kwargs = ALLAUTH_LOGIN
         try:
-            url = reverse(name, kwargs=kwargs)
+            return reverse(name, kwargs=kwargs)
         except NoReverseMatch:
             return None
-    else:
-        try:
-            url = reverse(configured)
-        except NoReverseMatch:
-            url = configured
-    back = _back_here(django_request(request))
+    try:
+        return reverse(configured)
+    except NoReverseMatch:
+        return configured
+
+
+def _with_next(url: str, back: str | None) -> str:
     if back is None:
         return url
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}{urlencode({REDIRECT_FIELD_NAME: back})}"
+
+
+#: The modules of django-allauth's provider login views.
+ALLAUTH_PROVIDER_VIEWS = "allauth.socialaccount.providers."
+
+
+def sign_in_method(url: str) -> str:
+    """How the page sends the user to ``url`` to sign in: ``POST`` to a provider login
+    view of django-allauth on this site (a GET shows allauth's confirmation page
+    first, a POST with the CSRF token goes straight to HyperID), else ``GET`` (a
+    link: mozilla-django-oidc's ``oidc_authentication_init`` takes only GET, and no
+    CSRF token goes to another site)."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "GET"
+    try:
+        match = resolve(parts.path)
+    except Resolver404:
+        return "GET"
+    module = getattr(match.func, "__module__", None) or ""
+    return "POST" if module.startswith(ALLAUTH_PROVIDER_VIEWS) else "GET"
+
+
+def _sign_in(request: HttpRequest, resubmit: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The page's "Sign in with HyperID": its URL and method, and whether the refused
+    form is kept for after the sign-in (:mod:`hyperid_mfa.resume`)."""
+    url = _sign_in_url()
+    if url is None:
+        return None
+    back = None
+    if resubmit["method"] == "POST" and resubmit["url"]:
+        key = resume.keep(
+            request, resubmit["url"], resubmit["fields"], has_files=resubmit["has_files"]
+        )
+        back = resume.resume_url(key) if key else None
+    return {
+        "url": _with_next(url, back or _back_here(request)),
+        "method": sign_in_method(url),
+        "form_kept": back is not None,
+        "has_files": resubmit["has_files"],
+    }
 
 
 def _back_here(request: HttpRequest) -> str | None:

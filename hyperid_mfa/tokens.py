@@ -43,7 +43,7 @@ from .adapter import TokenProvider, get_adapter
 from .conf import key_ring
 from .constants import MFA_SCOPE
 from .crypto import InvalidToken, KeyRing
-from .exceptions import HyperIDConfigurationError, TokenUnavailable
+from .exceptions import HyperIDConfigurationError, NoHyperIDToken, TokenUnavailable
 from .models import HyperIDToken, UserModel
 
 logger = logging.getLogger("hyperid_mfa.tokens")
@@ -303,7 +303,7 @@ class StoredTokenProvider:
         with dependencies.using_database():
             row = HyperIDToken.objects.filter(user=user).first()
         if row is None:
-            raise TokenUnavailable("no HyperID token is stored for this user")
+            raise NoHyperIDToken()
         if row.access_token_expired(leeway=EXPIRY_LEEWAY) and row.has_refresh_token:
             return self.refresh_access_token(user)
         return decrypt(row.access_token_encrypted)

@@ -10,19 +10,24 @@ saved under test-artifacts/.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 
-from hyperid_mfa.models import ApprovalWindow, MFARequest, database_now
+from hyperid_mfa.models import ApprovalWindow, HyperIDToken, MFARequest, database_now
 from hyperid_mfa.testing import Authenticator, FakeHyperID
+from tests import oidc_flow as flow
 from tests.chromium import ARTIFACTS
 from tests.conftest import link
+from tests.settings import HAVE_ALLAUTH
 from tests.shop.models import Payment, Shop
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,6 +35,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 IBAN = "DE89370400440532013000"
 NEW_IBAN = "DE44500105175407324931"
 OUTCOMES = {"approve": "approved", "deny": "denied"}
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +234,113 @@ def test_a_window_lets_two_actions_through_on_one_approval_and_asks_again_after_
     page.wait_for_selector(".hyperid-mfa-code")
     assert Payment.objects.get(pk=payments[5].pk).times_marked_paid == 0
     assert fake.call_count("start") == 2
+
+
+# --- the first use: no HyperID token yet (issue 20) -------------------------------------------
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save what ``page`` shows for the docs, under ``HYPERID_MFA_SCREENSHOTS`` (as
+    tests/test_demo.py does), e.g. ``HYPERID_MFA_SCREENSHOTS=docs/images``."""
+    target = os.environ.get("HYPERID_MFA_SCREENSHOTS")
+    if target:
+        folder = Path(target) if Path(target).is_absolute() else REPO / target
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / name))
+
+
+@pytest.mark.skipif(not HAVE_ALLAUTH, reason="needs the [allauth] extra")
+def test_a_first_use_is_one_sign_in_and_one_approval_and_keeps_the_edit(
+    chromium, live_server, settings, user, request
+):
+    """A staff member who never signed in with HyperID saves a new IBAN: "Sign in
+    with HyperID" goes straight to HyperID (a POST, no allauth page between), comes
+    back to the admin, which asks for the approval of that IBAN without it being
+    typed again; approved on the phone, the IBAN is saved once."""
+    from allauth.socialaccount.models import SocialAccount
+
+    fake = flow.new_fake()
+    with fake.serve(handler=Authenticator(fake).handle) as server:
+        flow.configure(settings, fake, "allauth")
+        settings.HYPERID_MFA = {
+            **settings.HYPERID_MFA,
+            "POLL_INTERVAL": 1,
+            "MIN_REFRESH_INTERVAL": 0,
+            "START_RATE_LIMIT": None,
+        }
+        user.is_staff = user.is_superuser = True
+        user.save()
+        # The staff member's HyperID account, known to the site; no token stored yet.
+        SocialAccount.objects.create(provider="hyperid", uid="alice", user=user)
+        assert not HyperIDToken.objects.exists()
+        shop = Shop.objects.create(name="Acme", iban=IBAN)
+
+        client = Client()
+        client.force_login(user)
+        context = chromium.new_context(viewport={"width": 1100, "height": 640})
+        context.set_default_timeout(15_000)
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        page = context.new_page()
+        seen: list[str] = []
+        page.on("request", lambda sent: sent.is_navigation_request() and seen.append(sent.url))
+        try:
+            page.goto(live_server.url + reverse("admin:shop_shop_change", args=[shop.pk]))
+            page.fill("#id_iban", NEW_IBAN)
+            page.click("input[name=_save]")
+
+            page.wait_for_selector("#hyperid-mfa-reauthenticate")
+            assert page.text_content("#hyperid-mfa-heading") == "Sign in with HyperID"
+            assert "again" not in (page.text_content("#hyperid-mfa") or "")
+            assert "What you entered is kept" in (page.text_content("#hyperid-mfa-kept") or "")
+            assert page.is_visible("#site-name")  # the admin's own layout
+            screenshot(page, "admin-first-use-sign-in.png")
+
+            seen.clear()
+            page.click("#hyperid-mfa-reauthenticate")
+            page.wait_for_selector("form input#subject")
+            assert page.url.startswith(fake.issuer)
+            # Straight from the admin to HyperID: no page of allauth's in between.
+            assert urlsplit(seen[0]).path == flow.LOGIN["allauth"]
+            assert seen[1].startswith(fake.issuer)
+            page.fill("#subject", "alice")
+            page.click("button.sign-in")
+
+            # Back at the admin: the approval of the new IBAN, nothing typed again.
+            page.wait_for_selector(".hyperid-mfa-code")
+            assert page.text_content(".hyperid-mfa-question").strip() == (
+                f"Change IBAN of Acme from {IBAN} to {NEW_IBAN}?"
+            )
+            assert page.is_visible("#site-name")
+            assert Shop.objects.get().iban == IBAN
+            screenshot(page, "admin-first-use-approval.png")
+            [push] = fake.pending("alice")
+            code = page.text_content(".hyperid-mfa-code").strip()
+            assert push.code == code
+
+            phone = context.new_page()
+            phone.goto(server.url + Authenticator.phone_path("alice"))
+            phone.locator(f"section.push input[name=code][value='{code}']").check()
+            phone.locator("section.push button.approve").click()
+            phone.wait_for_selector("[data-outcome=approved]")
+
+            page.wait_for_url(live_server.url + reverse("admin:shop_shop_changelist"))
+            assert "was changed successfully" in (page.text_content(".messagelist") or "")
+            assert Shop.objects.get().iban == NEW_IBAN
+            assert LogEntry.objects.filter(object_id=str(shop.pk)).count() == 1
+            assert fake.call_count("start") == 1  # one sign-in, one approval
+            assert MFARequest.objects.get().state == "consumed"
+        finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is None or report.failed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                for number, shown in enumerate(context.pages):
+                    shown.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{number}.png"))
+            context.close()

@@ -477,7 +477,8 @@ def test_browser_gets_the_approval_page_with_the_code_and_question(fake_hyperid,
     [
         ("rate_limit", 429, "Wait before asking again"),
         ("down", 503, "Approval is unavailable right now"),
-        ("no_token", 403, "Sign in with HyperID again"),
+        ("no_token", 403, "Sign in with HyperID</h1>"),
+        ("expired_token", 403, "Sign in with HyperID again</h1>"),
     ],
 )
 def test_html_answers_have_the_same_status_codes_as_json(
@@ -488,8 +489,10 @@ def test_html_answers_have_the_same_status_codes_as_json(
             submit(browser, "function", amount=str(amount))
     elif setup == "down":
         fake_hyperid.inject("http_503", call="start")
-    else:
+    elif setup == "no_token":  # a first use
         HyperIDToken.objects.filter(user=hyperid_user).delete()
+    else:
+        fake_hyperid.revoke_tokens(hyperid_user.hyperid_subject)
     response = submit(browser, "function", html=True)
     assert response.status_code == status
     assert title in response.content.decode()

@@ -3,7 +3,8 @@ the actions it offers, and axe-core's findings (WCAG 2.2 A/AA and the landmark b
 practices) in the light and dark schemes at 1280 and 390 px wide.
 
 The approval page waiting, denied, in the cooldown after a denial, expired and with
-HyperID unavailable; the admin's approval page; the simulator's phone and sign-in
+HyperID unavailable; the admin's approval page, and its "Sign in with HyperID" on a
+first use; the resume page that finds nothing; the simulator's phone and sign-in
 pages. (The example bank's pages are checked in tests/test_demo.py, where the demo
 runs.) Debian's Chromium driven by Playwright, one browser for the module; on
 failure a screenshot of each page is saved under test-artifacts/.
@@ -216,3 +217,32 @@ def test_content_outside_every_landmark_is_found(waiting, axe_source):
     found = axe_violations(waiting, axe_source, landmarks=True)
 
     assert [finding["id"] for finding in found] == ["region"]
+
+
+def test_the_admins_first_use_page_and_a_resume_page_that_finds_nothing(
+    context, live_server, simulator, user, axe_source
+):
+    """A staff member without a HyperID token saves a protected change: "Sign in with
+    HyperID" beside "Back", in the admin's layout. A resume key that is no longer
+    kept: a page that says so and posts nothing."""
+    user.is_staff = user.is_superuser = True
+    user.save()
+    shop = Shop.objects.create(name="Acme", iban="DE89370400440532013000")
+    page = signed_in(context, live_server, user)
+
+    page.goto(live_server.url + reverse("admin:shop_shop_change", args=[shop.pk]))
+    page.fill("#id_iban", "DE44500105175407324931")
+    page.click("input[name=_save]")
+    page.wait_for_selector("#hyperid-mfa-reauthenticate")
+
+    assert outline(page, "#hyperid-mfa") == {
+        "heading": "Sign in with HyperID",
+        "actions": ["Sign in with HyperID", "Back"],
+    }
+    assert page.locator("main").count() == 1  # the admin's own
+    assert_accessible(page, axe_source)
+
+    page.goto(live_server.url + reverse("hyperid_mfa:resume", args=["A" * 43]))
+    assert outline(page) == {"heading": "This form is no longer kept", "actions": []}
+    assert page.locator("#hyperid-mfa-resume").count() == 0
+    assert_accessible(page, axe_source)
