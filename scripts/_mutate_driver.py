@@ -19,6 +19,8 @@ one's own: it ran them all, and stops on a failure), the forced failure.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 import time
@@ -40,10 +42,12 @@ def main(argv: list[str]) -> int:
         _register_mutant_result,
         collect_or_load_stats,
         collect_source_file_mutation_data,
+        create_mutants,
         run_forced_fail_test,
         tests_for_mutant_names,
     )
     from mutmut.configuration import config
+    from mutmut.mutation.data import SourceFileMutationData
     from mutmut.mutation.trampoline import set_mutant_under_test
     from mutmut.state import state
     from mutmut.utils.file_utils import setup_source_paths
@@ -52,6 +56,10 @@ def main(argv: list[str]) -> int:
 
     config().pytest_add_cli_args_test_selection = tests_selection
     setup_source_paths()  # as mutmut's run: the mutants/ copy first on sys.path
+    # The mutants are made (scripts/_mutate.py did); this reads their functions' hashes,
+    # without which mutmut takes a record of an earlier run for stale and drops it.
+    with contextlib.redirect_stdout(io.StringIO()):
+        create_mutants(max_children)
     runner = get_mutant_runner(max_children)
     started = time.monotonic()
     fresh = not Path("mutants", "mutmut-stats.json").exists()
@@ -83,7 +91,7 @@ def main(argv: list[str]) -> int:
     def estimate(name: str) -> float:
         return sum(state().duration_by_test[test] for test in tests_of(name))
 
-    submitted: dict[str, object] = {}
+    submitted: dict[str, SourceFileMutationData] = {}
     done = 0
     runner.startup()
     try:
