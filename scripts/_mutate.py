@@ -666,8 +666,9 @@ def survivors(max_children: int) -> int:
 def changed(base: str | None, budget: int, max_children: int) -> int:
     """The mutants on the lines changed since ``base``, within ``budget`` seconds of
     wall-clock time from STARTED, setup included: those on lines changed since the
-    lists were last triaged first, then the rest, each in hash order; judged as far
-    as the time allowed, saying how many were left untested."""
+    lists were last triaged first, then the rest, then those the lists name, each in
+    hash order; judged as far as the time allowed, saying how many were left
+    untested."""
     deadline = STARTED + budget
     settings = read_settings()
     if base is None:
@@ -700,8 +701,20 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
     def is_fresh(mutant: Mutant) -> bool:
         return any(line in fresh.get(mutant.path, ()) for line in mutant.lines)
 
-    first = hash_order(m for m in on_changed if is_fresh(m))
-    order = first + hash_order(m for m in on_changed if not is_fresh(m))
+    # Listed survivors go last: they are the slowest to test (every test that reaches
+    # them runs), and testing them again only asks whether a test kills them now.
+    entries = [*read_equivalents(), *read_open()]
+
+    def is_listed(mutant: Mutant) -> bool:
+        return any(mutant.matches(entry) for entry in entries)
+
+    unlisted = [m for m in on_changed if not is_listed(m)]
+    first = hash_order(m for m in unlisted if is_fresh(m))
+    order = [
+        *first,
+        *hash_order(m for m in unlisted if not is_fresh(m)),
+        *hash_order(m for m in on_changed if is_listed(m)),
+    ]
     listed = listed_functions()
     generated = [m for m in candidates if m.function in listed] + load_mutants(
         [path for path in settings.tests if path not in lines], listed
@@ -709,7 +722,8 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
     log(
         f"{len(order)} mutants on the changed lines, {len(first)} of them on lines changed "
         f"since the lists were triaged ({settings.triaged[:12] or 'never'}), which go first; "
-        "then the rest; each in an order the same on every run of the same code. Budget: "
+        f"then the rest; the {len(order) - len(unlisted)} listed as equivalent or open last; "
+        "each in an order the same on every run of the same code. Budget: "
         f"{budget} s from the start, {int(deadline - time.time())} s left"
     )
     _forget(m.name for m in order)
