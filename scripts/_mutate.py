@@ -715,10 +715,6 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
         *hash_order(m for m in unlisted if not is_fresh(m)),
         *hash_order(m for m in on_changed if is_listed(m)),
     ]
-    listed = listed_functions()
-    generated = [m for m in candidates if m.function in listed] + load_mutants(
-        [path for path in settings.tests if path not in lines], listed
-    )
     log(
         f"{len(order)} mutants on the changed lines, {len(first)} of them on lines changed "
         f"since the lists were triaged ({settings.triaged[:12] or 'never'}), which go first; "
@@ -743,6 +739,10 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
         _remove_leftovers()
     results = with_status(order, statuses())
     tested = [m for m in results if m.status != "not checked"]
+    listed = listed_functions()  # as the lists are now: what a stale entry is judged by
+    generated = [m for m in candidates if m.function in listed] + load_mutants(
+        [path for path in settings.tests if path not in lines], listed
+    )
     failures = judge(tested, generated, untested=len(order) - len(tested))
     untested_first = [m for m in results[: len(first)] if m.status == "not checked"]
     if untested_first:
@@ -787,8 +787,9 @@ def record_open() -> int:
 
 
 def _toml(text: str) -> str:
-    # JSON's escapes are TOML's for a basic string.
-    return json.dumps(text, ensure_ascii=False)
+    if "'" not in text and "\n" not in text:
+        return f"'{text}'"  # a literal string: the line as written
+    return json.dumps(text, ensure_ascii=False)  # JSON's escapes are TOML's
 
 
 def main(argv: Sequence[str]) -> int:
