@@ -15,7 +15,9 @@ A surviving mutant fails the run unless it is listed: in tests/mutants_equivalen
 (the function, the line as written and as mutated, and why no test can tell them
 apart) or in tests/mutants_open.toml (survivors found and not yet triaged: the
 known backlog, reported as "open (known)"; each is debt, to be killed by a test or
-moved to the equivalents with a reason). A listed entry that matches no mutant any
+moved to the equivalents with a reason). In ``changed``, an unlisted survivor on a
+line untouched since scripts/mutate.toml's ``triaged`` is backlog the lists have not
+caught up with: reported, not a failure. A listed entry that matches no mutant any
 more, or an open one a test now kills, fails the run too: the lists stay true.
 Mutants whose line a pattern of ``do_not_mutate_patterns`` matches (log and
 audit lines, translated text, message strings) are never made.
@@ -492,19 +494,29 @@ def _progress(log_path: Path) -> str:
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
-def judge(tested: Sequence[Mutant], generated: Sequence[Mutant], untested: int = 0) -> int:
+def judge(
+    tested: Sequence[Mutant],
+    generated: Sequence[Mutant],
+    untested: int = 0,
+    fresh: set[str] | None = None,
+) -> int:
     """Print the figures of the ``tested`` mutants and every survivor no list explains;
     the number of failures: those survivors, and the entries of tests/mutants_open.toml
     and tests/mutants_equivalent.toml that are no longer true (matching none of the
-    ``generated`` mutants, or a mutant a test kills)."""
+    ``generated`` mutants, or a mutant a test kills). Where ``fresh`` names the mutants
+    on lines changed since the lists were triaged, an unlisted survivor elsewhere is
+    backlog the lists have not caught up with: printed and counted, not a failure."""
     listed = [*read_equivalents(), *read_open()]
     statuses = Counter(m.status for m in tested)
-    verdicts: dict[str, list[Mutant]] = {"equivalent": [], "open": [], "new": []}
+    verdicts: dict[str, list[Mutant]] = {"equivalent": [], "open": [], "new": [], "backlog": []}
     for mutant in tested:
         if mutant.status in KILLED:
             continue
         entry = next((e for e in listed if mutant.matches(e)), None)
-        verdicts["new" if entry is None else entry.kind].append(mutant)
+        if entry is not None:
+            verdicts[entry.kind].append(mutant)
+        else:
+            verdicts["new" if fresh is None or mutant.name in fresh else "backlog"].append(mutant)
     log(
         f"{len(tested)} mutants tested"
         + (f", {untested} left untested (the time budget)" if untested else "")
@@ -514,7 +526,8 @@ def judge(tested: Sequence[Mutant], generated: Sequence[Mutant], untested: int =
     log(
         f"not killed: {len(verdicts['equivalent'])} equivalent "
         f"({EQUIVALENT.relative_to(ROOT)}), {len(verdicts['open'])} open (known, "
-        f"{OPEN.relative_to(ROOT)}), {len(verdicts['new'])} new"
+        f"{OPEN.relative_to(ROOT)}), {len(verdicts['backlog'])} backlog not yet listed, "
+        f"{len(verdicts['new'])} new"
     )
     by_module = Counter(m.path for m in tested)
     survived_by_module = Counter(m.path for m in tested if m.status not in KILLED)
@@ -536,6 +549,18 @@ def judge(tested: Sequence[Mutant], generated: Sequence[Mutant], untested: int =
             failures += 1
             why = "a test kills it now" if entry.kind == "open" else "so it is not equivalent"
             log(f"LISTED AS {entry.kind.upper()} BUT KILLED: {entry.describe()}: {why}; remove it")
+    for mutant in verdicts["backlog"]:
+        print(
+            f"\nBACKLOG, NOT YET LISTED ({mutant.status}) {mutant.where} {mutant.name}\n"
+            f"  - {mutant.before.replace(chr(10), chr(10) + '  - ')}\n"
+            f"  + {mutant.after.replace(chr(10), chr(10) + '  + ')}"
+        )
+    if verdicts["backlog"]:
+        log(
+            f"{len(verdicts['backlog'])} survivor(s) on lines no change has touched since the "
+            "lists were triaged: backlog, not a new gap. Kill them, or record them with "
+            "./scripts/mutate --record-open"
+        )
     for mutant in verdicts["new"]:
         print(
             f"\nNEW SURVIVOR ({mutant.status}) {mutant.where} {mutant.name}\n"
@@ -694,9 +719,9 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
     if not on_changed:
         log("no mutant on the changed lines (only lines mutmut leaves alone changed)")
         return 0
-    fresh: dict[str, set[int]] = {}
-    if settings.triaged and settings.triaged != base and _commit_exists(settings.triaged):
-        fresh = changed_lines(settings.triaged, lines)
+    # Without a triaged commit here, every line counts as a change's own.
+    triaged = bool(settings.triaged) and _commit_exists(settings.triaged)
+    fresh = changed_lines(settings.triaged, lines) if triaged else lines
 
     def is_fresh(mutant: Mutant) -> bool:
         return any(line in fresh.get(mutant.path, ()) for line in mutant.lines)
@@ -743,7 +768,7 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
     generated = [m for m in candidates if m.function in listed] + load_mutants(
         [path for path in settings.tests if path not in lines], listed
     )
-    failures = judge(tested, generated, untested=len(order) - len(tested))
+    failures = judge(tested, generated, len(order) - len(tested), {m.name for m in first})
     untested_first = [m for m in results[: len(first)] if m.status == "not checked"]
     if untested_first:
         log(
