@@ -379,7 +379,7 @@ def _claim_newest_pending(user: UserModel, action: str, fingerprint: str) -> MFA
     )
     rows = MFARequest.objects.using(using).filter(
         Q(last_checked_at__isnull=True) | Q(last_checked_at__lte=seconds_ago(gap)),
-        pk__in=Subquery(newest.values("pk")[:2]),
+        pk__in=Subquery(newest.values("pk")[:1]),
         status=RequestStatus.PENDING,
     )
     claimed = rows.update_returning(last_checked_at=Now(), check_count=F("check_count") + 1)
