@@ -11,9 +11,15 @@ pyproject.toml's ``[tool.mutmut]``, which lists the same modules and tests. mutm
 runs each mutant against the tests that reach the mutated function (it records which
 tests call which function in a first run of the module's tests).
 
-A surviving mutant fails the run unless tests/mutants_equivalent.toml lists it:
-the function, the line as written and as mutated, and why no test can tell them
-apart. Mutants whose line a pattern of ``do_not_mutate_patterns`` matches (log and
+A surviving mutant fails the run unless it is listed: in tests/mutants_equivalent.toml
+(the function, the line as written and as mutated, and why no test can tell them
+apart) or in tests/mutants_open.toml (survivors found and not yet triaged: the
+known backlog, reported as "open (known)"; each is debt, to be killed by a test or
+moved to the equivalents with a reason). In ``changed``, an unlisted survivor on a
+line untouched since scripts/mutate.toml's ``triaged`` is backlog the lists have not
+caught up with: reported, not a failure. A listed entry that matches no mutant any
+more, or an open one a test now kills, fails the run too: the lists stay true.
+Mutants whose line a pattern of ``do_not_mutate_patterns`` matches (log and
 audit lines, translated text, message strings) are never made.
 
 Uses mutmut's internals (its data files and diffs), so pyproject.toml pins mutmut
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import difflib
 import hashlib
 import io
 import json
@@ -38,19 +45,26 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "scripts" / "mutate.toml"
 EQUIVALENT = ROOT / "tests" / "mutants_equivalent.toml"
-#: Assumed seconds per mutant on this project's 2-core machines (the full run's
-#: figure, in docs/testing.md), to turn a time budget into a number of mutants.
-SECONDS_PER_MUTANT = 1.5
-#: What a run of --changed may take before sampling, in seconds.
+OPEN = ROOT / "tests" / "mutants_open.toml"
+DRIVER = ROOT / "scripts" / "_mutate_driver.py"
+#: What a run of --changed may take, in wall-clock seconds from its start (the
+#: step's: scripts/mutate passes HYPERID_MFA_MUTATE_STARTED), setup included.
 DEFAULT_BUDGET = 420
+#: Seconds kept back from the budget for what follows the mutants: the verdicts, the
+#: removal of the temporary databases.
+RESERVE = 20
+#: When the run began (Unix time): scripts/mutate's start, before it checked the
+#: virtualenv, or this process's.
+STARTED = float(os.environ.get("HYPERID_MFA_MUTATE_STARTED") or time.time())
 
 
 def log(message: str) -> None:
@@ -69,6 +83,7 @@ def die(message: str) -> None:
 class Settings:
     tests: dict[str, list[str]]  # module path -> test modules
     baseline: str  # the commit of the last full run
+    triaged: str  # the commit whose changed-line survivors the lists were brought up to
 
 
 def read_settings() -> Settings:
@@ -83,32 +98,47 @@ def read_settings() -> Settings:
             "pyproject.toml pytest_add_cli_args_test_selection must be every test module "
             "named in scripts/mutate.toml [tests]"
         )
-    return Settings(tests, str(data.get("baseline", "")))
+    return Settings(tests, str(data.get("baseline", "")), str(data.get("triaged", "")))
 
 
 @dataclass(frozen=True)
-class Equivalent:
+class Listed:
+    """An entry of tests/mutants_equivalent.toml or tests/mutants_open.toml."""
+
+    kind: str  # "equivalent" or "open"
     function: str
     before: str
     after: str | None  # None: any mutation of the line
-    reason: str
+    note: str  # the equivalent's reason; the commit an open one was found at
+
+    def describe(self) -> str:
+        after = "" if self.after is None else f" -> {self.after}"
+        return f"{self.function}: {self.before}{after}"
 
 
-def read_equivalents() -> list[Equivalent]:
-    if not EQUIVALENT.exists():
+def read_equivalents() -> list[Listed]:
+    return _read_listed(EQUIVALENT, "equivalent", "reason")
+
+
+def read_open() -> list[Listed]:
+    return _read_listed(OPEN, "open", "found")
+
+
+def _read_listed(path: Path, kind: str, note: str) -> list[Listed]:
+    if not path.exists():
         return []
-    entries = tomllib.loads(EQUIVALENT.read_text()).get("equivalent", [])
     found = []
-    for entry in entries:
-        if not str(entry.get("reason", "")).strip():
-            die(f"{EQUIVALENT.name}: an entry without a reason: {entry}")
+    for entry in tomllib.loads(path.read_text()).get(kind, []):
+        if not str(entry.get(note, "")).strip():
+            die(f"{path.name}: an entry without {note!r}: {entry}")
         after = entry.get("after")
         found.append(
-            Equivalent(
+            Listed(
+                kind,
                 entry["function"],
                 _squash(entry["before"]),
                 None if after is None else _squash(after),
-                entry["reason"],
+                str(entry[note]),
             )
         )
     return found
@@ -139,11 +169,11 @@ class Mutant:
         first = self.lines[0] if self.lines else "?"
         return f"{self.path}:{first}"
 
-    def matches(self, equivalent: Equivalent) -> bool:
+    def matches(self, entry: Listed) -> bool:
         return (
-            equivalent.function == self.function
-            and equivalent.before == self.before
-            and (equivalent.after is None or equivalent.after == self.after)
+            entry.function == self.function
+            and entry.before == self.before
+            and (entry.after is None or entry.after == self.after)
         )
 
 
@@ -196,30 +226,107 @@ def _changed_lines(diff: str, def_line: int) -> tuple[str, str, tuple[int, ...]]
     return _squash("\n".join(removed)), _squash("\n".join(added)), tuple(file_lines)
 
 
-def load_mutants(paths: Iterable[str] | None = None) -> list[Mutant]:
-    """Every mutant mutmut made (of ``paths``), with its status and what it changes."""
+def load_mutants(
+    paths: Iterable[str] | None = None, functions: Iterable[str] | None = None
+) -> list[Mutant]:
+    """Every mutant mutmut made (of ``paths``; of ``functions``, as mutmut names them),
+    with its status and what it changes."""
     os.chdir(ROOT)
-    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.data import MutantLineSpans, SourceFileMutationData
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
     from mutmut.utils.file_utils import walk_mutatable_files
 
     wanted = None if paths is None else set(paths)
+    only = None if functions is None else set(functions)
     mutants = []
     for path in walk_mutatable_files():
         if wanted is not None and str(path) not in wanted:
             continue
         data = SourceFileMutationData(path=path)
         data.load()
+        names = [
+            name
+            for name in data.exit_code_by_key
+            if only is None or name.rsplit("__mutmut_", 1)[0] in only
+        ]
+        if not names:
+            continue
         defs = _function_lines(ROOT / path)
-        for name, exit_code in data.exit_code_by_key.items():
+        spans = MutantLineSpans.load(path)
+        text = (ROOT / "mutants" / path).read_text().splitlines() if spans else []
+        for name in names:
             function = name.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
-            diff = get_diff_for_mutant(name, path=path)
-            before, after, lines = _changed_lines(diff, defs.get(function, 1))
-            mutants.append(
-                Mutant(name, str(path), status_by_exit_code[exit_code], before, after, lines)
-            )
+            change = _read_change(spans, text, name, defs.get(function, 1)) if spans else None
+            if change is None:  # no index of the mutated file: mutmut's own, slower, diff
+                change = _changed_lines(get_diff_for_mutant(name, path=path), defs.get(function, 1))
+            status = status_by_exit_code[data.exit_code_by_key[name]]
+            mutants.append(Mutant(name, str(path), status, *change))
     return mutants
+
+
+_DEF = re.compile(r"\s*(async\s+)?def\s")
+
+
+def _read_change(
+    spans: Any, text: list[str], name: str, def_line: int
+) -> tuple[str, str, tuple[int, ...]] | None:
+    """What mutant ``name`` changes, read from the mutated file's text (``text``) by
+    mutmut's index of where each function is (``spans``), without parsing: mutmut
+    writes the untouched copy and the mutant of a function from one syntax tree, so
+    their lines differ only where the mutation is (and in the names they carry)."""
+    from mutmut.mutation.diff_apply import generated_function_names
+
+    orig_name, mutant_name = generated_function_names(name)
+    try:
+        orig_span = spans.span_by_function_name[orig_name]
+        mutant_span = spans.span_by_function_name[mutant_name]
+    except KeyError:
+        return None
+    orig = text[orig_span.start - 1 : orig_span.end]
+    mutant = [
+        line.replace(mutant_name, orig_name)
+        for line in text[mutant_span.start - 1 : mutant_span.end]
+    ]
+    start = next((i for i, line in enumerate(orig) if _DEF.match(line)), None)
+    if start is None:
+        return None
+    removed: list[str] = []
+    added: list[str] = []
+    lines: list[int] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, orig, mutant, autojunk=False
+    ).get_opcodes():
+        if tag == "equal":
+            continue
+        removed += orig[i1:i2]
+        added += mutant[j1:j2]
+        lines += [def_line + i - start for i in range(i1, i2)]
+    return _squash("\n".join(removed)), _squash("\n".join(added)), tuple(lines)
+
+
+def statuses() -> dict[str, str]:
+    """Each mutant's status as mutmut last recorded it (cheap: no diffs)."""
+    os.chdir(ROOT)
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.file_utils import walk_mutatable_files
+
+    found = {}
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        for name, exit_code in data.exit_code_by_key.items():
+            found[name] = status_by_exit_code[exit_code]
+    return found
+
+
+def with_status(mutants: Iterable[Mutant], status: dict[str, str]) -> list[Mutant]:
+    return [replace(m, status=status.get(m.name, m.status)) for m in mutants]
+
+
+def listed_functions() -> set[str]:
+    return {entry.function for entry in [*read_equivalents(), *read_open()]}
 
 
 def _generate_mutants() -> None:
@@ -285,25 +392,9 @@ def _mutation_environment(template: str) -> None:
     os.environ["HYPERID_MFA_MUTATE_DB"] = template
 
 
-#: ``mutmut run``, with the tests it may run narrowed (argv: the test modules as JSON,
-#: the number of workers, the mutants' names).
-_RUN_NARROWED = (
-    "import json, sys\n"
-    "from mutmut.__main__ import _run\n"
-    "from mutmut.configuration import config\n"
-    "config().pytest_add_cli_args_test_selection = json.loads(sys.argv[1])\n"
-    "_run(sys.argv[3:], int(sys.argv[2]))\n"
-)
-
-
-def run_mutmut(
-    names: Sequence[str], max_children: int, log_path: Path, tests: Sequence[str] | None = None
-) -> None:
-    """``mutmut run`` (of ``names``, or all; with only ``tests`` if given), its chatter
-    in ``log_path``."""
+def run_mutmut(names: Sequence[str], max_children: int, log_path: Path) -> None:
+    """``mutmut run`` (of ``names``, or all), its chatter in ``log_path``."""
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    if tests is not None:
-        command = [sys.executable, "-c", _RUN_NARROWED, json.dumps(list(tests)), str(max_children)]
     started = time.monotonic()
     with log_path.open("w") as out:
         process = subprocess.Popen(  # noqa: S603 (this interpreter, mutmut, mutants' names)
@@ -315,6 +406,74 @@ def run_mutmut(
     if process.returncode != 0:
         print(log_path.read_text()[-4000:])
         die(f"mutmut run exited with {process.returncode}; its output: {log_path}")
+
+
+def run_until(
+    names: Sequence[str], tests: Sequence[str], max_children: int, deadline: float, log_path: Path
+) -> None:
+    """mutmut's run of ``names`` in this order, with only ``tests``, ended at
+    ``deadline`` (a Unix time) whatever it is doing then: what it has not tested by
+    then stays "not checked". Its chatter in ``log_path``."""
+    command = [
+        sys.executable,
+        str(DRIVER),
+        str(deadline - 5),  # stop starting mutants a little before the kill
+        json.dumps(list(tests)),
+        str(max_children),
+        *names,
+    ]
+    with log_path.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603 (this interpreter, our driver, mutants' names)
+            command, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+        )
+        try:
+            shown = ""
+            while process.poll() is None and time.time() < deadline:
+                time.sleep(min(5.0, max(0.1, deadline - time.time())))
+                last = _last_driver_line(log_path)
+                if last != shown:
+                    log(f"{last} ({int(time.time() - STARTED)} s since the start)")
+                    shown = last
+        finally:
+            if process.poll() is None:
+                log("the time budget is spent: stopping mutmut and the mutants it is testing")
+                _kill_group(process)
+    if process.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
+        print(log_path.read_text()[-4000:])
+        die(f"mutmut exited with {process.returncode}; its output: {log_path}")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    for signum, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _last_driver_line(log_path: Path) -> str:
+    tail = log_path.read_bytes()[-4000:].decode("utf-8", "replace")
+    lines = [line[len("mutate: ") :] for line in tail.splitlines() if line.startswith("mutate: ")]
+    return lines[-1] if lines else "recording which test reaches which function"
+
+
+def _forget(names: Iterable[str]) -> None:
+    """Mark ``names`` untested, so that only this run's verdicts count."""
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.utils.file_utils import walk_mutatable_files
+
+    wanted = set(names)
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        keys = wanted & set(data.exit_code_by_key)
+        if keys:
+            for key in keys:
+                data.exit_code_by_key[key] = None
+            data.save()
 
 
 def _progress(log_path: Path) -> str:
@@ -335,46 +494,90 @@ def _progress(log_path: Path) -> str:
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
-def judge(mutants: Sequence[Mutant], equivalents: Sequence[Equivalent]) -> int:
-    """Print the figures and every unexplained survivor; the number of those."""
-    statuses = Counter(m.status for m in mutants)
-    explained = [m for m in mutants if m.status not in KILLED if _explained(m, equivalents)]
-    unexplained = [m for m in mutants if m.status not in KILLED and not _explained(m, equivalents)]
+def judge(
+    tested: Sequence[Mutant],
+    generated: Sequence[Mutant],
+    untested: int = 0,
+    fresh: set[str] | None = None,
+) -> int:
+    """Print the figures of the ``tested`` mutants and every survivor no list explains;
+    the number of failures: those survivors, and the entries of tests/mutants_open.toml
+    and tests/mutants_equivalent.toml that are no longer true (matching none of the
+    ``generated`` mutants, or a mutant a test kills). Where ``fresh`` names the mutants
+    on lines changed since the lists were triaged, an unlisted survivor elsewhere is
+    backlog the lists have not caught up with: printed and counted, not a failure."""
+    listed = [*read_equivalents(), *read_open()]
+    statuses = Counter(m.status for m in tested)
+    verdicts: dict[str, list[Mutant]] = {"equivalent": [], "open": [], "new": [], "backlog": []}
+    for mutant in tested:
+        if mutant.status in KILLED:
+            continue
+        entry = next((e for e in listed if mutant.matches(e)), None)
+        if entry is not None:
+            verdicts[entry.kind].append(mutant)
+        else:
+            verdicts["new" if fresh is None or mutant.name in fresh else "backlog"].append(mutant)
     log(
-        f"{len(mutants)} mutants: "
+        f"{len(tested)} mutants tested"
+        + (f", {untested} left untested (the time budget)" if untested else "")
+        + ": "
         + ", ".join(f"{count} {status}" for status, count in statuses.most_common())
     )
-    log(f"{len(explained)} survivors listed as equivalent in {EQUIVALENT.relative_to(ROOT)}")
-    by_module = Counter(m.path for m in mutants)
-    survived_by_module = Counter(m.path for m in mutants if m.status not in KILLED)
+    log(
+        f"not killed: {len(verdicts['equivalent'])} equivalent "
+        f"({EQUIVALENT.relative_to(ROOT)}), {len(verdicts['open'])} open (known, "
+        f"{OPEN.relative_to(ROOT)}), {len(verdicts['backlog'])} backlog not yet listed, "
+        f"{len(verdicts['new'])} new"
+    )
+    by_module = Counter(m.path for m in tested)
+    survived_by_module = Counter(m.path for m in tested if m.status not in KILLED)
     for module in sorted(by_module):
-        log(f"  {module}: {by_module[module]} mutants, {survived_by_module[module]} not killed")
-    used = {id(e) for m in explained for e in equivalents if m.matches(e)}
-    stale = [e for e in equivalents if id(e) not in used]
-    if stale and len(mutants) == sum(by_module.values()) and _is_full(mutants):
-        for entry in stale:
-            log(f"  listed but not found (the code changed?): {entry.function}: {entry.before}")
-    for mutant in unexplained:
+        log(f"  {module}: {by_module[module]} tested, {survived_by_module[module]} not killed")
+    for mutant in verdicts["open"]:
+        log(f"  open (known): {mutant.where} {mutant.name}: {_one_line(mutant)}")
+    failures = 0
+    for entry in listed:
+        if not any(m.matches(entry) for m in generated):
+            failures += 1
+            log(
+                f"LISTED BUT NOT FOUND ({entry.kind}): {entry.describe()}: no mutant of the "
+                "code matches it any more; remove the entry (or correct it)"
+            )
+            continue
+        killers = [m for m in tested if m.status == "killed" and m.matches(entry)]
+        if killers:
+            failures += 1
+            why = "a test kills it now" if entry.kind == "open" else "so it is not equivalent"
+            log(f"LISTED AS {entry.kind.upper()} BUT KILLED: {entry.describe()}: {why}; remove it")
+    for mutant in verdicts["backlog"]:
         print(
-            f"\nNOT KILLED ({mutant.status}) {mutant.where} {mutant.name}\n"
+            f"\nBACKLOG, NOT YET LISTED ({mutant.status}) {mutant.where} {mutant.name}\n"
             f"  - {mutant.before.replace(chr(10), chr(10) + '  - ')}\n"
             f"  + {mutant.after.replace(chr(10), chr(10) + '  + ')}"
         )
-    if unexplained:
+    if verdicts["backlog"]:
         log(
-            f"{len(unexplained)} mutant(s) not killed and not listed as equivalent: add a test "
-            f"that tells each apart, or list it in {EQUIVALENT.relative_to(ROOT)} with why "
-            "no test can"
+            f"{len(verdicts['backlog'])} survivor(s) on lines no change has touched since the "
+            "lists were triaged: backlog, not a new gap. Kill them, or record them with "
+            "./scripts/mutate --record-open"
         )
-    return len(unexplained)
+    for mutant in verdicts["new"]:
+        print(
+            f"\nNEW SURVIVOR ({mutant.status}) {mutant.where} {mutant.name}\n"
+            f"  - {mutant.before.replace(chr(10), chr(10) + '  - ')}\n"
+            f"  + {mutant.after.replace(chr(10), chr(10) + '  + ')}"
+        )
+    if verdicts["new"]:
+        log(
+            f"{len(verdicts['new'])} mutant(s) not killed and not listed: add a test that tells "
+            f"each apart, or list it in {EQUIVALENT.relative_to(ROOT)} with why no test can "
+            f"(`mutmut show NAME` prints one, `mutmut apply NAME` writes it into the tree)"
+        )
+    return failures + len(verdicts["new"])
 
 
-def _explained(mutant: Mutant, equivalents: Sequence[Equivalent]) -> bool:
-    return any(mutant.matches(entry) for entry in equivalents)
-
-
-def _is_full(mutants: Sequence[Mutant]) -> bool:
-    return all(m.status != "not checked" for m in mutants)
+def _one_line(mutant: Mutant) -> str:
+    return f"{mutant.before} -> {mutant.after}".replace("\n", " / ")
 
 
 # --- what changed ---------------------------------------------------------------------------
@@ -420,14 +623,14 @@ def changed_lines(base: str, modules: Iterable[str]) -> dict[str, set[int]]:
     return changed
 
 
-def sample(mutants: Sequence[Mutant], limit: int) -> list[Mutant]:
-    """At most ``limit`` mutants, the same ones for the same code on every machine."""
+def hash_order(mutants: Iterable[Mutant]) -> list[Mutant]:
+    """``mutants`` in an order that is the same for the same code on every machine."""
 
     def key(mutant: Mutant) -> str:
         text = f"{mutant.function}\n{mutant.before}\n{mutant.after}"
         return hashlib.sha256(text.encode()).hexdigest()
 
-    return sorted(mutants, key=key)[:limit]
+    return sorted(mutants, key=key)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -458,7 +661,14 @@ def full(max_children: int, *, resume: bool = False) -> int:
         _remove_leftovers()
     took = int(time.monotonic() - started)
     log(f"took {took // 60} min {took % 60} s at commit {_git('rev-parse', 'HEAD').strip()}")
-    return 1 if judge(load_mutants(), read_equivalents()) else 0
+    return 1 if report() else 0
+
+
+def report() -> int:
+    """The verdicts of every mutant mutmut has made here; the number of failures."""
+    every = load_mutants()
+    tested = [m for m in every if m.status != "not checked"]
+    return judge(tested, every, untested=len(every) - len(tested))
 
 
 def survivors(max_children: int) -> int:
@@ -466,7 +676,7 @@ def survivors(max_children: int) -> int:
     read_settings()
     if not (ROOT / "mutants").exists():
         die("no mutants/ here: run ./scripts/mutate first")
-    again = [m.name for m in load_mutants() if m.status not in KILLED]
+    again = [m.name for m in load_mutants() if m.status not in KILLED | {"not checked"}]
     log(f"testing again the {len(again)} mutants the last run did not kill")
     if again:
         template = _database_template()
@@ -475,10 +685,16 @@ def survivors(max_children: int) -> int:
             run_mutmut(again, max_children, ROOT / "mutants" / "survivors.log")
         finally:
             os.remove(template)
-    return 1 if judge(load_mutants(), read_equivalents()) else 0
+    return 1 if report() else 0
 
 
 def changed(base: str | None, budget: int, max_children: int) -> int:
+    """The mutants on the lines changed since ``base``, within ``budget`` seconds of
+    wall-clock time from STARTED, setup included: those on lines changed since the
+    lists were last triaged first, then the rest, then those the lists name, each in
+    hash order; judged as far as the time allowed, saying how many were left
+    untested."""
+    deadline = STARTED + budget
     settings = read_settings()
     if base is None:
         base = settings.baseline
@@ -494,44 +710,111 @@ def changed(base: str | None, budget: int, max_children: int) -> int:
         log(f"no line of the security core changed since {base}: nothing to mutate")
         return 0
     log(
-        "changed since "
-        + base
-        + ": "
+        f"changed since {base[:12]}: "
         + ", ".join(f"{path} ({len(found)} lines)" for path, found in sorted(lines.items()))
     )
-    started = time.monotonic()
     _generate_mutants()
-    on_changed = [
-        m for m in load_mutants(lines) if m.lines and any(line in lines[m.path] for line in m.lines)
-    ]
+    candidates = load_mutants(lines)
+    on_changed = [m for m in candidates if any(line in lines[m.path] for line in m.lines)]
     if not on_changed:
         log("no mutant on the changed lines (only lines mutmut leaves alone changed)")
         return 0
-    limit = max(1, int(budget / SECONDS_PER_MUTANT))
-    chosen = sample(on_changed, limit)
-    if len(chosen) < len(on_changed):
-        log(
-            f"{len(on_changed)} mutants on the changed lines, more than a {budget} s budget "
-            f"allows: running {len(chosen)}, chosen by a hash of each mutation (the same "
-            "ones on every run of the same code). ./scripts/mutate runs them all."
-        )
-    else:
-        log(f"{len(chosen)} mutants on the changed lines")
-    # Only the changed modules' tests: the first run, which records which test reaches
-    # which function, is then a fraction of the whole selection.
+    # Without a triaged commit here, every line counts as a change's own.
+    triaged = bool(settings.triaged) and _commit_exists(settings.triaged)
+    fresh = changed_lines(settings.triaged, lines) if triaged else lines
+
+    def is_fresh(mutant: Mutant) -> bool:
+        return any(line in fresh.get(mutant.path, ()) for line in mutant.lines)
+
+    # Listed survivors go last: they are the slowest to test (every test that reaches
+    # them runs), and testing them again only asks whether a test kills them now.
+    entries = [*read_equivalents(), *read_open()]
+
+    def is_listed(mutant: Mutant) -> bool:
+        return any(mutant.matches(entry) for entry in entries)
+
+    unlisted = [m for m in on_changed if not is_listed(m)]
+    first = hash_order(m for m in unlisted if is_fresh(m))
+    order = [
+        *first,
+        *hash_order(m for m in unlisted if not is_fresh(m)),
+        *hash_order(m for m in on_changed if is_listed(m)),
+    ]
+    log(
+        f"{len(order)} mutants on the changed lines, {len(first)} of them on lines changed "
+        f"since the lists were triaged ({settings.triaged[:12] or 'never'}), which go first; "
+        f"then the rest; the {len(order) - len(unlisted)} listed as equivalent or open last; "
+        "each in an order the same on every run of the same code. Budget: "
+        f"{budget} s from the start, {int(deadline - time.time())} s left"
+    )
+    _forget(m.name for m in order)
     tests = sorted({name for path in lines for name in settings.tests[path]})
     template = _database_template()
     _mutation_environment(template)
     try:
-        run_mutmut([m.name for m in chosen], max_children, ROOT / "mutants" / "changed.log", tests)
+        run_until(
+            [m.name for m in order],
+            tests,
+            max_children,
+            deadline - RESERVE,
+            ROOT / "mutants" / "changed.log",
+        )
     finally:
         os.remove(template)
         _remove_leftovers()
-    names = {m.name for m in chosen}
-    results = [m for m in load_mutants(lines) if m.name in names]
-    took = int(time.monotonic() - started)
-    log(f"took {took // 60} min {took % 60} s")
-    return 1 if judge(results, read_equivalents()) else 0
+    results = with_status(order, statuses())
+    tested = [m for m in results if m.status != "not checked"]
+    listed = listed_functions()  # as the lists are now: what a stale entry is judged by
+    generated = [m for m in candidates if m.function in listed] + load_mutants(
+        [path for path in settings.tests if path not in lines], listed
+    )
+    failures = judge(tested, generated, len(order) - len(tested), {m.name for m in first})
+    untested_first = [m for m in results[: len(first)] if m.status == "not checked"]
+    if untested_first:
+        log(
+            f"{len(untested_first)} of the {len(first)} mutants on lines changed since the "
+            "lists were triaged were left untested: a larger HYPERID_MFA_MUTATE_BUDGET "
+            "tests them"
+        )
+    if not tested:
+        log(
+            "no mutant could be tested within the budget, so nothing was shown: give the "
+            "step more time (HYPERID_MFA_MUTATE_BUDGET) or a less loaded machine"
+        )
+        failures += 1
+    log(f"took {int(time.time() - STARTED)} s from the start (budget {budget} s)")
+    return 1 if failures else 0
+
+
+def record_open() -> int:
+    """Add the last run's survivors that no list explains to tests/mutants_open.toml
+    (the known backlog, each with the commit it was found at)."""
+    if not (ROOT / "mutants").exists():
+        die("no mutants/ here: run ./scripts/mutate first")
+    listed = [*read_equivalents(), *read_open()]
+    commit = _git("rev-parse", "--short=12", "HEAD").strip()
+    text = OPEN.read_text() if OPEN.exists() else ""
+    seen: set[tuple[str, str, str]] = set()
+    for mutant in load_mutants():
+        if mutant.status in KILLED | {"not checked"} or any(mutant.matches(e) for e in listed):
+            continue
+        if (mutant.function, mutant.before, mutant.after) in seen:
+            continue
+        seen.add((mutant.function, mutant.before, mutant.after))
+        text += (
+            f"\n[[open]]\nfunction = {_toml(mutant.function)}\n"
+            f"before = {_toml(mutant.before)}\nafter = {_toml(mutant.after)}\n"
+            f'found = "{commit}"  # {mutant.where}, {mutant.status}\n'
+        )
+    OPEN.write_text(text)
+    log(f"{len(seen)} survivors added to {OPEN.relative_to(ROOT)}")
+    return 0
+
+
+def _toml(text: str) -> str:
+    if "'" not in text and "\n" not in text:
+        return f"'{text}'"  # a literal string: the line as written
+    return json.dumps(text, ensure_ascii=False)  # JSON's escapes are TOML's
 
 
 def main(argv: Sequence[str]) -> int:
@@ -546,6 +829,7 @@ def main(argv: Sequence[str]) -> int:
     for command in (run_all, run_changed, run_again):
         command.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     commands.add_parser("report", help="the verdicts of the last run, again")
+    commands.add_parser("record-open", help="list the last run's new survivors as open")
     args = parser.parse_args(argv)
     if args.command == "full":
         return full(args.max_children, resume=args.resume)
@@ -553,9 +837,11 @@ def main(argv: Sequence[str]) -> int:
         return changed(args.base, args.budget, args.max_children)
     if args.command == "survivors":
         return survivors(args.max_children)
+    if args.command == "record-open":
+        return record_open()
     if not (ROOT / "mutants").exists():
         die("no mutants/ here: run ./scripts/mutate first")
-    return 1 if judge(load_mutants(), read_equivalents()) else 0
+    return 1 if report() else 0
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -402,6 +402,27 @@ def test_renaming_an_inline_account_needs_no_approval(fake_hyperid, client, shop
     assert fake_hyperid.pending() == []
 
 
+def test_an_inline_shown_on_the_change_form_only_asks_for_its_rows_and_then_saves(
+    fake_hyperid, client, shop, monkeypatch
+):
+    # Admins often show an inline only once the row exists: get_inlines(request, obj)
+    # with obj None on the add form. Its rows are still bound, asked about, and saved.
+    monkeypatch.setattr(
+        ShopAdmin, "get_inlines", lambda self, request, obj: self.inlines if obj else []
+    )
+    savings = BankAccount.objects.create(shop=shop, label="Savings", iban=IBAN)
+    form = shop_form(shop, accounts=[(savings, {"iban": NEW_IBAN})])
+
+    assert client.post(change_url(shop), form).status_code == 403
+    assert BankAccount.objects.get().iban == IBAN
+    assert pushed_questions(fake_hyperid) == [
+        f"Change Acme: IBAN of Savings from {IBAN} to {NEW_IBAN}?"
+    ]
+    approve_pending(fake_hyperid)
+    assert client.post(change_url(shop), form).status_code == 302
+    assert BankAccount.objects.get().iban == NEW_IBAN
+
+
 # --- the delete view -----------------------------------------------------------------------
 
 
