@@ -789,3 +789,25 @@ def test_the_same_action_from_another_session_withdraws_the_abandoned_push(
 
     assert [push.transaction_id for push in fake_hyperid.pending()] == [fresh["transaction_id"]]
     assert MFARequest.objects.get(pk=abandoned["id"]).state == State.CANCELED
+
+
+# An answer of HyperID's that asks for an absurd wait, or spells its seconds in other
+# digits, is HyperID being down: a 503 with a wait the client can read, never a 500.
+@pytest.mark.parametrize(
+    "retry_after",
+    ["9" * 400, "\xb2", "99999999999", "-5"],
+    ids=["huge", "superscript-two", "years", "negative"],
+)
+@pytest.mark.parametrize("kind", ["function", "drf-method"])
+def test_a_retry_after_hyperid_cannot_mean_is_a_503_with_a_bounded_wait(
+    fake_hyperid, browser, kind, retry_after
+):
+    fake_hyperid.inject("http_503", call="start", retry_after=retry_after, times=None)
+    response = submit(browser, kind)
+    assert response.status_code == 503
+    assert response.json()["code"] == "mfa_unavailable"
+    assert 1 <= int(response["Retry-After"]) <= 24 * 60 * 60
+    assert runs(kind) == []
+    page = submit(browser, kind, html=True)
+    assert page.status_code == 503
+    assert 1 <= int(page["Retry-After"]) <= 24 * 60 * 60
