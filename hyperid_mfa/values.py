@@ -15,7 +15,8 @@ carries them:
   is ``0``;
 - ``float``: by value, finite only (``-0.0`` is ``0.0``);
 - ``datetime``: an aware one as the instant it names, in UTC (``10:00+02:00`` is
-  ``08:00Z``); a naive one as the wall-clock time written, never equal to an aware one;
+  ``08:00Z``); a naive one as the wall-clock time written, and its ``fold`` (the
+  second time of the hour that happens twice), never equal to an aware one;
 - ``date``, ``time``: ISO 8601; a ``time`` with a ``tzinfo`` must have a fixed offset;
 - ``UUID``: its value;
 - a model instance: its concrete model (a proxy's rows are its model's) and its
@@ -110,7 +111,7 @@ def _canonical(value: Any, where: str, depth: int) -> tuple[Any, Any]:
                 f"{where} is a time in a time zone without a fixed offset: bind a "
                 "datetime, or the time without its tzinfo"
             )
-        return ["time", value.isoformat()], value.isoformat()
+        return ["time", value.isoformat(), *_fold(value)], value.isoformat()
     if isinstance(value, UUID):
         return ["uuid", value.hex], str(value)
     if isinstance(value, Model):
@@ -164,8 +165,15 @@ def _decimal(value: Decimal, where: str) -> str:
 
 def _datetime(value: datetime) -> list[str]:
     if value.utcoffset() is None:
-        return ["naive-datetime", value.isoformat()]
+        return ["naive-datetime", value.isoformat(), *_fold(value)]
     return ["datetime", value.astimezone(timezone.utc).isoformat()]
+
+
+def _fold(value: datetime | time) -> list[str]:
+    """A naive wall-clock time in the hour that happens twice as the clocks go back
+    names two instants, which ``fold`` tells apart (``isoformat()`` and ``==`` do not):
+    the second of them is bound apart from the first (the first as before)."""
+    return ["fold=1"] if value.tzinfo is None and value.fold else []
 
 
 def _instance(value: Model, where: str, depth: int) -> tuple[Any, Any]:

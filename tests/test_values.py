@@ -87,6 +87,14 @@ def test_the_order_of_the_names_does_not_matter():
         (Decimal("-1"), Decimal("1")),
         (datetime(2025, 3, 1, 10), datetime(2025, 3, 1, 10, tzinfo=timezone.utc)),
         (date(2025, 3, 1), datetime(2025, 3, 1)),
+        # The hour that happens twice as the clocks go back: fold tells its two instants
+        # apart, in an aware datetime and in a naive one the view makes aware itself.
+        (datetime(2026, 10, 25, 2, 30), datetime(2026, 10, 25, 2, 30, fold=1)),
+        (
+            datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN),
+            datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN),
+        ),
+        (time(2, 30), time(2, 30, fold=1)),
         (date(2025, 3, 1), "2025-03-01"),
         (time(10), time(10, tzinfo=timezone.utc)),
         (time(10, tzinfo=timezone.utc), time(10, tzinfo=timezone(timedelta(hours=2)))),
@@ -263,7 +271,8 @@ def same(one, other) -> bool:
         if (one.utcoffset() is None) != (other.utcoffset() is None):
             return False
         if one.utcoffset() is None:
-            return one.isoformat() == other.isoformat()
+            # The wall-clock time written, and which of a repeated hour's two it is.
+            return (one.isoformat(), one.fold) == (other.isoformat(), other.fold)
         # The instant: == ignores fold between two datetimes of one zone.
         return one.astimezone(timezone.utc) == other.astimezone(timezone.utc)
     return one == other
