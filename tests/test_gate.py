@@ -829,9 +829,7 @@ def test_every_way_of_waiting_on_one_request_together_asks_hyperid_once_per_watc
 
     def everyone_polls() -> None:
         assert browser.get(detail).status_code == 200
-        assert browser.post(status_get, body, content_type="application/json").json()[
-            "result"
-        ] == 0
+        assert browser.post(status_get, body, content_type="application/json").json()["result"] == 0
         assert submit(browser, "function").status_code == 403
         assert stranger.get(detail).status_code == 404
         stranger_answer = stranger.post(status_get, body, content_type="application/json")
