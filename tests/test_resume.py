@@ -423,3 +423,30 @@ def test_a_resumed_form_still_needs_its_own_approval_and_spends_it_once(
     assert first_use.post(action, data, HTTP_ACCEPT="application/json").status_code == 403
     assert len(runs("function")) == 1
     assert first_use.get(back).status_code == 404  # the key is not a second way in
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"amount=500&payee=Bob"),  # no boundary
+        ("multipart/form-data; boundary=x", b"--x\r\nnot a part"),
+        ("APPLICATION/X-WWW-FORM-URLENCODED", b"amount=500&payee=Bob"),
+        ("application/x-www-form-urlencoded; charset=utf-16", "amount=500".encode("utf-16")),
+        ("application/x-www-form-urlencoded; charset=nonsense", b"amount=500&payee=Bob"),
+        ("application/x-www-form-urlencoded", b"&".join([b"f=1"] * 1001)),  # too many
+        ("application/x-www-form-urlencoded", b"amount=%ff%fe&payee=%00"),
+        ("text/plain", b"amount=500&payee=Bob"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_an_odd_body_is_a_4xx_and_whatever_is_kept_is_sent_back_as_read(
+    fake_hyperid, first_use, content_type, body
+):
+    response = first_use.generic("POST", URL, body, content_type=content_type)
+    assert 400 <= response.status_code < 500
+    page = response.content.decode()
+    if "/mfa/resume/" in page:
+        shown = first_use.get(resume_path(page))
+        assert shown.status_code == 200
+        action, _fields = resumed_form(shown.content.decode())
+        assert action == URL
