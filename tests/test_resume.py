@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from html import unescape
@@ -450,3 +451,42 @@ def test_an_odd_body_is_a_4xx_and_whatever_is_kept_is_sent_back_as_read(
         assert shown.status_code == 200
         action, _fields = resumed_form(shown.content.decode())
         assert action == URL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the cap of MAX_KEPT forms per user is a read-modify-write of one cache key: "
+    "concurrent refusals each read the same list, and the forms they drop from it stay "
+    "in the cache for LIFETIME (up to MAX_BYTES each)",
+)
+def test_concurrent_refusals_keep_no_more_than_a_few_forms_per_user(
+    fake_hyperid, hyperid_user, monkeypatch
+):
+    cache.clear()
+    together = threading.Barrier(8, timeout=10)
+
+    class SlowToWrite:
+        """The site's cache, each refusal reading the user's list before any writes it."""
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def get(self, key, *args, **kwargs):
+            value = cache.get(key, *args, **kwargs)
+            if key == resume._user_key(hyperid_user):
+                together.wait()
+            return value
+
+    monkeypatch.setattr(resume, "cache", SlowToWrite())
+    factory = RequestFactory()
+
+    def keep(index: int) -> str | None:
+        request = factory.post(URL, FORM)
+        request.user = hyperid_user
+        return resume.keep(request, URL, [("amount", str(index))], has_files=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = [key for key in pool.map(keep, range(8)) if key]
+    monkeypatch.undo()
+    assert len(keys) == 8
+    assert sum(cache.get(resume._cache_key(key)) is not None for key in keys) <= resume.MAX_KEPT
