@@ -28,7 +28,9 @@ carries them:
 Anything else raises ``TypeError`` where ``require_approval`` is called, naming the
 value by its place (``values['accounts']``): a ``set`` (no order: pass
 ``sorted(...)``), a ``QuerySet`` (evaluated anew each time it is used: pass the
-``list`` the view acts on), bytes, a lazy translation, an object of your own.
+``list`` the view acts on), a ``QueryDict`` such as ``request.POST`` (as a mapping it
+gives only the last value of a repeated field: pass the form's ``cleaned_data``, or
+``dict(request.POST.lists())``), bytes, a lazy translation, an object of your own.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from uuid import UUID
 
 from django.core.files.base import File
 from django.db.models import Model, QuerySet
+from django.utils.datastructures import MultiValueDict
 
 from .wire import NumberText
 
@@ -60,6 +63,14 @@ _REFUSED = (
     ((bytes, bytearray, memoryview), "bind text or a file instead"),
 )
 
+#: Why a ``QueryDict`` (``request.POST``) is refused: as a mapping it gives only the
+#: last value of a repeated field, which the view may not be acting on.
+_MULTI_VALUE = (
+    "as a mapping it gives only the last value of a repeated field "
+    "(payee=Bob&payee=Eve would bind Eve alone): pass the form's cleaned_data, "
+    "or dict(request.POST.lists())"
+)
+
 
 @dataclass(frozen=True)
 class BoundValues:
@@ -73,6 +84,8 @@ class BoundValues:
 def bind_values(values: Mapping[str, Any]) -> BoundValues:
     """The canonical form of ``values`` (module docstring), or ``TypeError`` naming
     the first value that has none."""
+    if isinstance(values, MultiValueDict):
+        raise TypeError(f"values is {_type_name(values)}, which cannot be bound: {_MULTI_VALUE}")
     if not isinstance(values, Mapping):
         raise TypeError(
             f"values= takes a mapping of names to the values the view acts on, "
@@ -118,6 +131,8 @@ def _canonical(value: Any, where: str, depth: int) -> tuple[Any, Any]:
         return _instance(value, where, depth)
     if isinstance(value, File):
         return _file(value), value
+    if isinstance(value, MultiValueDict):
+        raise TypeError(f"{where} is {_type_name(value)}, which cannot be bound: {_MULTI_VALUE}")
     if isinstance(value, Mapping):
         return _mapping(value, where, depth)
     if isinstance(value, (list, tuple)):

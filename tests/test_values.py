@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
+from django.http import QueryDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -203,6 +204,12 @@ class Opaque:
         ({"x": {3: "three"}}, r"values\['x'\] has a key that is not a str: an int"),
         ({"x": iter([1])}, r"values\['x'\] is a list_iterator"),
         ({"x": lambda: 1}, r"values\['x'\] is a function"),
+        # A QueryDict as a mapping gives the last of a repeated field's values only:
+        # payee=Bob&payee=Eve would bind, and show, "Eve" alone.
+        (
+            {"form": QueryDict("payee=Bob&payee=Eve")},
+            r"values\['form'\] is a django\.http\.request\.QueryDict, .*lists\(\)",
+        ),
     ],
 )
 def test_a_value_without_a_canonical_form_is_a_type_error_naming_it(values, message):
@@ -213,6 +220,14 @@ def test_a_value_without_a_canonical_form_is_a_type_error_naming_it(values, mess
 def test_a_queryset_is_refused_with_the_fix():
     with pytest.raises(TypeError, match=r"values\['groups'\] is a .*QuerySet.* pass list"):
         bind_values({"groups": Group.objects.none()})
+
+
+def test_a_request_s_form_data_given_whole_is_refused_not_bound_by_its_last_values():
+    with pytest.raises(TypeError, match=r"values is a django\.http\.request\.QueryDict"):
+        bind_values(QueryDict("payee=Bob&payee=Eve&amount=5"))
+    lists = bind_values(dict(QueryDict("payee=Bob&payee=Eve&amount=5").lists()))
+    assert lists.canonical != bind_values(dict(QueryDict("payee=Eve&amount=5").lists())).canonical
+    assert lists.shown["payee"] == ["Bob", "Eve"]
 
 
 def test_values_must_be_a_mapping():
