@@ -275,8 +275,9 @@ class MFARequestAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        # Exact matches on the indexed ids: an operator pastes one from a log line.
-        if term.isdigit() and 0 < int(term) <= _BIGINT_MAX:
+        # Exact matches on the indexed ids: an operator pastes one from a log line. ASCII
+        # digits only: str.isdigit() also takes "²", which int() refuses.
+        if term.isascii() and term.isdigit() and 0 < int(term) <= _BIGINT_MAX:
             results |= queryset.filter(transaction_id=int(term))
         else:
             with contextlib.suppress(ValueError):

@@ -20,9 +20,12 @@ What is kept, and how:
   random bits appear only in the user's own browser;
 - at most :data:`MAX_BYTES` of names and values, :data:`MAX_KEPT` forms per user
   (the oldest goes first), each for :data:`LIFETIME` seconds;
-- bound to the user who posted it, and to the path it was posted to, as this site
-  routed it (:func:`~hyperid_mfa.origins.on_site_path`): the resume page posts there
-  and nowhere else, whatever the request to it says;
+- bound to the user who posted it, to the host it was posted to, and to the path it
+  was posted to, as this site routed it (:func:`~hyperid_mfa.origins.on_site_path`):
+  the resume page posts there and nowhere else, whatever the request to it says, and
+  a key opened on another host of the same project posts nothing;
+- never a form Django was told holds a secret (``sensitive_post_parameters``: a
+  password): such a form is not kept, and the user types it again;
 - used once: the resume page removes it as it renders it (of concurrent requests,
   one only). Unknown, used, expired or another user's: a 4xx page, and nothing is
   posted. A cache that keeps nothing (``DummyCache``) or fails keeps no form: the
@@ -95,12 +98,17 @@ def keep(
         return None
     if not path.startswith("/") or not stays_on_site(path, request):
         return None
+    if getattr(request, "sensitive_post_parameters", None):
+        # Django was told the form holds a secret (a password): it waits in no cache
+        # and comes back in no page; the user types it again.
+        return None
     pairs = [[str(name), str(value)] for name, value in fields]
     if sum(len(name.encode()) + len(value.encode()) for name, value in pairs) > MAX_BYTES:
         return None
     key = secrets.token_urlsafe(32)
     entry = {
         "user": str(user.pk),
+        "host": request.get_host(),
         "path": path,
         "fields": pairs,
         "files": bool(has_files),
@@ -153,6 +161,10 @@ def resume_view(request: HttpRequest, key: str) -> HttpResponse:
             if entry.get("user") != str(user.pk):
                 # Left for its own user: knowing a key is not a way to spoil it.
                 return _answer(request, 403, "not_yours")
+            if entry.get("host") != request.get_host():
+                # Kept on another of the project's sites (one cache, one user table):
+                # its path means something else here. Left for its own host.
+                return _answer(request, 404, "unknown")
             # Of concurrent requests for one key, only the one that deletes it goes on.
             # Its marker goes first: a form gone while its marker stays had expired.
             cache.delete(_known_key(key))

@@ -465,21 +465,31 @@ def _close(response: requests.Response, call: str) -> None:
         logger.debug("HyperID %s: %s while closing the answer", call, type(err).__name__)
 
 
+#: The longest wait a ``Retry-After`` of HyperID's is read as (a day): a longer one,
+#: or a date years ahead, is an answer nobody can wait for, not a reason to fail.
+MAX_RETRY_AFTER = 24 * 60 * 60.0
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+
+
 @sensitive_variables()
 def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """HyperID's ``Retry-After`` in seconds (RFC 9110: ASCII digits, or an HTTP date),
+    at most :data:`MAX_RETRY_AFTER`; None where it says nothing readable."""
     value = headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # str.isdigit() and float() also take other scripts' digits ("\xb2", read from a
+    # Latin-1 header, is one, and float() refuses it): only ASCII digits are seconds.
+    if _DELAY_SECONDS.fullmatch(value):
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), MAX_RETRY_AFTER)
 
 
 def new_adapter() -> DeadlineAdapter:

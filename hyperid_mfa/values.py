@@ -15,7 +15,8 @@ carries them:
   is ``0``;
 - ``float``: by value, finite only (``-0.0`` is ``0.0``);
 - ``datetime``: an aware one as the instant it names, in UTC (``10:00+02:00`` is
-  ``08:00Z``); a naive one as the wall-clock time written, never equal to an aware one;
+  ``08:00Z``); a naive one as the wall-clock time written, and its ``fold`` (the
+  second time of the hour that happens twice), never equal to an aware one;
 - ``date``, ``time``: ISO 8601; a ``time`` with a ``tzinfo`` must have a fixed offset;
 - ``UUID``: its value;
 - a model instance: its concrete model (a proxy's rows are its model's) and its
@@ -27,7 +28,9 @@ carries them:
 Anything else raises ``TypeError`` where ``require_approval`` is called, naming the
 value by its place (``values['accounts']``): a ``set`` (no order: pass
 ``sorted(...)``), a ``QuerySet`` (evaluated anew each time it is used: pass the
-``list`` the view acts on), bytes, a lazy translation, an object of your own.
+``list`` the view acts on), a ``QueryDict`` such as ``request.POST`` (as a mapping it
+gives only the last value of a repeated field: pass the form's ``cleaned_data``, or
+``dict(request.POST.lists())``), bytes, a lazy translation, an object of your own.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from uuid import UUID
 
 from django.core.files.base import File
 from django.db.models import Model, QuerySet
+from django.utils.datastructures import MultiValueDict
 
 from .wire import NumberText
 
@@ -59,6 +63,14 @@ _REFUSED = (
     ((bytes, bytearray, memoryview), "bind text or a file instead"),
 )
 
+#: Why a ``QueryDict`` (``request.POST``) is refused: as a mapping it gives only the
+#: last value of a repeated field, which the view may not be acting on.
+_MULTI_VALUE = (
+    "as a mapping it gives only the last value of a repeated field "
+    "(payee=Bob&payee=Eve would bind Eve alone): pass the form's cleaned_data, "
+    "or dict(request.POST.lists())"
+)
+
 
 @dataclass(frozen=True)
 class BoundValues:
@@ -72,6 +84,8 @@ class BoundValues:
 def bind_values(values: Mapping[str, Any]) -> BoundValues:
     """The canonical form of ``values`` (module docstring), or ``TypeError`` naming
     the first value that has none."""
+    if isinstance(values, MultiValueDict):
+        raise TypeError(f"values is {_type_name(values)}, which cannot be bound: {_MULTI_VALUE}")
     if not isinstance(values, Mapping):
         raise TypeError(
             f"values= takes a mapping of names to the values the view acts on, "
@@ -110,13 +124,15 @@ def _canonical(value: Any, where: str, depth: int) -> tuple[Any, Any]:
                 f"{where} is a time in a time zone without a fixed offset: bind a "
                 "datetime, or the time without its tzinfo"
             )
-        return ["time", value.isoformat()], value.isoformat()
+        return ["time", value.isoformat(), *_fold(value)], value.isoformat()
     if isinstance(value, UUID):
         return ["uuid", value.hex], str(value)
     if isinstance(value, Model):
         return _instance(value, where, depth)
     if isinstance(value, File):
         return _file(value), value
+    if isinstance(value, MultiValueDict):
+        raise TypeError(f"{where} is {_type_name(value)}, which cannot be bound: {_MULTI_VALUE}")
     if isinstance(value, Mapping):
         return _mapping(value, where, depth)
     if isinstance(value, (list, tuple)):
@@ -164,8 +180,15 @@ def _decimal(value: Decimal, where: str) -> str:
 
 def _datetime(value: datetime) -> list[str]:
     if value.utcoffset() is None:
-        return ["naive-datetime", value.isoformat()]
+        return ["naive-datetime", value.isoformat(), *_fold(value)]
     return ["datetime", value.astimezone(timezone.utc).isoformat()]
+
+
+def _fold(value: datetime | time) -> list[str]:
+    """A naive wall-clock time in the hour that happens twice as the clocks go back
+    names two instants, which ``fold`` tells apart (``isoformat()`` and ``==`` do not):
+    the second of them is bound apart from the first (the first as before)."""
+    return ["fold=1"] if value.tzinfo is None and value.fold else []
 
 
 def _instance(value: Model, where: str, depth: int) -> tuple[Any, Any]:

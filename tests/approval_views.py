@@ -251,6 +251,18 @@ def withdraw_from_account(request, account):
     return JsonResponse(act(f"account-{account}", form.cleaned_data))
 
 
+@login_required
+def withdraw_asking_twice(request):
+    """A view that asks for the same approval twice in one request (a helper it calls
+    asks again)."""
+    form = WithdrawForm(request.POST or None)
+    if not form.is_valid():
+        return invalid(form)
+    require_approval(request, ACTION, values=form.cleaned_data)
+    require_approval(request, ACTION, values=form.cleaned_data)
+    return JsonResponse(act("twice", form.cleaned_data))
+
+
 urlpatterns = [
     path("function/", withdraw),
     path("class/", login_required(WithdrawView.as_view())),
@@ -269,4 +281,5 @@ urlpatterns = [
     path("permission-anonymous/", WithdrawPermissionAnonymousAPI.as_view()),
     path("non-atomic-drf/", WithdrawNonAtomicAPI.as_view()),
     path("accounts/<int:account>/", withdraw_from_account),
+    path("twice/", withdraw_asking_twice),
 ]

@@ -16,6 +16,7 @@ from django.urls import path
 from django.utils.decorators import method_decorator
 from django.utils.html import escape
 from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import generics, serializers, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.permissions import IsAuthenticated
@@ -330,6 +331,13 @@ class SignDocumentAPIView(APIView):
         return Response(signed)
 
 
+@sensitive_post_parameters("new_password")
+@require_mfa_approval("account.password", question="Change your password?")
+def password_view(request):
+    """A form Django is told holds a secret (``sensitive_post_parameters``)."""
+    return JsonResponse(ran("password", request))
+
+
 urlpatterns = [
     path("transfer-form/", transfer_form),
     path("transfer/", transfer),
@@ -361,4 +369,5 @@ urlpatterns = [
     path("limit/", LimitView.as_view()),
     path("sign/", sign_document),
     path("drf-sign/", SignDocumentAPIView.as_view()),
+    path("password/", password_view),
 ]

@@ -157,6 +157,17 @@ def test_search_finds_a_request_by_transaction_id_user_action_or_request_id(
     assert listed(admin_client, q="no-such-thing") == []
 
 
+@pytest.mark.parametrize("term", ["\u00b2", "\u2460", "\u0661\u0662", "9" * 30])
+def test_a_search_for_digits_of_other_scripts_lists_nothing_and_is_not_a_500(
+    admin_client, user, term
+):
+    # str.isdigit() takes "²" and "①", which int() refuses; "١٢" int() reads as 12.
+    twelve = make_request(user, "approved")
+    MFARequest.objects.filter(pk=twelve.pk).update(transaction_id=12)
+    assert listed(admin_client, q=term) == []
+    assert listed(admin_client, q="12") == [MFARequest.objects.get(pk=twelve.pk)]
+
+
 def test_search_uses_the_user_models_own_username_and_email_fields(monkeypatch):
     class Meta:
         @staticmethod

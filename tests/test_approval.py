@@ -611,3 +611,31 @@ class TestAtomicRequests:
         assert "withdraw_non_atomic" not in flagged
         assert "tests.approval_views.WithdrawNonAtomicAPI" not in flagged
         assert "withdraw_async" not in flagged  # Django refuses ATOMIC_REQUESTS there
+
+
+# --- a view that asks twice ----------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each require_approval() call spends or asks on its own: the first call of a "
+    "request spends the approval, the second sends a new push, and the view never runs",
+)
+def test_a_view_that_asks_twice_for_the_same_values_runs_once_after_one_approval(
+    fake_hyperid, browser
+):
+    assert submit(browser, "twice").json()["code"] == "mfa_pending"
+    approve_pending(fake_hyperid)
+    answer = submit(browser, "twice")
+    assert ran(answer), answer.content
+    assert runs("twice") == [("500.00", "Bob")]
+    assert fake_hyperid.call_count("start") == 1
+
+
+def test_a_view_that_asks_twice_never_runs_on_a_spent_approval(fake_hyperid, browser):
+    # What holds today: the second call refuses, so the view does not act unapproved.
+    submit(browser, "twice")
+    for _ in range(3):
+        approve_pending(fake_hyperid)
+        assert not ran(submit(browser, "twice"))
+    assert runs("twice") == []

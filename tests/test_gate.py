@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from hyperid_mfa import services
@@ -789,3 +790,60 @@ def test_the_same_action_from_another_session_withdraws_the_abandoned_push(
 
     assert [push.transaction_id for push in fake_hyperid.pending()] == [fresh["transaction_id"]]
     assert MFARequest.objects.get(pk=abandoned["id"]).state == State.CANCELED
+
+
+# An answer of HyperID's that asks for an absurd wait, or spells its seconds in other
+# digits, is HyperID being down: a 503 with a wait the client can read, never a 500.
+@pytest.mark.parametrize(
+    "retry_after",
+    ["9" * 400, "\xb2", "99999999999", "-5"],
+    ids=["huge", "superscript-two", "years", "negative"],
+)
+@pytest.mark.parametrize("kind", ["function", "drf-method"])
+def test_a_retry_after_hyperid_cannot_mean_is_a_503_with_a_bounded_wait(
+    fake_hyperid, browser, kind, retry_after
+):
+    fake_hyperid.inject("http_503", call="start", retry_after=retry_after, times=None)
+    response = submit(browser, kind)
+    assert response.status_code == 503
+    assert response.json()["code"] == "mfa_unavailable"
+    assert 1 <= int(response["Retry-After"]) <= 24 * 60 * 60
+    assert runs(kind) == []
+    page = submit(browser, kind, html=True)
+    assert page.status_code == 503
+    assert 1 <= int(page["Retry-After"]) <= 24 * 60 * 60
+
+
+def test_every_way_of_waiting_on_one_request_together_asks_hyperid_once_per_watched_interval(
+    fake_hyperid, browser, other_user
+):
+    # The page's poll, HyperID's own status-get, the gated form sent again, and another
+    # user polling the same id: together one status-get per watched interval (0.5 s),
+    # whichever of them comes first, and none for the other user.
+    pending = submit(browser, "function").json()["mfa_request"]
+    stranger = Client()
+    stranger.force_login(other_user)
+    detail = reverse("hyperid_mfa:request-detail", args=[pending["id"]])
+    status_get = reverse("hyperid_mfa:status-get")
+    body = {"transaction_id": pending["transaction_id"]}
+
+    def everyone_polls() -> None:
+        assert browser.get(detail).status_code == 200
+        assert browser.post(status_get, body, content_type="application/json").json()["result"] == 0
+        assert submit(browser, "function").status_code == 403
+        assert stranger.get(detail).status_code == 404
+        stranger_answer = stranger.post(status_get, body, content_type="application/json")
+        assert stranger_answer.json()["result"] == -6
+
+    before = fake_hyperid.call_count("status-get")
+    MFARequest.objects.filter(pk=pending["id"]).update(last_checked_at=timezone.now())
+    everyone_polls()
+    assert fake_hyperid.call_count("status-get") == before
+    for _ in range(3):
+        MFARequest.objects.filter(pk=pending["id"]).update(
+            last_checked_at=timezone.now() - timedelta(seconds=0.6)
+        )
+        everyone_polls()
+        everyone_polls()
+    assert fake_hyperid.call_count("status-get") == before + 3
+    assert runs("function") == []

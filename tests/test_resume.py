@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -20,6 +21,8 @@ from django.urls import reverse
 from hyperid_mfa import resume
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens import store_tokens
+from tests.conftest import approve_pending
+from tests.gate_views import RUNS, runs
 from tests.settings import HAVE_ALLAUTH, HAVE_MOZILLA_OIDC
 from tests.test_dependencies import redis_proxy  # noqa: F401 (a fixture, used by name)
 
@@ -322,3 +325,168 @@ def test_with_the_cache_down_the_resume_page_says_so_and_the_form_waits(
     assert first_use.get(back).status_code == 503
     proxy.up()
     assert first_use.get(back).status_code == 200
+
+
+# --- attacks on the kept form ---------------------------------------------------------------
+
+
+def test_another_sites_post_keeps_no_form_and_offers_no_sign_in(fake_hyperid, first_use):
+    # Another site's form, posted in the victim's session, must not become a form that
+    # this site's resume page sends (as this site's own page) after the victim signs in.
+    cache.clear()
+    for headers in (
+        {"HTTP_SEC_FETCH_SITE": "cross-site"},
+        {"HTTP_ORIGIN": "https://evil.example"},
+        {"HTTP_REFERER": "https://evil.example/pay"},
+    ):
+        page = first_use.post(URL, FORM, **headers).content.decode()
+        assert "/mfa/resume/" not in page
+        assert "What you entered is kept" not in page
+    assert not [key for key in cache._cache if "hyperid_mfa:resume:" in str(key)]
+    # The victim's own form, from this site's page, is kept as before.
+    page = refused(first_use, HTTP_SEC_FETCH_SITE="same-origin")
+    assert resume_path(page)
+
+
+def test_a_form_django_is_told_holds_a_secret_is_not_kept(fake_hyperid, first_use):
+    # sensitive_post_parameters: a password must not wait in the cache for 15 minutes,
+    # nor come back in a page as a hidden field.
+    cache.clear()
+    response = first_use.post("/gate/password/", {"new_password": "hunter2-Secret"})
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "What you entered is kept" not in page
+    assert "/mfa/resume/" not in page
+    assert not [key for key in cache._cache if "hyperid_mfa:resume:" in str(key)]
+    # A form without a secret is still kept.
+    assert resume_path(refused(first_use))
+
+
+def test_a_form_kept_on_one_host_is_not_sent_from_another(fake_hyperid, first_use, settings):
+    # One project serving two sites from one cache: a key opened on the other host
+    # must not post the form there.
+    settings.ALLOWED_HOSTS = ["bank.example", "shop.example"]
+    page = refused(first_use, HTTP_HOST="shop.example")
+    back = resume_path(page)
+    elsewhere = first_use.get(back, HTTP_HOST="bank.example")
+    assert elsewhere.status_code == 404
+    assert 'id="hyperid-mfa-resume"' not in elsewhere.content.decode()
+    shown = first_use.get(back, HTTP_HOST="shop.example")
+    assert shown.status_code == 200
+    assert resumed_form(shown.content.decode())[0] == URL
+
+
+def test_the_resume_key_goes_to_no_other_site_in_the_referer(fake_hyperid, first_use):
+    back = resume_path(refused(first_use))
+    for answer in (first_use.get(back), first_use.get(back)):  # the form, then "used"
+        assert answer["Referrer-Policy"] == "same-origin"
+        assert answer["X-Frame-Options"] == "DENY"
+
+
+def test_duplicate_and_odd_fields_come_back_exactly_as_posted(fake_hyperid, first_use):
+    data = [
+        ("payee", "Bob"),
+        ("payee", 'Eve" autofocus onfocus="alert(1)'),
+        ("amount", "500"),
+        ("note", "<script>alert(1)</script>"),
+        ('na"me<', "odd name"),
+    ]
+    body = "&".join(f"{quote(n)}={quote(v)}" for n, v in data)
+    response = first_use.post(URL, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 403
+    shown = first_use.get(resume_path(response.content.decode())).content.decode()
+    assert "<script>alert(1)</script>" not in shown
+    assert 'onfocus="alert(1)' not in shown
+    _, fields = resumed_form(shown)
+    assert [f for f in fields if f[0] != "csrfmiddlewaretoken"] == data
+
+
+@pytest.mark.parametrize("key", ["x" * 5000, "%00", "..", "é", "a" * 43 + "%0a"])
+def test_an_odd_resume_key_is_a_404_not_a_500(fake_hyperid, first_use, key):
+    resume_path(refused(first_use))
+    answer = first_use.get(f"/mfa/resume/{key}/")
+    assert answer.status_code == 404
+    assert 'id="hyperid-mfa-resume"' not in answer.content.decode()
+
+
+def test_a_resumed_form_still_needs_its_own_approval_and_spends_it_once(
+    fake_hyperid, first_use, hyperid_user
+):
+    RUNS.clear()
+    back = resume_path(refused(first_use))
+    signs_in_with_hyperid(fake_hyperid, hyperid_user)
+    action, fields = resumed_form(first_use.get(back).content.decode())
+    data = dict(fields)
+    assert first_use.post(action, data, HTTP_ACCEPT="application/json").status_code == 403
+    assert runs("function") == []
+    approve_pending(fake_hyperid)
+    assert first_use.post(action, data, HTTP_ACCEPT="application/json").status_code == 200
+    assert first_use.post(action, data, HTTP_ACCEPT="application/json").status_code == 403
+    assert len(runs("function")) == 1
+    assert first_use.get(back).status_code == 404  # the key is not a second way in
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"amount=500&payee=Bob"),  # no boundary
+        ("multipart/form-data; boundary=x", b"--x\r\nnot a part"),
+        ("APPLICATION/X-WWW-FORM-URLENCODED", b"amount=500&payee=Bob"),
+        ("application/x-www-form-urlencoded; charset=utf-16", "amount=500".encode("utf-16")),
+        ("application/x-www-form-urlencoded; charset=nonsense", b"amount=500&payee=Bob"),
+        ("application/x-www-form-urlencoded", b"&".join([b"f=1"] * 1001)),  # too many
+        ("application/x-www-form-urlencoded", b"amount=%ff%fe&payee=%00"),
+        ("text/plain", b"amount=500&payee=Bob"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_an_odd_body_is_a_4xx_and_whatever_is_kept_is_sent_back_as_read(
+    fake_hyperid, first_use, content_type, body
+):
+    response = first_use.generic("POST", URL, body, content_type=content_type)
+    assert 400 <= response.status_code < 500
+    page = response.content.decode()
+    if "/mfa/resume/" in page:
+        shown = first_use.get(resume_path(page))
+        assert shown.status_code == 200
+        action, _fields = resumed_form(shown.content.decode())
+        assert action == URL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the cap of MAX_KEPT forms per user is a read-modify-write of one cache key: "
+    "concurrent refusals each read the same list, and the forms they drop from it stay "
+    "in the cache for LIFETIME (up to MAX_BYTES each)",
+)
+def test_concurrent_refusals_keep_no_more_than_a_few_forms_per_user(
+    fake_hyperid, hyperid_user, monkeypatch
+):
+    cache.clear()
+    together = threading.Barrier(8, timeout=10)
+
+    class SlowToWrite:
+        """The site's cache, each refusal reading the user's list before any writes it."""
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def get(self, key, *args, **kwargs):
+            value = cache.get(key, *args, **kwargs)
+            if key == resume._user_key(hyperid_user):
+                together.wait()
+            return value
+
+    monkeypatch.setattr(resume, "cache", SlowToWrite())
+    factory = RequestFactory()
+
+    def keep(index: int) -> str | None:
+        request = factory.post(URL, FORM)
+        request.user = hyperid_user
+        return resume.keep(request, URL, [("amount", str(index))], has_files=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = [key for key in pool.map(keep, range(8)) if key]
+    monkeypatch.undo()
+    assert len(keys) == 8
+    assert sum(cache.get(resume._cache_key(key)) is not None for key in keys) <= resume.MAX_KEPT
