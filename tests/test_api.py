@@ -693,6 +693,27 @@ def test_status_get_of_a_pending_request_asks_hyperid_and_answers_its_status(
     )
 
 
+@pytest.mark.parametrize("endpoint", ["request-detail", "status-get"])
+def test_a_poll_sees_an_approval_at_the_watched_pace_not_the_background_one(
+    api, hyperid_user, fake_hyperid, endpoint
+):
+    # Someone polls, so someone waits: asked about a second ago, within
+    # MIN_REFRESH_INTERVAL (2 s) but past WATCHED_REFRESH_INTERVAL (0.5 s), the request
+    # is asked about again and the approval seen at once.
+    mfa_request = pending_request(hyperid_user)
+    fake_hyperid.approve(mfa_request.transaction_id)
+    MFARequest.objects.filter(pk=mfa_request.pk).update(
+        last_checked_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    if endpoint == "request-detail":
+        assert api.get(detail_url(mfa_request)).json()["state"] == "approved"
+    else:
+        answer = status_get(api, {"transaction_id": mfa_request.transaction_id})
+        assert seed_answer(answer)[2] == 1  # completed
+    assert fake_hyperid.call_count("status-get") == 1
+
+
 def test_status_get_of_a_request_past_its_time_answers_expired(api, hyperid_user, fake_hyperid):
     mfa_request = pending_request(hyperid_user)
     MFARequest.objects.filter(pk=mfa_request.pk).update(
