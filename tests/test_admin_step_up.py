@@ -161,6 +161,9 @@ def test_a_new_iban_answers_the_approval_page_in_the_admin_and_saves_nothing(
     assert push.code in page
     assert 'id="header"' in page  # the admin's own layout
     assert "hyperid_mfa/approval.js" in page
+    # Inside the admin's own <main>, as one landmark: screen readers find one main.
+    assert page.count("<main") == 1
+    assert '<div id="hyperid-mfa"' in page
     # The page sends the form again by itself, without anyone retyping it.
     assert resubmitted_fields(response)["iban"] == [NEW_IBAN]
     assert Shop.objects.get().iban == IBAN

@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from hyperid_mfa import resume
 from hyperid_mfa.models import HyperIDToken
+from hyperid_mfa.rendering import sign_in_method
 from hyperid_mfa.tokens import store_tokens
 from tests.conftest import approve_pending
 from tests.gate_views import RUNS, runs
@@ -133,6 +134,46 @@ def test_a_sign_in_elsewhere_is_a_link_and_sends_no_csrf_token(fake_hyperid, fir
         page = refused(first_use)
         assert SIGN_IN_FORM.search(page) is None
         assert sign_in_target(page).startswith(configured + "?next=%2Fmfa%2Fresume%2F")
+
+
+@pytest.mark.skipif(not HAVE_ALLAUTH, reason="needs the [allauth] extra")
+@pytest.mark.parametrize("site", ["//sso.example", "https://sso.example"])
+def test_allauths_login_path_on_another_site_is_a_link_and_gets_no_csrf_token(
+    fake_hyperid, first_use, settings, site
+):
+    # The path of this site's allauth login, but on another host: a POST would hand it
+    # this site's CSRF token.
+    login = site + reverse("openid_connect_login", kwargs={"provider_id": "hyperid"})
+    settings.HYPERID_MFA = {**settings.HYPERID_MFA, "REAUTHENTICATE_URL": login}
+    page = refused(first_use)
+    assert SIGN_IN_FORM.search(page) is None
+    assert sign_in_target(page).startswith(login + "?next=")
+    assert sign_in_method(login) == "GET"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/nowhere/at/all/", "relative/path/", "https://sso.example/login", "/gate/function/"],
+    ids=["unknown-path", "relative", "other-site", "not-a-login-view"],
+)
+def test_anything_but_allauths_login_on_this_site_is_signed_in_by_a_get(url):
+    assert sign_in_method(url) == "GET"
+
+
+@pytest.mark.skipif(not HAVE_ALLAUTH, reason="needs the [allauth] extra")
+def test_allauths_login_on_this_site_is_signed_in_by_a_post():
+    assert sign_in_method(reverse("openid_connect_login", kwargs={"provider_id": "hyperid"})) == (
+        "POST"
+    )
+
+
+def test_a_refused_page_that_was_no_form_does_not_say_a_form_is_kept(fake_hyperid, first_use):
+    response = first_use.get("/gate/default/", {"amount": "500"})
+    assert response.status_code == 403, response.content
+    page = response.content.decode()
+    assert "Sign in with HyperID" in page
+    assert "What you entered is kept" not in page
+    assert not next_of(sign_in_target(page)).startswith("/mfa/resume/")
 
 
 @pytest.mark.skipif(not HAVE_MOZILLA_OIDC, reason="needs the [oidc] extra")
