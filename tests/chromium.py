@@ -37,3 +37,20 @@ def save_screenshots(request, context) -> None:  # type: ignore[no-untyped-def]
 def launch(playwright):  # type: ignore[no-untyped-def]
     """A headless Chromium of ``playwright`` (a ``sync_playwright()`` context)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def open_phone(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Open the simulator's phone page ``url`` in ``page``, which may already show it.
+
+    An open phone page reloads itself when its pushes change; a ``goto`` that meets
+    that reload is interrupted by a navigation to the same address, which ends where
+    the ``goto`` would have. Any other failure is raised.
+    """
+    from playwright.sync_api import Error
+
+    try:
+        page.goto(url)
+    except Error as error:
+        if f'interrupted by another navigation to "{url}"' not in str(error):
+            raise
+        page.wait_for_load_state("load")

@@ -49,7 +49,7 @@ import pytest
 import requests
 
 from tests.accessibility import assert_page, axe_if_installed
-from tests.chromium import ARTIFACTS, launch
+from tests.chromium import ARTIFACTS, launch, open_phone
 
 pytestmark = pytest.mark.slow
 
@@ -314,7 +314,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         send_transfer(demo, site, "-5")
         site.wait_for_selector(".errorlist")
         assert_page(site, axe, "Transfer money", ["Send"])
-        phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
+        open_phone(phone, f"{demo.simulator}/authenticator/{USERNAME}/")
         assert phone.locator(".push").count() == 0
 
         # The transfer waits for approval: the bank shows the code to match.
@@ -330,7 +330,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
         assert_page(site, axe, "Approve this action on your phone", ["Cancel"])
 
         # The phone shows the same question and offers the code among others.
-        phone.goto(f"{demo.simulator}/authenticator/{USERNAME}/")
+        open_phone(phone, f"{demo.simulator}/authenticator/{USERNAME}/")
         phone.wait_for_selector(".push")
         assert phone.locator(".push").count() == 1
         assert phone.text_content(".push-question") == "Transfer 250.00 EUR to Bob?"
@@ -377,7 +377,7 @@ def transfer_in_the_browser(demo: Demo, browser: Any) -> float:
 
 def approve_on_the_phone(demo: Demo, phone: Any, subject: str, code: str) -> None:
     """``subject``'s phone page: pick ``code`` on the one push waiting and approve it."""
-    phone.goto(f"{demo.simulator}/authenticator/{subject}/")
+    open_phone(phone, f"{demo.simulator}/authenticator/{subject}/")
     phone.wait_for_selector(".push")
     phone.click(f"label.choice:has(input[value='{code}'])")
     phone.click("button.approve")

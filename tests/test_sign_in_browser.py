@@ -19,7 +19,7 @@ from hyperid_mfa.testing import Authenticator
 from hyperid_mfa.tokens import decrypt
 from tests import gate_views
 from tests import oidc_flow as flow
-from tests.chromium import save_screenshots
+from tests.chromium import open_phone, save_screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -60,7 +60,7 @@ def transfer(page: Any, live_server: Any, amount: str) -> str:
 
 def approve_on_the_phone(phone: Any, phone_url: str, code: str) -> None:
     """The user picks the number the site shows on their phone and approves."""
-    phone.goto(phone_url)
+    open_phone(phone, phone_url)
     push = phone.locator("section.push")
     push.locator(f"input[name=code][value='{code}']").check()
     push.locator("button.approve").click()
