@@ -45,40 +45,23 @@ USERS = 5000
 TAG = "mil"
 CALLS = 60
 
-_GENERATE = """
-INSERT INTO {table} (
-    id, user_id, transaction_id, action, question, code, fingerprint, status,
-    complete_result, created_at, expires_at, completed_at, consumed_at, last_checked_at,
-    check_count, last_result, last_error
-)
-SELECT
-    gen_random_uuid(),
-    users[1 + mod(g, array_length(users, 1))],
-    %(first_id)s + g,
-    (ARRAY['payments.withdraw', 'payments.transfer', 'account.delete', 'bench.trivial'])
-        [1 + mod(g, 4)],
-    'Withdraw 250.00 EUR to Bob?',
-    lpad(mod(g, 100)::text, 2, '0'),
-    md5(g::text),
-    CASE WHEN pending THEN 0
-         WHEN roll < 85 THEN 1 WHEN roll < 97 THEN 2 WHEN roll < 99.7 THEN 4 ELSE 99 END,
-    CASE WHEN pending THEN NULL WHEN roll < 78 THEN 0 WHEN roll < 85 THEN 1 END,
-    created,
-    created + interval '5 minutes',
-    CASE WHEN pending THEN NULL ELSE created + interval '20 seconds' END,
-    CASE WHEN NOT pending AND roll < 70 THEN created + interval '40 seconds' END,
-    CASE WHEN pending AND mod(g, 3) = 0 THEN NULL ELSE created END,
-    2,
-    0,
-    ''
-FROM (
-    SELECT g, random() * 100 AS roll, g <= %(pending)s AS pending,
-           CASE WHEN g <= %(pending)s
-                THEN now() - random() * interval '5 minutes'
-                ELSE now() - interval '10 minutes' - random() * interval '90 days' END AS created
-    FROM generate_series(1, %(count)s) AS g
-) AS rows, (SELECT array_agg(id) AS users FROM {users} WHERE username LIKE %(prefix)s) AS u
-"""
+ACTIONS = ["payments.withdraw", "payments.transfer", "account.delete", "bench.trivial"]
+#: The first ``pending`` rows are pending, sent in the last 5 minutes; the others were
+#: sent 10 minutes to 90 days ago and decided 20 s later; a third of the pending ones
+#: were never checked.
+_ROWS = {
+    "drawn": """
+        SELECT g, random() * 100 AS roll, g <= %(pending)s AS pending,
+               CASE WHEN g <= %(pending)s
+                    THEN now() - random() * interval '5 minutes'
+                    ELSE now() - interval '10 minutes' - random() * interval '90 days' END
+                   AS created
+        FROM generate_series(1, %(count)s) AS g""",
+    "completed_at": "CASE WHEN pending THEN NULL ELSE created + interval '20 seconds' END",
+    "consumed_at": "CASE WHEN NOT pending AND roll < 70 THEN created + interval '40 seconds' END",
+    "last_checked_at": "CASE WHEN pending AND mod(g, 3) = 0 THEN NULL ELSE created END",
+    "check_count": "2",
+}
 
 
 def gate_median(client: Any, user: Any, calls: int) -> float:
@@ -224,7 +207,14 @@ def main(argv: list[str]) -> int:
 
     from hyperid_mfa.models import MFARequest
 
-    from .harness import USER_PREFIX, hyperid_settings, load_average, make_users, project_settings
+    from .harness import (
+        USER_PREFIX,
+        hyperid_settings,
+        load_average,
+        make_users,
+        project_settings,
+        write_requests,
+    )
     from .harness import median as median_of
 
     print(f"million: load average {load_average()}; {args.rows} rows", flush=True)
@@ -248,16 +238,19 @@ def main(argv: list[str]) -> int:
         print(f"  gate on an empty table: median {empty * 1000:.2f} ms", flush=True)
 
         began = time.monotonic()
+        write_requests(
+            MFARequest._meta.db_table,
+            user_model._meta.db_table,
+            {
+                "first_id": 5_000_000_000,
+                "actions": ACTIONS,
+                "count": args.rows,
+                "pending": args.pending,
+                "prefix": f"{USER_PREFIX}{TAG}-%",
+            },
+            **_ROWS,
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                _GENERATE.format(table=MFARequest._meta.db_table, users=user_model._meta.db_table),
-                {
-                    "first_id": 5_000_000_000,
-                    "count": args.rows,
-                    "pending": args.pending,
-                    "prefix": f"{USER_PREFIX}{TAG}-%",
-                },
-            )
             cursor.execute(f"VACUUM ANALYZE {MFARequest._meta.db_table}")
         print(f"  {args.rows} rows written in {time.monotonic() - began:.0f} s", flush=True)
 

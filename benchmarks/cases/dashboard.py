@@ -39,6 +39,7 @@ from ..harness import (
     require_postgresql,
     reset_database,
     span,
+    write_requests,
 )
 
 NUMBER = 6
@@ -48,42 +49,23 @@ PERIODS = ("24h", "7d")
 ACTIONS = ["payments.withdraw", "payments.transfer", "admin.bank.payee.change", "account.delete"]
 TAG = "dash"
 
-_GENERATE = """
-INSERT INTO {table} (
-    id, user_id, transaction_id, action, question, code, fingerprint, status,
-    complete_result, created_at, expires_at, completed_at, consumed_at, last_checked_at,
-    check_count, last_result, last_error
-)
-SELECT
-    gen_random_uuid(),
-    users[1 + mod(g, array_length(users, 1))],
-    %(first_id)s + g,
-    (%(actions)s::text[])[1 + mod(g, 4)],
-    'Withdraw 250.00 EUR to Bob?',
-    lpad(mod(g, 100)::text, 2, '0'),
-    md5(g::text),
-    CASE WHEN pending THEN 0
-         WHEN roll < 85 THEN 1 WHEN roll < 97 THEN 2 WHEN roll < 99.7 THEN 4 ELSE 99 END,
-    CASE WHEN pending THEN NULL WHEN roll < 78 THEN 0 WHEN roll < 85 THEN 1 END,
-    created,
-    created + interval '5 minutes',
-    CASE WHEN pending THEN NULL
+#: Sent evenly over the last 7 days; pending when sent in the last 5 minutes; a
+#: decision took 1 to 120 s (most of them quick), an expiry 5 minutes.
+_ROWS = {
+    "drawn": """
+        SELECT g, roll, created, created > now() - interval '5 minutes' AS pending
+        FROM (
+            SELECT g, random() * 100 AS roll,
+                   now() - (g::float / %(count)s) * interval '7 days' AS created
+            FROM generate_series(1, %(count)s) AS g
+        ) AS drawn""",
+    "completed_at": """CASE WHEN pending THEN NULL
          WHEN roll < 85 THEN created + (1 + 119 * random() ^ 2) * interval '1 second'
-         ELSE created + interval '5 minutes' END,
-    CASE WHEN NOT pending AND roll < 70 THEN created + interval '150 seconds' END,
-    created,
-    3,
-    0,
-    ''
-FROM (
-    SELECT g, roll, created, created > now() - interval '5 minutes' AS pending
-    FROM (
-        SELECT g, random() * 100 AS roll,
-               now() - (g::float / %(count)s) * interval '7 days' AS created
-        FROM generate_series(1, %(count)s) AS g
-    ) AS drawn
-) AS rows, (SELECT array_agg(id) AS users FROM {users} WHERE username LIKE %(prefix)s) AS u
-"""
+         ELSE created + interval '5 minutes' END""",
+    "consumed_at": "CASE WHEN NOT pending AND roll < 70 THEN created + interval '150 seconds' END",
+    "last_checked_at": "created",
+    "check_count": "3",
+}
 
 _UNSENT = """
 INSERT INTO {table} (hour, user_id, action, outcome, count)
@@ -129,11 +111,13 @@ def _fill(count: int) -> float:
     tables = _tables()
     prefix = f"{USER_PREFIX}{TAG}-%"
     began = time.perf_counter()
+    write_requests(
+        tables["requests"],
+        tables["users"],
+        {"first_id": 10**12, "actions": ACTIONS, "count": count, "prefix": prefix},
+        **_ROWS,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _GENERATE.format(table=tables["requests"], users=tables["users"]),
-            {"first_id": 10**12, "actions": ACTIONS, "count": count, "prefix": prefix},
-        )
         cursor.execute(
             _UNSENT.format(table=tables["unsent"], users=tables["users"]),
             {"count": max(count // 50, 10), "prefix": prefix},
