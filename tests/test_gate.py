@@ -507,8 +507,10 @@ def test_a_start_whose_outcome_is_unknown_tells_the_user_to_deny_a_push_that_arr
     fake_hyperid, browser, settings, fault
 ):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "TIMEOUT": (0.2, 0.2)}
-    kind = fault.pop("kind")
-    fake_hyperid.inject(kind, call="start", times=None, **fault)
+    # The parameter's dict is shared by every run of the test (mutmut runs it twice in
+    # one process): read it, never change it.
+    options = {name: value for name, value in fault.items() if name != "kind"}
+    fake_hyperid.inject(fault["kind"], call="start", times=None, **options)
 
     page = submit(browser, "function", html=True)
     answer = submit(browser, "function")
