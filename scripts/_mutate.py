@@ -1,6 +1,6 @@
 """Mutation testing of the security core with mutmut: the body of scripts/mutate.
 
-    python scripts/_mutate.py full [--resume] [--max-children N]
+    python scripts/_mutate.py full [--resume] [--again] [--max-children N]
     python scripts/_mutate.py changed [BASE] [--budget SECONDS] [--max-children N]
     python scripts/_mutate.py survivors [--max-children N]
     python scripts/_mutate.py report
@@ -19,6 +19,10 @@ moved to the equivalents with a reason). In ``changed``, an unlisted survivor on
 line untouched since scripts/mutate.toml's ``triaged`` is backlog the lists have not
 caught up with: reported, not a failure. A listed entry that matches no mutant any
 more, or an open one a test now kills, fails the run too: the lists stay true.
+The full run is recorded module by module in tests/mutants_full_run.toml, each module
+with the hash of its source when its last mutant was tested: a full run may span
+several sittings and clones (``mutants/`` is not committed), and it skips a module
+recorded at its current source unless ``--again``.
 Mutants whose line a pattern of ``do_not_mutate_patterns`` matches (log and
 audit lines, translated text, message strings) are never made.
 
@@ -55,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "scripts" / "mutate.toml"
 EQUIVALENT = ROOT / "tests" / "mutants_equivalent.toml"
 OPEN = ROOT / "tests" / "mutants_open.toml"
+RECORD = ROOT / "tests" / "mutants_full_run.toml"
 DRIVER = ROOT / "scripts" / "_mutate_driver.py"
 #: What a run of --changed may take, in wall-clock seconds from its start (the
 #: step's: scripts/mutate passes HYPERID_MFA_MUTATE_STARTED), setup included.
@@ -636,10 +641,12 @@ def hash_order(mutants: Iterable[Mutant]) -> list[Mutant]:
 # --- commands -------------------------------------------------------------------------------
 
 
-def full(max_children: int, *, resume: bool = False) -> int:
+def full(max_children: int, *, resume: bool = False, again: bool = False) -> int:
     """Every mutant, module by module in scripts/mutate.toml's order (the spend and
     the binding first): a run stopped early has tested what matters most. ``resume``
-    goes on with the mutants a stopped run left untested."""
+    goes on with the mutants a stopped run left untested. A module
+    tests/mutants_full_run.toml records at its current source is skipped unless
+    ``again``; each module is recorded there once its last mutant is tested."""
     settings = read_settings()
     if not resume:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
@@ -649,19 +656,79 @@ def full(max_children: int, *, resume: bool = False) -> int:
     _generate_mutants()
     template = _database_template()
     _mutation_environment(template)
+    recorded = read_record()
     try:
         for module in settings.tests:
+            entry = recorded.get(module)
+            if not again and entry is not None and entry["sha256"] == source_hash(module):
+                log(f"{module}: recorded at {entry['commit'][:12]}, unchanged since: skipped")
+                continue
             untested = [m.name for m in load_mutants([module]) if m.status == "not checked"]
             log(f"{module}: {len(untested)} mutants to test")
             if untested:
                 log_path = ROOT / "mutants" / f"run-{Path(module).stem}.log"
                 run_mutmut(untested, max_children, log_path)
+            record_module(module, load_mutants([module]))
     finally:
         os.remove(template)
         _remove_leftovers()
     took = int(time.monotonic() - started)
     log(f"took {took // 60} min {took % 60} s at commit {_git('rev-parse', 'HEAD').strip()}")
     return 1 if report() else 0
+
+
+# --- the full run's record -------------------------------------------------------------------
+
+_RECORD_HEADER = """\
+# The full mutation run of the security core, module by module (./scripts/mutate;
+# docs/testing.md). Written by scripts/_mutate.py, not by hand.
+#
+# Each module is recorded when the last of its mutants has been tested: the commit
+# and day of that, the hash of the module's source then (`sha256`), and what became
+# of its mutants as mutmut recorded them, before any triage (`not_killed`: survived,
+# reached by no test, or suspicious). Survivors are
+# triaged in tests/mutants_open.toml and tests/mutants_equivalent.toml. A module whose
+# source still has this hash needs no new full run: ./scripts/mutate skips it (unless
+# --again); the lines changed since are CI's (./scripts/mutate --changed).
+"""
+
+
+def source_hash(module: str) -> str:
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def read_record() -> dict[str, dict[str, Any]]:
+    if not RECORD.exists():
+        return {}
+    return {entry["path"]: entry for entry in tomllib.loads(RECORD.read_text())["module"]}
+
+
+def record_module(module: str, mutants: Sequence[Mutant]) -> None:
+    """Record ``module``'s full run in tests/mutants_full_run.toml, once every one of
+    its ``mutants`` is tested."""
+    if any(m.status == "not checked" for m in mutants):
+        return
+    killed = sum(m.status in KILLED for m in mutants)
+    recorded = read_record()
+    recorded[module] = {
+        "path": module,
+        "sha256": source_hash(module),
+        "commit": _git("rev-parse", "HEAD").strip(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "mutants": len(mutants),
+        "killed": killed,
+        "not_killed": len(mutants) - killed,
+    }
+    order = list(read_settings().tests)
+    text = _RECORD_HEADER
+    for path in sorted(recorded, key=lambda p: order.index(p) if p in order else len(order)):
+        entry = recorded[path]
+        text += "\n[[module]]\n" + "".join(
+            f"{key} = {_toml(value) if isinstance(value, str) else value}\n"
+            for key, value in entry.items()
+        )
+    RECORD.write_text(text)
+    log(f"{module}: recorded in {RECORD.name}: {killed} of {len(mutants)} killed")
 
 
 def report() -> int:
@@ -822,6 +889,9 @@ def main(argv: Sequence[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_all = commands.add_parser("full", help="mutate every module of scripts/mutate.toml")
     run_all.add_argument("--resume", action="store_true", help="go on with a stopped run")
+    run_all.add_argument(
+        "--again", action="store_true", help="also the modules recorded at their current source"
+    )
     run_changed = commands.add_parser("changed", help="only the lines changed since BASE")
     run_changed.add_argument("base", nargs="?", help="default: the last full run's commit")
     run_changed.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="seconds")
@@ -832,7 +902,7 @@ def main(argv: Sequence[str]) -> int:
     commands.add_parser("record-open", help="list the last run's new survivors as open")
     args = parser.parse_args(argv)
     if args.command == "full":
-        return full(args.max_children, resume=args.resume)
+        return full(args.max_children, resume=args.resume, again=args.again)
     if args.command == "changed":
         return changed(args.base, args.budget, args.max_children)
     if args.command == "survivors":

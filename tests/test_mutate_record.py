@@ -1,0 +1,77 @@
+"""The full mutation run's record (scripts/_mutate.py, tests/mutants_full_run.toml):
+a module is recorded once all its mutants are tested, and a later run skips it while
+its source is unchanged. A full run takes hours; the record lets it span sittings."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def mutate(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("_mutate", ROOT / "scripts" / "_mutate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "_mutate", module)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RECORD", tmp_path / "mutants_full_run.toml")
+    monkeypatch.setattr(module, "log", lambda message: None)
+    return module
+
+
+def mutants(mutate, statuses):
+    return [
+        mutate.Mutant(
+            f"hyperid_mfa.spending.x_f__mutmut_{n}", "hyperid_mfa/spending.py", s, "a", "b", (1,)
+        )
+        for n, s in enumerate(statuses, 1)
+    ]
+
+
+def test_a_module_whose_mutants_are_all_tested_is_recorded_with_its_figures_and_source(mutate):
+    mutate.record_module(
+        "hyperid_mfa/spending.py", mutants(mutate, ["killed", "survived", "timeout", "no tests"])
+    )
+
+    entry = mutate.read_record()["hyperid_mfa/spending.py"]
+    assert (entry["mutants"], entry["killed"], entry["not_killed"]) == (4, 2, 2)
+    assert entry["sha256"] == mutate.source_hash("hyperid_mfa/spending.py")
+    assert len(entry["commit"]) == 40
+    assert mutate.RECORD.read_text().startswith("# The full mutation run")
+
+
+def test_a_module_with_an_untested_mutant_is_not_recorded(mutate):
+    mutate.record_module("hyperid_mfa/spending.py", mutants(mutate, ["killed", "not checked"]))
+
+    assert mutate.read_record() == {}
+
+
+def test_recording_one_module_keeps_the_others_in_the_settings_order(mutate):
+    mutate.record_module("hyperid_mfa/ratelimit.py", mutants(mutate, ["killed"]))
+    mutate.record_module("hyperid_mfa/spending.py", mutants(mutate, ["survived"]))
+    mutate.record_module("hyperid_mfa/ratelimit.py", mutants(mutate, ["killed", "killed"]))
+
+    record = mutate.read_record()
+    assert list(record) == ["hyperid_mfa/spending.py", "hyperid_mfa/ratelimit.py"]
+    assert record["hyperid_mfa/ratelimit.py"]["mutants"] == 2
+    assert record["hyperid_mfa/spending.py"]["not_killed"] == 1
+
+
+def test_the_committed_record_reads_back_and_names_only_mutated_modules(mutate):
+    """What is committed reads back, and names modules scripts/mutate.toml mutates."""
+    committed = ROOT / "tests" / "mutants_full_run.toml"
+    if not committed.exists():
+        pytest.skip("no module has been recorded yet")
+    mutate.RECORD = committed
+    modules = set(mutate.read_settings().tests)
+    for path, entry in mutate.read_record().items():
+        assert path in modules
+        assert len(entry["sha256"]) == 64
+        assert entry["killed"] + entry["not_killed"] == entry["mutants"]
