@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage
@@ -36,6 +36,9 @@ from .constants import TOKEN_ENDPOINT_PATH
 from .crypto import derive_key
 from .exceptions import HyperIDConfigurationError
 from .wire import Rate
+
+if TYPE_CHECKING:
+    from .adapter import MFAAdapter, TokenProvider
 
 __all__ = [
     "DEFAULTS",
@@ -163,7 +166,35 @@ class Settings:
 
 
 class MFASettings:
-    """Attribute access to the current :class:`Settings`; see the module docstring."""
+    """Attribute access to the current :class:`Settings`; see the module docstring.
+
+    The annotations below say what each ``mfa_settings.<NAME>`` reads: the field of
+    :class:`Settings`, with the import strings resolved to what they name. They are
+    annotations only (no class attribute), so a read goes through ``__getattr__``
+    until its value is kept.
+    """
+
+    API_BASE_URL: str
+    TIMEOUT: float | tuple[float, float]
+    MAX_RETRIES: int
+    TOKEN_PROVIDER: type[TokenProvider] | TokenProvider
+    ISSUER: str
+    CLIENT_ID: str | None
+    CLIENT_SECRET: str | None
+    TOKEN_ENCRYPTION_KEYS: str | bytes | tuple[str | bytes, ...] | None
+    REQUEST_TTL: float
+    APPROVAL_MAX_AGE: float
+    MIN_REFRESH_INTERVAL: float
+    WATCHED_REFRESH_INTERVAL: float
+    START_RATE_LIMIT: str | None
+    DENIAL_COOLDOWN: float
+    TEMPLATE_ID: int
+    BASE_TEMPLATE: str
+    POLL_INTERVAL: float
+    REFRESH_AFTER_START: float | None
+    ADAPTER: type[MFAAdapter]
+    REAUTHENTICATE_URL: str | None
+    METRICS_TOKEN: str | None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@ from django.test import override_settings
 from hyperid_mfa import checks, crypto
 from hyperid_mfa.conf import (
     DEFAULTS,
+    MFASettings,
     Rate,
     Settings,
     encryption_keys,
@@ -224,6 +225,19 @@ def test_the_settings_are_typed_and_immutable(settings):
 
 def test_settings_name_every_key_of_the_table():
     assert {field.name for field in dataclasses.fields(Settings)} == set(DEFAULTS)
+
+
+def test_every_setting_reads_with_a_type_a_type_checker_sees():
+    """``mfa_settings.REQUEST_TTL`` is a float to mypy, not Any: each key has its
+    annotation, the field's own but where an import string reads as what it names."""
+    read_as = MFASettings.__annotations__
+    assert set(read_as) == set(DEFAULTS)
+    resolved = {"TOKEN_PROVIDER", "ADAPTER"}
+    for name, annotation in Settings.__annotations__.items():
+        if name in resolved:
+            assert "str" not in read_as[name].split(" | ")
+        else:
+            assert read_as[name] == annotation, name
 
 
 def test_secrets_stay_out_of_the_settings_repr(settings):
