@@ -20,9 +20,9 @@ line untouched since scripts/mutate.toml's ``triaged`` is backlog the lists have
 caught up with: reported, not a failure. A listed entry that matches no mutant any
 more, or an open one a test now kills, fails the run too: the lists stay true.
 The full run is recorded module by module in tests/mutants_full_run.toml, each module
-with the hash of its source when its last mutant was tested: a full run may span
+with a hash of its code when its last mutant was tested: a full run may span
 several sittings and clones (``mutants/`` is not committed), and it skips a module
-recorded at its current source unless ``--again``.
+recorded at its current code unless ``--again`` (a move to another package keeps it).
 Mutants whose line a pattern of ``do_not_mutate_patterns`` matches (log and
 audit lines, translated text, message strings) are never made.
 
@@ -645,7 +645,7 @@ def full(max_children: int, *, resume: bool = False, again: bool = False) -> int
     """Every mutant, module by module in scripts/mutate.toml's order (the spend and
     the binding first): a run stopped early has tested what matters most. ``resume``
     goes on with the mutants a stopped run left untested. A module
-    tests/mutants_full_run.toml records at its current source is skipped unless
+    tests/mutants_full_run.toml records at its current code is skipped unless
     ``again``; each module is recorded there once its last mutant is tested."""
     settings = read_settings()
     if not resume:
@@ -660,7 +660,7 @@ def full(max_children: int, *, resume: bool = False, again: bool = False) -> int
     try:
         for module in settings.tests:
             entry = recorded.get(module)
-            if not again and entry is not None and entry["sha256"] == source_hash(module):
+            if not again and entry is not None and entry["code"] == code_hash(module):
                 log(f"{module}: recorded at {entry['commit'][:12]}, unchanged since: skipped")
                 continue
             untested = [m.name for m in load_mutants([module]) if m.status == "not checked"]
@@ -684,17 +684,30 @@ _RECORD_HEADER = """\
 # docs/testing.md). Written by scripts/_mutate.py, not by hand.
 #
 # Each module is recorded when the last of its mutants has been tested: the commit
-# and day of that, the hash of the module's source then (`sha256`), and what became
-# of its mutants as mutmut recorded them, before any triage (`not_killed`: survived,
-# reached by no test, or suspicious). Survivors are
-# triaged in tests/mutants_open.toml and tests/mutants_equivalent.toml. A module whose
-# source still has this hash needs no new full run: ./scripts/mutate skips it (unless
+# and day of that, a hash of the module's code then (`code`: of its syntax tree
+# without imports, comments and line numbers, which is what mutmut mutates, so that a
+# module moved to another package keeps it), and what became of its mutants as
+# mutmut recorded them, before any triage (`not_killed`: survived, reached by no
+# test, or suspicious). Survivors are triaged in tests/mutants_open.toml and
+# tests/mutants_equivalent.toml. A module whose code still has this hash needs no new
+# full run: ./scripts/mutate skips it (unless
 # --again); the lines changed since are CI's (./scripts/mutate --changed).
 """
 
 
-def source_hash(module: str) -> str:
-    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+class _WithoutImports(ast.NodeTransformer):
+    def visit_Import(self, node: ast.Import) -> None:
+        return None
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        return None
+
+
+def code_hash(module: str) -> str:
+    """SHA-256 of ``module``'s syntax tree without its imports: the same for the same
+    code wherever the module lives and however its comments and blank lines read."""
+    tree = _WithoutImports().visit(ast.parse((ROOT / module).read_text()))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
 def read_record() -> dict[str, dict[str, Any]]:
@@ -712,7 +725,7 @@ def record_module(module: str, mutants: Sequence[Mutant]) -> None:
     recorded = read_record()
     recorded[module] = {
         "path": module,
-        "sha256": source_hash(module),
+        "code": code_hash(module),
         "commit": _git("rev-parse", "HEAD").strip(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "mutants": len(mutants),
@@ -890,7 +903,7 @@ def main(argv: Sequence[str]) -> int:
     run_all = commands.add_parser("full", help="mutate every module of scripts/mutate.toml")
     run_all.add_argument("--resume", action="store_true", help="go on with a stopped run")
     run_all.add_argument(
-        "--again", action="store_true", help="also the modules recorded at their current source"
+        "--again", action="store_true", help="also the modules recorded at their current code"
     )
     run_changed = commands.add_parser("changed", help="only the lines changed since BASE")
     run_changed.add_argument("base", nargs="?", help="default: the last full run's commit")

@@ -42,7 +42,7 @@ def test_a_module_whose_mutants_are_all_tested_is_recorded_with_its_figures_and_
 
     entry = mutate.read_record()["hyperid_mfa/spending.py"]
     assert (entry["mutants"], entry["killed"], entry["not_killed"]) == (4, 2, 2)
-    assert entry["sha256"] == mutate.source_hash("hyperid_mfa/spending.py")
+    assert entry["code"] == mutate.code_hash("hyperid_mfa/spending.py")
     assert len(entry["commit"]) == 40
     assert mutate.RECORD.read_text().startswith("# The full mutation run")
 
@@ -64,6 +64,24 @@ def test_recording_one_module_keeps_the_others_in_the_settings_order(mutate):
     assert record["hyperid_mfa/spending.py"]["not_killed"] == 1
 
 
+def test_the_code_hash_ignores_imports_comments_and_blank_lines_but_not_code(
+    mutate, tmp_path, monkeypatch
+):
+    """A module moved to another package (its imports rewritten) keeps its record; a
+    change of code does not."""
+    original = "from . import a\n\ndef f(x):\n    return a.g(x) + 1\n"
+    variants = {
+        "moved": "from .. import a  # now in a subpackage\n\n\ndef f(x):\n    return a.g(x) + 1\n",
+        "changed": "from . import a\n\ndef f(x):\n    return a.g(x) + 2\n",
+    }
+    (tmp_path / "original.py").write_text(original)
+    for name, text in variants.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.setattr(mutate, "ROOT", tmp_path)
+    assert mutate.code_hash("moved.py") == mutate.code_hash("original.py")
+    assert mutate.code_hash("changed.py") != mutate.code_hash("original.py")
+
+
 def test_the_committed_record_reads_back_and_names_only_mutated_modules(mutate):
     """What is committed reads back, and names modules scripts/mutate.toml mutates."""
     committed = ROOT / "tests" / "mutants_full_run.toml"
@@ -73,5 +91,5 @@ def test_the_committed_record_reads_back_and_names_only_mutated_modules(mutate):
     modules = set(mutate.read_settings().tests)
     for path, entry in mutate.read_record().items():
         assert path in modules
-        assert len(entry["sha256"]) == 64
+        assert len(entry["code"]) == 64
         assert entry["killed"] + entry["not_killed"] == entry["mutants"]
