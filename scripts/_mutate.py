@@ -611,13 +611,17 @@ def _commit_exists(ref: str) -> bool:
 
 
 def changed_lines(base: str, modules: Iterable[str]) -> dict[str, set[int]]:
-    """Lines of ``modules`` added or changed since ``base`` (the working tree's)."""
-    diff = _git("diff", "-U0", "--no-color", base, "--", *modules)
+    """Lines of ``modules`` added or changed since ``base`` (the working tree's). A
+    module moved since ``base`` is compared with where it was (git's rename
+    detection), so a move changes only the lines it edits, its imports."""
+    wanted = set(modules)
+    # The whole tree, not just ``modules``: a move is found only with both its ends.
+    diff = _git("diff", "-U0", "--no-color", "--find-renames", base)
     changed: dict[str, set[int]] = {}
     current = None
     for line in diff.splitlines():
         if line.startswith("+++ "):
-            current = line[6:] if line.startswith("+++ b/") else None
+            current = line[6:] if line.startswith("+++ b/") and line[6:] in wanted else None
             continue
         hunk = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", line)
         if hunk and current is not None:

@@ -5,6 +5,7 @@ its source is unchanged. A full run takes hours; the record lets it span sitting
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -93,3 +94,39 @@ def test_the_committed_record_reads_back_and_names_only_mutated_modules(mutate):
         assert path in modules
         assert len(entry["code"]) == 64
         assert entry["killed"] + entry["not_killed"] == entry["mutants"]
+
+
+def test_a_module_moved_since_the_base_has_changed_only_where_its_move_edited_it(
+    mutate, tmp_path, monkeypatch
+):
+    """CI mutates the lines changed since the last run; moving a module into a
+    subpackage changes its imports, not every line (else every old survivor would
+    count as a new one)."""
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    body = "".join(f"def f{n}(x):\n    return x + {n}\n\n\n" for n in range(30))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "spending.py").write_text("from . import models\n\n\n" + body)
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "0")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    base = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (tmp_path / "pkg" / "services").mkdir()
+    git("mv", "pkg/spending.py", "pkg/services/spending.py")
+    moved = tmp_path / "pkg" / "services" / "spending.py"
+    moved.write_text("from .. import models\n\n\n" + body.replace("x + 7\n", "x + 70\n"))
+    monkeypatch.setattr(mutate, "ROOT", tmp_path)
+
+    changed = mutate.changed_lines(base, ["pkg/services/spending.py"])
+
+    seventh = 4 + 7 * 4 + 1  # the line of f7's return
+    assert changed == {"pkg/services/spending.py": {1, seventh}}
