@@ -116,8 +116,8 @@ def explain(sql: str) -> str:
 def plans(client: Any, admin: Any, user: Any) -> dict[str, list[tuple[str, str]]]:
     from django.db import transaction
 
-    from hyperid_mfa import poller
     from hyperid_mfa.models import database_now
+    from hyperid_mfa.services import poller
 
     from .cases.gate import GATED, _approve, _call
 

@@ -29,7 +29,7 @@ from typing import Any
 __version__ = "1.0.0rc1"
 
 _PUBLIC = {
-    "require_approval": "hyperid_mfa.approval",
+    "require_approval": "hyperid_mfa.gate.approval",
     "MFAApprovalRequired": "hyperid_mfa.exceptions",
     "require_mfa_approval": "hyperid_mfa.decorators",
     "MFAApprovalRequiredMixin": "hyperid_mfa.mixins",
@@ -49,10 +49,20 @@ __all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
+    return export(__name__, _PUBLIC, name)
+
+
+def export(package: str, public: dict[str, str], name: str) -> Any:
+    """``package``'s ``name``, from the module ``public`` maps it to, imported now.
+
+    The package ``__init__`` modules of the app export their names this way (PEP 562),
+    so that importing a package, or one of its modules, imports nothing else: the
+    settings read ``hyperid_mfa.client.wire`` before the client can be imported.
+    """
+    module = public.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, package), name)
 
 
 def __dir__() -> list[str]:

@@ -26,7 +26,7 @@ HyperID access token comes from).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import requests
 from django.utils.translation import gettext, ngettext
@@ -98,8 +98,7 @@ class MFAAdapter:
 
         # What TOKEN_PROVIDER names has both methods: the settings refuse it otherwise (E005).
         provider = mfa_settings.TOKEN_PROVIDER
-        instance: TokenProvider = provider() if isinstance(provider, type) else provider
-        return instance
+        return cast(TokenProvider, provider() if isinstance(provider, type) else provider)
 
 
 def format_duration(seconds: int) -> str:

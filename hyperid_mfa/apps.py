@@ -10,11 +10,13 @@ class HyperIDMFAConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from . import deployment_checks, metrics, receivers
-        from .atomicity import check_atomic_requests
-        from .checks import register_checks
+        from . import metrics
+        from .checks import deployment as deployment_checks
+        from .checks.settings import register_checks
         from .contrib import checks as sign_in_checks
         from .dashboard import tallies
+        from .gate.atomicity import check_atomic_requests
+        from .services import receivers
 
         # Every check and its ids: docs/checks.md.
         register_checks()

@@ -27,9 +27,9 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest
 
-from . import atomicity, rendering
-from .fingerprint import Binder, django_request
-from .gate import Gate
+from .gate import atomicity, rendering
+from .gate.decide import Gate
+from .gate.fingerprint import Binder, django_request
 
 View = TypeVar("View", bound=Callable[..., Any])
 

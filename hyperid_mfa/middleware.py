@@ -25,9 +25,9 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from . import rendering
 from .exceptions import MFAApprovalRequired
-from .fingerprint import django_request
+from .gate import rendering
+from .gate.fingerprint import django_request
 
 #: Where the middleware is named in MIDDLEWARE.
 PATH = "hyperid_mfa.middleware.MFAApprovalMiddleware"

@@ -29,8 +29,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from . import atomicity, rendering
-from .gate import Gate, check_window_options
+from .gate import atomicity, rendering
+from .gate.decide import Gate, check_window_options
 
 DEFAULT_GATED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

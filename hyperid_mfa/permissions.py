@@ -24,10 +24,10 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from .exceptions import MFAApprovalRequired, SiteMisconfigured
-from .fingerprint import SAFE_METHODS, django_request
-from .gate import Decision
+from .gate.decide import Decision
+from .gate.fingerprint import SAFE_METHODS, django_request
+from .gate.rendering import approval_required
 from .mixins import gate_for_view, is_gated_method
-from .rendering import approval_required
 
 logger = logging.getLogger("hyperid_mfa")
 

@@ -48,8 +48,8 @@ def hyperid_user(db: None, django_user_model: Any, hyperid_fake: FakeHyperID) ->
     Their HyperID account is ``hyperid_user.hyperid_subject``; their push limit
     starts empty, whatever earlier tests sent.
     """
-    from hyperid_mfa import ratelimit
-    from hyperid_mfa.tokens import store_tokens
+    from hyperid_mfa.services import ratelimit
+    from hyperid_mfa.tokens.store import store_tokens
 
     username_field = django_user_model.USERNAME_FIELD
     username = "hyperid-user@example.com" if username_field == "email" else "hyperid-user"

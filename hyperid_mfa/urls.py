@@ -8,7 +8,7 @@ kept across a sign-in with HyperID again (:mod:`hyperid_mfa.resume`).
 from django.urls import path
 
 from .api.urls import urlpatterns as api_urlpatterns
-from .resume import resume_view
+from .gate.resume import resume_view
 
 app_name = "hyperid_mfa"
 

@@ -158,8 +158,8 @@ def _squash(text: str) -> str:
 
 @dataclass(frozen=True)
 class Mutant:
-    name: str  # mutmut's: hyperid_mfa.spending.x_consume_approval__mutmut_3
-    path: str  # hyperid_mfa/spending.py
+    name: str  # mutmut's: hyperid_mfa.services.spending.x_consume_approval__mutmut_3
+    path: str  # hyperid_mfa/services/spending.py
     status: str
     before: str  # the original line(s), stripped
     after: str  # the mutated line(s), stripped

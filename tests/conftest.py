@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa.client.calls import HyperIDClient
 
 REQUIRE_SERVICES = os.environ.get("HYPERID_MFA_REQUIRE_SERVICES") == "1"
 #: What makemessages and compilemessages run (tests marked ``gettext``).
@@ -147,7 +147,7 @@ def _spend_compiled_per_test():
     """Each test compiles the spend afresh (it is compiled once per process and
     database): no test relies on another having compiled it, and mutation testing
     sees every test that reaches the compiling code."""
-    from hyperid_mfa import spending
+    from hyperid_mfa.services import spending
 
     spending._statements.clear()
 
@@ -198,7 +198,7 @@ def fake_hyperid(settings):
 
 def link(fake, user, **kwargs):
     """Give ``user`` a HyperID account in ``fake`` and store its tokens, as sign-in would."""
-    from hyperid_mfa.tokens import store_tokens
+    from hyperid_mfa.tokens.store import store_tokens
 
     subject = fake.add_user(f"subject-{user.pk}", has_device=kwargs.pop("has_device", True))
     pair = fake.issue_tokens(subject, **kwargs)

@@ -29,7 +29,7 @@ from django.test import Client
 
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import FakeHyperID
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 from tests import docs_examples
 
 NEEDS_ALLAUTH = pytest.mark.skipif(

@@ -11,7 +11,7 @@ import requests
 from django.core.checks import run_checks
 
 from hyperid_mfa.adapter import MFAAdapter, get_adapter
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.exceptions import HyperIDConfigurationError
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from hyperid_mfa import admin as mfa_admin
 from hyperid_mfa import services
 from hyperid_mfa.constants import Status
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 from tests.factories import make_request
 
 # These tests route only the admin, so that they do not depend on the app's other URLs.

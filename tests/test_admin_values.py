@@ -34,8 +34,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hyperid_mfa.admin_changes import Protection
-from hyperid_mfa.admin_values import stored_rows
+from hyperid_mfa.admin.changes import Protection
+from hyperid_mfa.admin.values import stored_rows
 from hyperid_mfa.models import MFARequest
 from tests.conftest import approve_pending
 from tests.shop.admin import MERCHANT_PROTECTED, ShopAdmin

@@ -29,7 +29,7 @@ from hyperid_mfa.api.parsers import MAX_BODY_BYTES, FormFieldsParser
 from hyperid_mfa.api.schema import HAVE_SPECTACULAR
 from hyperid_mfa.api.throttling import DEFAULT_RATES
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 from tests.factories import make_request
 
 pytestmark = pytest.mark.django_db

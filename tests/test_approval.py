@@ -24,9 +24,9 @@ from django.test import AsyncClient, Client
 from hypothesis import strategies as st
 
 from hyperid_mfa import MFAApprovalRequired, require_approval
-from hyperid_mfa.atomicity import INLINE_HINT, check_atomic_requests
-from hyperid_mfa.checks import E009
+from hyperid_mfa.checks.settings import E009
 from hyperid_mfa.exceptions import MiddlewareMissing
+from hyperid_mfa.gate.atomicity import INLINE_HINT, check_atomic_requests
 from hyperid_mfa.middleware import MFAApprovalMiddleware
 from hyperid_mfa.models import HyperIDToken, MFARequest
 from tests import approval_views
@@ -390,7 +390,8 @@ def test_drf_answers_exactly_as_the_mfa_approved_permission(
 def test_the_drf_exception_is_one_class_importable_where_it_was():
     from rest_framework.exceptions import APIException
 
-    from hyperid_mfa import exceptions, permissions, rendering
+    from hyperid_mfa import exceptions, permissions
+    from hyperid_mfa.gate import rendering
 
     assert permissions.MFAApprovalRequired is rendering.MFAApprovalRequired
     assert exceptions.MFAApprovalRequired is MFAApprovalRequired

@@ -16,8 +16,8 @@ from django.core.checks import run_checks
 from django.db import connection, transaction
 from django.test import Client
 
-from hyperid_mfa.atomicity import check_atomic_requests
-from hyperid_mfa.checks import E009
+from hyperid_mfa.checks.settings import E009
+from hyperid_mfa.gate.atomicity import check_atomic_requests
 from tests import atomic_views
 from tests.conftest import approve_pending
 
@@ -88,7 +88,7 @@ def test_a_gate_inside_a_transaction_refuses_and_sends_no_push(fake_hyperid, bro
 
 
 def test_a_gate_called_inside_atomic_by_the_project_refuses(fake_hyperid, hyperid_user, rf):
-    from hyperid_mfa.gate import Gate
+    from hyperid_mfa.gate.decide import Gate
 
     request = rf.post("/anything/")
     request.user = hyperid_user

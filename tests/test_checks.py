@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from hyperid_mfa import checks
-from hyperid_mfa.checks import check_settings, value_errors
+from hyperid_mfa.checks import settings as checks
+from hyperid_mfa.checks.settings import check_settings, value_errors
 
 ROOT = Path(__file__).parents[1]
 
@@ -117,7 +117,7 @@ def test_manage_py_check_reports_errors():
 
 
 def test_every_setting_has_a_type_check():
-    from hyperid_mfa.checks import _TYPES
+    from hyperid_mfa.checks.settings import _TYPES
     from hyperid_mfa.conf import DEFAULTS
 
     assert set(_TYPES) == set(DEFAULTS)

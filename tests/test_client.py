@@ -12,7 +12,7 @@ import responses
 from responses import matchers
 
 from hyperid_mfa import exceptions
-from hyperid_mfa.client import USER_AGENT, HyperIDClient, StatusResponse
+from hyperid_mfa.client.calls import USER_AGENT, HyperIDClient, StatusResponse
 from hyperid_mfa.constants import CompleteResult, Result, Status
 
 BASE = "https://hyperid.example"
@@ -150,7 +150,7 @@ def test_transient_failure_then_success_returns_the_answer(client, rsps):
 
 
 def test_backoff_grows_with_jitter_within_bounds(client, rsps, monkeypatch):
-    monkeypatch.setattr("hyperid_mfa.client.random.random", lambda: 1.0)
+    monkeypatch.setattr("hyperid_mfa.client.calls.random.random", lambda: 1.0)
     rsps.post(STATUS_URL, status=502)
     with pytest.raises(exceptions.ServiceUnavailable):
         client.get_transaction_status(TOKEN, 7)

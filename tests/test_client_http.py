@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.exceptions import ServiceUnavailable
 from hyperid_mfa.testing import FakeHyperID
 

@@ -19,7 +19,7 @@ import urllib3
 from django.views.debug import ExceptionReporter
 
 from hyperid_mfa import exceptions
-from hyperid_mfa.client import HyperIDClient, TokenResponse
+from hyperid_mfa.client.calls import HyperIDClient, TokenResponse
 from hyperid_mfa.sensitive import Secret
 
 # Random parts: a value that appeared in the report's source excerpts would be found

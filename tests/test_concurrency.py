@@ -18,9 +18,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from hyperid_mfa import services, spending
+from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest, State
 from hyperid_mfa.models.requests import MFARequestQuerySet
+from hyperid_mfa.services import spending
 from tests.conftest import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,7 +131,7 @@ def test_twenty_waiters_polling_one_request_ask_hyperid_once_per_watched_interva
     import math
     import time
 
-    from hyperid_mfa.lifecycle import refresh_interval
+    from hyperid_mfa.services.lifecycle import refresh_interval
 
     request = services.start_request(hyperid_user, "payments.withdraw")
     fake_hyperid.inject("delay", call="status-get", times=None, seconds=0.05)

@@ -8,7 +8,8 @@ import threading
 import pytest
 from django.test import override_settings
 
-from hyperid_mfa import checks, crypto
+from hyperid_mfa import crypto
+from hyperid_mfa.checks import settings as checks
 from hyperid_mfa.conf import (
     DEFAULTS,
     MFASettings,
@@ -24,7 +25,7 @@ from hyperid_mfa.conf import (
     token_endpoint,
 )
 from hyperid_mfa.exceptions import HyperIDConfigurationError
-from hyperid_mfa.tokens import StoredTokenProvider
+from hyperid_mfa.tokens.store import StoredTokenProvider
 
 
 def test_defaults_apply_where_the_project_sets_nothing():

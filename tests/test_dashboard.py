@@ -553,7 +553,7 @@ def test_a_count_the_database_refuses_leaves_the_answer_as_it_was(
 def test_the_purge_deletes_the_counts_as_old_as_the_requests_it_deletes(people):
     from django.utils import timezone
 
-    from hyperid_mfa.retention import purge_finished
+    from hyperid_mfa.services.retention import purge_finished
 
     recent, old = timezone.now() - HOUR, timezone.now() - 40 * 24 * HOUR
     for hour in (recent, old):

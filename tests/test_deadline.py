@@ -19,8 +19,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from hyperid_mfa import deadline as deadline_module
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa.client import deadline as deadline_module
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.exceptions import ServiceUnavailable
 from hyperid_mfa.testing import FakeHyperID
 from tests.conftest import import_or_skip

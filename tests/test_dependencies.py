@@ -40,8 +40,8 @@ from django.db import (
 from django.db.models import F
 from django.test import Client
 
-from hyperid_mfa import dependencies, ratelimit, services
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa import services
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.conf import start_rate
 from hyperid_mfa.exceptions import (
     CacheUnavailable,
@@ -50,6 +50,7 @@ from hyperid_mfa.exceptions import (
     DependencyUnavailable,
 )
 from hyperid_mfa.models import MFARequest, State
+from hyperid_mfa.services import dependencies, ratelimit
 from hyperid_mfa.testing import FakeHyperID
 from tests import gate_views
 from tests.conftest import approve_pending, link

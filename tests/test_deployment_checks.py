@@ -26,9 +26,8 @@ from django.template.loader import get_template, render_to_string
 from django.test import modify_settings, override_settings
 from django.urls import include, path
 
-from hyperid_mfa import deployment_checks
-from hyperid_mfa.checks import E002, E008, E015, E016, E018, E023, E028, W017, W021, W031
-from hyperid_mfa.deployment_checks import (
+from hyperid_mfa.checks import deployment as deployment_checks
+from hyperid_mfa.checks.deployment import (
     check_approval_middleware,
     check_installed_apps,
     check_permission_windows,
@@ -38,7 +37,8 @@ from hyperid_mfa.deployment_checks import (
     check_templates,
     check_urls,
 )
-from hyperid_mfa.rendering import PAGE_TEMPLATE
+from hyperid_mfa.checks.settings import E002, E008, E015, E016, E018, E023, E028, W017, W021, W031
+from hyperid_mfa.gate.rendering import PAGE_TEMPLATE
 from tests import approval_views
 
 OURS = (E015, E016, W017, E018, W021, E023, E028, W031)

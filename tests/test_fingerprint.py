@@ -38,8 +38,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 
-from hyperid_mfa import fingerprint
-from hyperid_mfa.fingerprint import UnreadableRequest
+from hyperid_mfa.gate import fingerprint
+from hyperid_mfa.gate.fingerprint import UnreadableRequest
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"

@@ -588,7 +588,7 @@ def test_next_parameters_are_never_followed_off_site(fake_hyperid, browser):
 def test_a_path_starting_with_two_slashes_stays_on_this_site(fake_hyperid, browser):
     from django.test import RequestFactory
 
-    from hyperid_mfa.rendering import resubmission
+    from hyperid_mfa.gate.rendering import resubmission
 
     request = RequestFactory().post("/gate/function/", {"amount": "1"})
     request.path = "//evil.example/gate/function/"  # as a server may pass it through
@@ -655,7 +655,7 @@ def test_a_result_code_too_large_for_the_column_is_recorded_not_a_500(fake_hyper
 @pytest.fixture
 def no_update_returning(monkeypatch):
     """As on a database without UPDATE ... RETURNING: the two-step paths."""
-    from hyperid_mfa import lifecycle, spending
+    from hyperid_mfa.services import lifecycle, spending
 
     monkeypatch.setattr(lifecycle, "can_update_returning", lambda using: False)
     monkeypatch.setattr(spending, "_statement", lambda using: None)
@@ -717,7 +717,7 @@ def test_after_a_post_the_way_back_is_the_page_the_form_was_on(
 def test_without_a_sign_in_url_the_answer_has_none(
     fake_hyperid, browser, hyperid_user, monkeypatch
 ):
-    from hyperid_mfa import rendering
+    from hyperid_mfa.gate import rendering
 
     # As in a project without hyperid_mfa.contrib.allauth.
     monkeypatch.setattr(rendering, "ALLAUTH_LOGIN", ("no-such-url-name", {}))

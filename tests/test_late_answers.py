@@ -18,8 +18,9 @@ import pytest
 import responses
 from django.test import Client
 
-from hyperid_mfa import services, transport
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa import services
+from hyperid_mfa.client import transport
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.constants import START_PATH
 from hyperid_mfa.exceptions import ServiceUnavailable
 from hyperid_mfa.models import MFARequest
@@ -100,7 +101,7 @@ def test_a_late_answer_that_refuses_the_start_withdraws_nothing(caplog):
 
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.POST, "https://api.hyperid.test" + START_PATH, late_refusal)
-        caplog.set_level(logging.INFO, logger="hyperid_mfa.client")
+        caplog.set_level(logging.INFO, logger="hyperid_mfa.client.calls")
         with pytest.raises(ServiceUnavailable):
             client.start_transaction(
                 "a.b.c", question="?", code="12", on_late_push=lambda *a: learnt.append(a)
@@ -115,7 +116,7 @@ def test_an_answer_later_than_the_late_window_is_given_up(served, client, monkey
     fake, token = served
     monkeypatch.setattr(transport, "LATE_ANSWER_SECONDS", 0.4)
     fake.inject("delay", call="start", seconds=3)
-    caplog.set_level(logging.WARNING, logger="hyperid_mfa.client")
+    caplog.set_level(logging.WARNING, logger="hyperid_mfa.client.calls")
 
     with pytest.raises(ServiceUnavailable):
         client.start_transaction(token, question="Withdraw?", code="12")
@@ -133,7 +134,7 @@ def test_beyond_the_late_exchanges_allowed_a_start_is_cut_at_its_deadline(
     fake, token = served
     monkeypatch.setattr(transport, "MAX_LATE_EXCHANGES", 0)
     fake.inject("delay", call="start", seconds=LATE)
-    caplog.set_level(logging.WARNING, logger="hyperid_mfa.client")
+    caplog.set_level(logging.WARNING, logger="hyperid_mfa.client.calls")
     learnt: list[tuple[int, bool]] = []
 
     with pytest.raises(ServiceUnavailable):

@@ -36,7 +36,7 @@ from hyperid_mfa.constants import CompleteResult, Status
 from hyperid_mfa.exceptions import HyperIDError
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
 from hyperid_mfa.testing import FakeHyperID
-from hyperid_mfa.tokens import store_tokens
+from hyperid_mfa.tokens.store import store_tokens
 
 ACTIONS = ["payments.withdraw", "payments.transfer"]
 FINGERPRINTS = ["", "fp-100", "fp-500"]

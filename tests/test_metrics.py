@@ -256,7 +256,7 @@ def test_the_metrics_are_in_prometheus_clients_default_registry():
 
 @pytest.mark.parametrize("token", ["short", "x" * 31, "with space " + "x" * 32, "é" * 40, 42])
 def test_a_weak_or_unusable_token_setting_is_refused_without_showing_it(settings, token):
-    from hyperid_mfa.checks import value_errors
+    from hyperid_mfa.checks.settings import value_errors
 
     [error] = value_errors({"METRICS_TOKEN": token})
 

@@ -88,7 +88,7 @@ def test_str_names_action_transaction_and_state(user):
 
 
 def test_token_row_never_shows_a_token(user):
-    from hyperid_mfa.tokens import store_tokens
+    from hyperid_mfa.tokens.store import store_tokens
 
     row = store_tokens(user, "visible.access.token", "visible-refresh")
     for text in (str(row), repr(row)):

@@ -30,7 +30,12 @@ def mutate(tmp_path, monkeypatch):
 def mutants(mutate, statuses):
     return [
         mutate.Mutant(
-            f"hyperid_mfa.spending.x_f__mutmut_{n}", "hyperid_mfa/spending.py", s, "a", "b", (1,)
+            f"hyperid_mfa.services.spending.x_f__mutmut_{n}",
+            "hyperid_mfa/services/spending.py",
+            s,
+            "a",
+            "b",
+            (1,),
         )
         for n, s in enumerate(statuses, 1)
     ]
@@ -38,31 +43,34 @@ def mutants(mutate, statuses):
 
 def test_a_module_whose_mutants_are_all_tested_is_recorded_with_its_figures_and_source(mutate):
     mutate.record_module(
-        "hyperid_mfa/spending.py", mutants(mutate, ["killed", "survived", "timeout", "no tests"])
+        "hyperid_mfa/services/spending.py",
+        mutants(mutate, ["killed", "survived", "timeout", "no tests"]),
     )
 
-    entry = mutate.read_record()["hyperid_mfa/spending.py"]
+    entry = mutate.read_record()["hyperid_mfa/services/spending.py"]
     assert (entry["mutants"], entry["killed"], entry["not_killed"]) == (4, 2, 2)
-    assert entry["code"] == mutate.code_hash("hyperid_mfa/spending.py")
+    assert entry["code"] == mutate.code_hash("hyperid_mfa/services/spending.py")
     assert len(entry["commit"]) == 40
     assert mutate.RECORD.read_text().startswith("# The full mutation run")
 
 
 def test_a_module_with_an_untested_mutant_is_not_recorded(mutate):
-    mutate.record_module("hyperid_mfa/spending.py", mutants(mutate, ["killed", "not checked"]))
+    mutate.record_module(
+        "hyperid_mfa/services/spending.py", mutants(mutate, ["killed", "not checked"])
+    )
 
     assert mutate.read_record() == {}
 
 
 def test_recording_one_module_keeps_the_others_in_the_settings_order(mutate):
-    mutate.record_module("hyperid_mfa/ratelimit.py", mutants(mutate, ["killed"]))
-    mutate.record_module("hyperid_mfa/spending.py", mutants(mutate, ["survived"]))
-    mutate.record_module("hyperid_mfa/ratelimit.py", mutants(mutate, ["killed", "killed"]))
+    mutate.record_module("hyperid_mfa/services/ratelimit.py", mutants(mutate, ["killed"]))
+    mutate.record_module("hyperid_mfa/services/spending.py", mutants(mutate, ["survived"]))
+    mutate.record_module("hyperid_mfa/services/ratelimit.py", mutants(mutate, ["killed", "killed"]))
 
     record = mutate.read_record()
-    assert list(record) == ["hyperid_mfa/spending.py", "hyperid_mfa/ratelimit.py"]
-    assert record["hyperid_mfa/ratelimit.py"]["mutants"] == 2
-    assert record["hyperid_mfa/spending.py"]["not_killed"] == 1
+    assert list(record) == ["hyperid_mfa/services/spending.py", "hyperid_mfa/services/ratelimit.py"]
+    assert record["hyperid_mfa/services/ratelimit.py"]["mutants"] == 2
+    assert record["hyperid_mfa/services/spending.py"]["not_killed"] == 1
 
 
 def test_the_code_hash_ignores_imports_comments_and_blank_lines_but_not_code(

@@ -1,5 +1,5 @@
 """Where a gated request comes from, and where the URLs the app renders lead
-(``hyperid_mfa.origins``), tried as an attacker would (issue 17, attacks 2 and 3).
+(``hyperid_mfa.gate.origins``), tried as an attacker would (issue 17, attacks 2 and 3).
 
 - A page on another site that makes the victim's browser send a gated request
   (a link, a form, a script) gets no push onto the victim's phone and spends no

@@ -1,4 +1,4 @@
-"""The phone's question names every value the approval binds (``hyperid_mfa.questions``),
+"""The phone's question names every value the approval binds (``hyperid_mfa.gate.questions``),
 and no question carries bidi or control characters (``pushes.clean_question``), tried
 as an attacker would (issue 17, attack 4).
 
@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hyperid_mfa import ratelimit, services
-from hyperid_mfa.pushes import MAX_QUESTION_LENGTH
+from hyperid_mfa import services
+from hyperid_mfa.services import ratelimit
+from hyperid_mfa.services.pushes import MAX_QUESTION_LENGTH
 from tests import gate_views
 from tests.conftest import approve_pending
 from tests.test_admin_step_up import change_url, shop_form
@@ -304,7 +305,7 @@ def test_an_admin_whose_hook_words_it_shorter_asks_and_saves_once_approved(
 @given(st.text())
 @example(f"a{SNEAKY}b")
 def test_no_question_carries_invisible_or_control_characters(question):
-    from hyperid_mfa.pushes import clean_question
+    from hyperid_mfa.services.pushes import clean_question
 
     cleaned = clean_question(question)
 
@@ -376,8 +377,8 @@ def test_text_in_any_script_is_shown_as_it_is(fake_hyperid, browser):
 @example("Bob", '"Bob"')
 @example('"Bob\\u200b"', "Bob\u200b")
 def test_no_two_values_read_alike_on_the_phone(first, second):
-    from hyperid_mfa.pushes import clean_question
-    from hyperid_mfa.questions import compact, text
+    from hyperid_mfa.gate.questions import compact, text
+    from hyperid_mfa.services.pushes import clean_question
 
     if first == second:
         return
@@ -402,8 +403,8 @@ shown_text = st.text(
 def test_every_submitted_field_is_on_the_phone_or_nothing_is_sent(
     fake_hyperid, browser, settings, fields
 ):
-    from hyperid_mfa.pushes import clean_question
-    from hyperid_mfa.questions import text
+    from hyperid_mfa.gate.questions import text
+    from hyperid_mfa.services.pushes import clean_question
 
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, "START_RATE_LIMIT": None}
     fields.pop("csrfmiddlewaretoken", None)

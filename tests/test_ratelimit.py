@@ -17,8 +17,8 @@ from django.test import override_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hyperid_mfa import ratelimit
 from hyperid_mfa.exceptions import HyperIDConfigurationError
+from hyperid_mfa.services import ratelimit
 from tests.conftest import race
 from tests.test_push_limit import redis_cache  # noqa: F401 (a fixture, used by name)
 

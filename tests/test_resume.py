@@ -1,5 +1,5 @@
 """A gated form refused for want of a HyperID token is kept across the sign-in
-(hyperid_mfa/resume.py), and the page asks to "Sign in with HyperID" on a first use,
+(hyperid_mfa/gate/resume.py), and the page asks to "Sign in with HyperID" on a first use,
 "again" only when a token exists but no longer works."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from hyperid_mfa import resume
+from hyperid_mfa.gate import resume
+from hyperid_mfa.gate.rendering import sign_in_method
 from hyperid_mfa.models import HyperIDToken
-from hyperid_mfa.rendering import sign_in_method
-from hyperid_mfa.tokens import store_tokens
+from hyperid_mfa.tokens.store import store_tokens
 from tests.conftest import approve_pending
 from tests.gate_views import RUNS, runs
 from tests.settings import HAVE_ALLAUTH, HAVE_MOZILLA_OIDC

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from hyperid_mfa.crypto import derive_key, legacy_derive_key
 from hyperid_mfa.models import HyperIDToken
-from hyperid_mfa.tokens import StoredTokenProvider, decrypt, store_tokens
+from hyperid_mfa.tokens.store import StoredTokenProvider, decrypt, store_tokens
 
 pytestmark = pytest.mark.django_db
 

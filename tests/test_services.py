@@ -22,7 +22,7 @@ from hyperid_mfa.exceptions import (
     TokenUnavailable,
 )
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 from tests.conftest import link
 from tests.factories import make_request
 
@@ -515,7 +515,7 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
 def test_the_find_then_update_spend_keeps_to_max_age_too(
     hyperid_user, approval, monkeypatch, events
 ):
-    from hyperid_mfa import spending
+    from hyperid_mfa.services import spending
 
     # As on a database without UPDATE ... RETURNING.
     monkeypatch.setattr(spending, "_statement", lambda using: None)
@@ -536,7 +536,7 @@ def test_the_find_then_update_spend_keeps_to_max_age_too(
 def test_a_change_of_databases_or_routers_compiles_the_spend_again(hyperid_user, approval):
     from django.test import override_settings as override
 
-    from hyperid_mfa import spending
+    from hyperid_mfa.services import spending
 
     services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
     assert spending._statements
@@ -637,7 +637,7 @@ def test_a_poll_round_ends_even_when_every_request_is_due_again_at_once(
 
 
 def test_a_poll_round_reads_each_users_token_once(fake_hyperid, hyperid_user, monkeypatch):
-    from hyperid_mfa.tokens import StoredTokenProvider
+    from hyperid_mfa.tokens.store import StoredTokenProvider
 
     for _ in range(4):
         started(hyperid_user)
@@ -751,7 +751,7 @@ def test_the_compiled_spend_has_a_placeholder_for_every_kind_of_user_key(field):
     layer prepares like any other (one the tests' integer-keyed users never reach)."""
     from django.db import connection
 
-    from hyperid_mfa import spending
+    from hyperid_mfa.services import spending
 
     sentinel = spending._sentinel_for(field)
 

@@ -16,7 +16,7 @@ import pytest
 
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import Authenticator
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 from tests import gate_views
 from tests import oidc_flow as flow
 from tests.chromium import open_phone, save_screenshots

@@ -18,7 +18,7 @@ import pytest
 from django.test import Client
 
 from hyperid_mfa.models import HyperIDToken
-from hyperid_mfa.tokens import store_tokens
+from hyperid_mfa.tokens.store import store_tokens
 from tests import gate_views
 from tests import oidc_flow as flow
 from tests.chromium import save_screenshots

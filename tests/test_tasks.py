@@ -11,8 +11,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from hyperid_mfa import receivers, services
+from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest, State
+from hyperid_mfa.services import receivers
 from tests.conftest import import_or_skip
 from tests.factories import make_request
 

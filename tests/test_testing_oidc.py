@@ -966,7 +966,7 @@ def test_the_apps_next_push_refreshes_an_expired_access_token_from_the_sign_in(
 ) -> None:
     """The app's own services, with tokens a site got from this sign-in."""
     from hyperid_mfa import services
-    from hyperid_mfa.tokens import store_tokens
+    from hyperid_mfa.tokens.store import store_tokens
 
     rp = RelyingParty(fake_hyperid)
     tokens = rp.tokens("alice")

@@ -17,10 +17,10 @@ import pytest
 from django.db import connection
 from django.db.models import F
 
-from hyperid_mfa.client import HyperIDClient
+from hyperid_mfa.client.calls import HyperIDClient
 from hyperid_mfa.exceptions import DatabaseBusy
 from hyperid_mfa.models import HyperIDToken
-from hyperid_mfa.tokens import StoredTokenProvider, decrypt
+from hyperid_mfa.tokens.store import StoredTokenProvider, decrypt
 from tests.conftest import link, race
 from tests.faults import locked_elsewhere
 

@@ -15,7 +15,7 @@ from hyperid_mfa import services
 from hyperid_mfa.crypto import derive_key, legacy_derive_key
 from hyperid_mfa.exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
 from hyperid_mfa.models import HyperIDToken
-from hyperid_mfa.tokens import (
+from hyperid_mfa.tokens.store import (
     StoredTokenProvider,
     TokenProvider,
     UndecryptableTokens,
@@ -181,7 +181,7 @@ def test_a_row_no_key_decrypts_stops_rotation_before_anything_changes(user, othe
 
 
 def test_a_row_rewritten_meanwhile_is_rotated_as_it_is_now(user, monkeypatch):
-    from hyperid_mfa import tokens
+    from hyperid_mfa.tokens import store as tokens
 
     with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
         store_tokens(user, "scanned.access.token")
@@ -200,7 +200,7 @@ def test_a_row_rewritten_meanwhile_is_rotated_as_it_is_now(user, monkeypatch):
 
 
 def test_a_row_no_key_reads_any_more_is_left_and_reported(user, other_user, monkeypatch):
-    from hyperid_mfa import tokens
+    from hyperid_mfa.tokens import store as tokens
 
     with override_settings(HYPERID_MFA={"TOKEN_ENCRYPTION_KEYS": [OLD_KEY]}):
         store_tokens(user, "first.access.token")
@@ -319,7 +319,7 @@ def test_tokens_being_stored_stay_out_of_error_reports(django_user_model):
     with pytest.raises(ValueError, match="saved") as info:
         store_tokens(unsaved, access_token, refresh_token)
     report = error_report(info.value)
-    assert "unsaved" in dict(report)["tokens.py:store_tokens"]  # the frame, the user shown
+    assert "unsaved" in dict(report)["store.py:store_tokens"]  # the frame, the user shown
     assert access_token not in str(report)
     assert refresh_token not in str(report)
 
@@ -332,7 +332,7 @@ def test_a_failed_refresh_keeps_tokens_and_secrets_out_of_error_reports(fake_hyp
         StoredTokenProvider().get_access_token(user)
     report = error_report(info.value)
     # The HTTP client's frame held both; refresh_access_token's marker hides it too.
-    assert "client.py:refresh_access_token" in dict(report)
+    assert "calls.py:refresh_access_token" in dict(report)
     assert refresh_token not in str(report)
     assert fake_hyperid.client_secret not in str(report)
 
@@ -396,7 +396,7 @@ def test_encrypt_writes_under_the_newest_key(settings):
 
 @pytest.mark.django_db
 def test_a_sign_in_without_the_mfa_client_scope_stores_no_token(fake_hyperid, user):
-    from hyperid_mfa.tokens import store_sign_in_tokens
+    from hyperid_mfa.tokens.store import store_sign_in_tokens
 
     subject = fake_hyperid.add_user("nomfa")
     pair = fake_hyperid.issue_tokens(subject, scopes=("openid", "email"))
@@ -409,7 +409,7 @@ def test_a_sign_in_without_the_mfa_client_scope_stores_no_token(fake_hyperid, us
 
 @pytest.mark.django_db
 def test_a_sign_in_with_the_mfa_client_scope_is_stored_encrypted(fake_hyperid, user):
-    from hyperid_mfa.tokens import store_sign_in_tokens
+    from hyperid_mfa.tokens.store import store_sign_in_tokens
 
     pair = fake_hyperid.issue_tokens(fake_hyperid.add_user("withmfa"))
     assert store_sign_in_tokens(user, pair.access_token, pair.refresh_token)

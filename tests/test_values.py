@@ -1,4 +1,4 @@
-"""The canonical form of ``require_approval``'s ``values=`` (hyperid_mfa/values.py):
+"""The canonical form of ``require_approval``'s ``values=`` (hyperid_mfa/gate/values.py):
 equal values bind alike, different values differ, and what has no canonical form is
 a TypeError that names it."""
 
@@ -20,8 +20,8 @@ from django.http import QueryDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hyperid_mfa.values import MAX_DEPTH, bind_values
-from hyperid_mfa.wire import NumberText
+from hyperid_mfa.client.wire import NumberText
+from hyperid_mfa.gate.values import MAX_DEPTH, bind_values
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

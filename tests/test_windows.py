@@ -22,7 +22,7 @@ from django.views import View
 from hyperid_mfa import services
 from hyperid_mfa.adapter import MFAAdapter, format_duration
 from hyperid_mfa.decorators import require_mfa_approval
-from hyperid_mfa.gate import MAX_WINDOW, Gate
+from hyperid_mfa.gate.decide import MAX_WINDOW, Gate
 from hyperid_mfa.mixins import MFAApprovalRequiredMixin
 from hyperid_mfa.models import (
     ApprovalWindow,
@@ -180,7 +180,7 @@ def test_a_window_without_scope_serves_only_its_own_action(fake_hyperid, browser
 def test_without_update_returning_a_window_still_runs_counts_and_ends(
     fake_hyperid, browser, hyperid_user, monkeypatch
 ):
-    from hyperid_mfa import windows
+    from hyperid_mfa.services import windows
 
     monkeypatch.setattr(windows, "can_update_returning", lambda using: False)
     window = open_window(browser, fake_hyperid)

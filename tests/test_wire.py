@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperid_mfa import wire
+from hyperid_mfa.client import wire
+from hyperid_mfa.client.wire import Rate, check_transaction_id, parse_duration, parse_rate
 from hyperid_mfa.constants import TRANSACTION_ID_MAX
-from hyperid_mfa.wire import Rate, check_transaction_id, parse_duration, parse_rate
 
 
 def test_wire_imports_nothing_from_django():

@@ -42,8 +42,8 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from hyperid_mfa import fingerprint
 from hyperid_mfa.constants import CompleteResult
+from hyperid_mfa.gate import fingerprint
 from hyperid_mfa.models import MFARequest, RequestStatus
 
 from ..harness import (

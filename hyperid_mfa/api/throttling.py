@@ -28,7 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from .. import dependencies
+from ..services import dependencies
 
 LIST_SCOPE = "hyperid_mfa_list"
 POLL_SCOPE = "hyperid_mfa_poll"

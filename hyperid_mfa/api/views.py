@@ -30,11 +30,13 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import BaseThrottle
 
-from .. import audit, dependencies, rendering, services
+from .. import audit, services
 from ..constants import TRANSACTION_ID_MAX, TRANSACTION_ID_MIN, Result
 from ..exceptions import DependencyUnavailable, HyperIDError
-from ..gate import Decision
+from ..gate import rendering
+from ..gate.decide import Decision
 from ..models import MFARequest, MFARequestQuerySet, RequestStatus, State
+from ..services import dependencies
 from . import polling, schema
 from .parsers import AnyBodyParser, FormFieldsParser, NonJSONBody, StrictJSONParser
 from .serializers import (

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.utils.module_loading import import_string
 
-from ..checks import DEFAULTS, SETTING_NAME, usable_values
+from ..checks.settings import DEFAULTS, SETTING_NAME, usable_values
 from ..constants import TOKEN_ENDPOINT_PATH
 from ..exceptions import MissingExtra
 

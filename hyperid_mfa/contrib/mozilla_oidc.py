@@ -43,7 +43,7 @@ from ..conf import mfa_settings
 from ..exceptions import MissingExtra
 from ..models import HyperIDAccount
 from ..sensitive import Secret, protect_sign_in
-from ..tokens import store_sign_in_tokens
+from ..tokens.store import store_sign_in_tokens
 
 try:
     import jwt

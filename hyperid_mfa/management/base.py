@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 import hyperid_mfa
-from hyperid_mfa.wire import parse_duration
+from hyperid_mfa.client.wire import parse_duration
 
 
 class ArgumentType:

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from ..client.wire import check_transaction_id
 from ..constants import TRANSACTION_ID_MAX, CompleteResult, Status, is_approval
-from ..wire import check_transaction_id
 
 __all__ = ["FakeTransaction", "TransactionBook", "valid_transaction_id"]
 

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Warning
 from django.utils.module_loading import import_string
 
+from ...checks.deployment import simulator_error
 from ...constants import MFA_SCOPE, PRODUCTION_ISSUER
-from ...deployment_checks import simulator_error
 from ...sensitive import SignInExceptionReporterFilter
 from .receivers import PROVIDER_ID
 

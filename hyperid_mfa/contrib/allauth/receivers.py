@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from ...sensitive import protect_sign_in
-from ...tokens import store_sign_in_tokens
+from ...tokens.store import store_sign_in_tokens
 
 logger = logging.getLogger("hyperid_mfa")
 

@@ -1,0 +1,1 @@
+"""The commands: ``hyperid_mfa_poll``, ``_purge``, ``_rotate_keys``, ``_simulator``."""

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from hyperid_mfa import tokens
 from hyperid_mfa.management.base import HyperIDMFACommand, WholeNumber
+from hyperid_mfa.tokens import store as tokens
 
 
 class Command(HyperIDMFACommand):

@@ -1,0 +1,579 @@
+"""The Django admin for MFA requests and stored HyperID tokens: look, refresh, cancel.
+
+Nothing here can turn a request into an approval. Every field is read-only for
+everybody, superusers included, and the change view refuses a POST outright rather
+than re-saving the row: a save would write back the status read when the page was
+rendered, over whatever the poller learnt meanwhile. Outcomes change only through
+``hyperid_mfa.services``, which the two actions call.
+
+The model's *change* permission is what lets staff run the actions.
+
+The subpackage also owns the step-up for the project's own admins:
+``MFAProtectedAdminMixin`` (``step_up``, imported from here), what a protected
+operation changes, bound and worded (``changes``), a protected field as stored and
+as a save writes it (``values``), and the protected actions (``actions``). It calls
+the services and the gate.
+
+Approval windows are listed in their own block at the end of this module: the
+active ones, and the ended ones, with a "Revoke" action.
+
+The requests' dashboard (``hyperid_mfa.dashboard``) hangs off their list:
+``MFARequestAdmin.get_urls`` mounts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from functools import cached_property, partial
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename, get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.core.paginator import Paginator
+from django.db import connections, router
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .. import audit, services
+from ..dashboard.views import dashboard_view
+from ..exceptions import TRANSIENT, HyperIDError
+from ..models import (
+    STATE_FILTERS,
+    WINDOW_STATE_FILTERS,
+    ApprovalWindow,
+    ApprovalWindowQuerySet,
+    HyperIDToken,
+    MFARequest,
+    MFARequestQuerySet,
+    State,
+    WindowState,
+)
+from .changes import ProtectedChange as ProtectedChange  # public: the hook's type
+from .step_up import MFAProtectedAdminMixin as MFAProtectedAdminMixin  # public
+
+logger = logging.getLogger("hyperid_mfa")
+
+#: Pending requests one "Refresh from HyperID" may ask about: each is an HTTP call
+#: made while the admin waits for the page. The poller follows larger numbers.
+ADMIN_REFRESH_LIMIT = 100
+
+_BIGINT_MAX = 2**63 - 1
+
+
+def _user_search_fields() -> list[str]:
+    """``user__<username field>`` and ``user__<email field>`` of the project's user model."""
+    user_model = get_user_model()
+    names = [user_model.USERNAME_FIELD]
+    email = user_model.get_email_field_name()
+    try:
+        user_model._meta.get_field(email)
+    except FieldDoesNotExist:
+        pass  # a custom user model without an email column
+    else:
+        if email not in names:
+            names.append(email)
+    return [f"user__{name}" for name in names]
+
+
+def _user_label(request: HttpRequest) -> str:
+    """Who acted, for the audit line: the staff member, not the request's owner."""
+    staff = request.user
+    return f"staff user {staff.pk} ({staff.get_username()})"
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The outcome as users see it (``MFARequest.state``), derived from several columns."""
+
+    title = _("outcome")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in State.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in STATE_FILTERS:
+            return cast(MFARequestQuerySet, queryset).in_state(value)
+        return queryset
+
+
+#: Actions the action filter lists at most (a site has a handful).
+ACTION_FILTER_LIMIT = 200
+
+# The distinct actions by a loose index scan: one probe of the action index per action,
+# where SELECT DISTINCT would read every row (250 ms at 367,000 requests).
+_DISTINCT_ACTIONS = """
+WITH RECURSIVE found (action) AS (
+    SELECT MIN({action}) FROM {table}
+    UNION ALL
+    SELECT (SELECT MIN({action}) FROM {table} WHERE {action} > found.action)
+    FROM found WHERE found.action IS NOT NULL
+)
+SELECT action FROM found WHERE action IS NOT NULL LIMIT %s
+"""
+
+
+def distinct_actions(using: str = "default") -> list[str]:
+    """Every action of the requests, in order, read from the action index."""
+    connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite", "mysql"):
+        actions = MFARequest.objects.using(using).order_by("action").values_list("action")
+        return list(actions.distinct().values_list("action", flat=True)[:ACTION_FILTER_LIMIT])
+    quote = connection.ops.quote_name
+    sql = _DISTINCT_ACTIONS.format(action=quote("action"), table=quote(MFARequest._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ACTION_FILTER_LIMIT])
+        return [row[0] for row in cursor.fetchall()]
+
+
+#: Above this many requests (by PostgreSQL's statistics), the unfiltered list shows
+#: the table's estimated size instead of counting every row on each view.
+ESTIMATED_COUNT_ABOVE = 100_000
+
+
+class LargeTablePaginator(Paginator):
+    """Counts a filtered list; the whole table, once it is large, only estimated.
+
+    ``COUNT(*)`` of a million requests reads a whole index: the better part of the
+    changelist's time. PostgreSQL keeps the table's size in its statistics
+    (``pg_class.reltuples``, refreshed by autovacuum); past ``ESTIMATED_COUNT_ABOVE``
+    rows the unfiltered list shows that instead. A filter or a search counts exactly.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        query = getattr(queryset, "query", None)
+        if isinstance(queryset, QuerySet) and query is not None and not query.where:
+            connection = connections[queryset.db]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                        [connection.ops.quote_name(queryset.model._meta.db_table)],
+                    )
+                    row = cursor.fetchone()
+                if row is not None and row[0] > ESTIMATED_COUNT_ABOVE:
+                    return int(row[0])
+        return int(super().count)
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The action, as Django's filter of a field offers it (same parameter), its
+    choices found without reading the whole table."""
+
+    title = _("action")
+    parameter_name = "action__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        using = router.db_for_read(MFARequest)
+        return [(action, action) for action in distinct_actions(using)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(action=value)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shows rows, never writes them: no add, no edit, whoever asks."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # False (rather than read-only fields) also makes Django refuse a POST to the
+        # change view with 403 before any form is built or any row saved.
+        return False
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [*super().get_search_fields(request), *_user_search_fields()]
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        """Write the audit line of a row the admin deletes (inside the request's context)."""
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with audit.request_context(request):
+            self.audit_deletion(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with audit.request_context(request):
+            for obj in queryset:
+                self.audit_deletion(request, obj)
+        super().delete_queryset(request, queryset)
+
+
+_SUMMARY_FIELDS = ("id", "user", "action", "question", "code", "state_label")
+_OUTCOME_FIELDS = (
+    "status",
+    "complete_result",
+    "created_at",
+    "expires_at",
+    "completed_at",
+    "consumed_at",
+)
+_HYPERID_FIELDS = (
+    "transaction_id",
+    "last_checked_at",
+    "check_count",
+    "last_result",
+    "last_error",
+    "fingerprint",
+)
+
+
+@admin.register(MFARequest)
+class MFARequestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "transaction_id",
+        "user",
+        "action",
+        "state_label",
+        "created_at",
+        "completed_at",
+        "consumed_at",
+    )
+    list_filter = ("status", StateFilter, ActionFilter, "created_at")
+    # Transaction ids and request ids are matched exactly in get_search_results.
+    search_fields = ("action",)
+    # No date_hierarchy: its links are the distinct years, months or days of every
+    # row, which PostgreSQL finds only by reading the whole table; the date filter
+    # above offers fixed periods at no cost, and ?created_at__year=... still works.
+    # Nor a second COUNT(*) of the whole table for "N total" beside a filtered count.
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+    raw_id_fields = ("user",)
+    list_select_related = ("user",)
+    actions = ("refresh_from_hyperid", "cancel")
+    fieldsets = (
+        (None, {"fields": _SUMMARY_FIELDS}),
+        (_("Outcome"), {"fields": _OUTCOME_FIELDS}),
+        (_("HyperID"), {"fields": _HYPERID_FIELDS}),
+    )
+    readonly_fields = _SUMMARY_FIELDS + _OUTCOME_FIELDS + _HYPERID_FIELDS
+
+    @admin.display(description=_("state"))
+    def state_label(self, obj: MFARequest) -> str:
+        return str(State(obj.state).label)
+
+    def get_urls(self) -> list[URLPattern]:
+        # The dashboard, before the change view's catch-all pattern.
+        opts = self.opts
+        view = self.admin_site.admin_view(partial(dashboard_view, model_admin=self))
+        return [
+            path("dashboard/", view, name=f"{opts.app_label}_{opts.model_name}_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        # Exact matches on the indexed ids: an operator pastes one from a log line. ASCII
+        # digits only: str.isdigit() also takes "²", which int() refuses.
+        if term.isascii() and term.isdigit() and 0 < int(term) <= _BIGINT_MAX:
+            results |= queryset.filter(transaction_id=int(term))
+        else:
+            with contextlib.suppress(ValueError):
+                results |= queryset.filter(pk=uuid.UUID(term))
+        return results, may_have_duplicates
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Finished requests may go (retention, erasure): deleting one cannot create an
+        # approval. A pending one would leave a live push on the user's phone that no
+        # row answers for; cancel it first, which also withdraws the push.
+        if isinstance(obj, MFARequest) and obj.is_pending:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log(f"admin delete by {_user_label(request)}", mfa_request=obj)
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """May run the actions, which change a request only through the services."""
+        opts = self.opts
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+    @admin.action(description=_("Refresh from HyperID"), permissions=["operate"])
+    def refresh_from_hyperid(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        pending = list(queryset.filter(STATE_FILTERS[State.PENDING]).select_related("user"))
+        if len(pending) > ADMIN_REFRESH_LIMIT:
+            self.message_user(
+                request,
+                _(
+                    "Select at most %(limit)d pending requests to refresh at once "
+                    "(%(count)d selected); the poller follows the others."
+                )
+                % {"limit": ADMIN_REFRESH_LIMIT, "count": len(pending)},
+                messages.WARNING,
+            )
+            return
+        outcomes: Counter[str] = Counter()
+        failed = 0
+        with audit.request_context(request):
+            for index, mfa_request in enumerate(pending):
+                audit.log(f"admin refresh by {_user_label(request)}", mfa_request=mfa_request)
+                try:
+                    services.refresh_request(mfa_request, force=True)
+                except HyperIDError as err:
+                    failed += 1
+                    # HyperIDError texts never hold a token (see hyperid_mfa.exceptions).
+                    self._report_error(request, mfa_request, str(err))
+                    if err.kind == TRANSIENT:
+                        # HyperID is down: the rest would fail the same way, each after
+                        # its own timeouts, while the page waits.
+                        self._report_skipped(request, len(pending) - index - 1)
+                        break
+                    continue
+                except Exception as err:
+                    logger.exception("Admin refresh of MFA request %s failed", mfa_request.pk)
+                    failed += 1
+                    self._report_error(request, mfa_request, type(err).__name__)
+                    continue
+                outcomes[mfa_request.state] += 1
+        finished = queryset.count() - len(pending)
+        self._report_refreshed(request, outcomes, finished, failed)
+
+    @admin.action(description=_("Cancel"), permissions=["operate"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        canceled = unchanged = 0
+        with audit.request_context(request):
+            for mfa_request in queryset.select_related("user"):
+                if not mfa_request.is_pending:
+                    unchanged += 1
+                    continue
+                audit.log(f"admin cancel by {_user_label(request)}", mfa_request=mfa_request)
+                services.cancel_request(mfa_request)
+                if mfa_request.state == State.CANCELED:
+                    canceled += 1
+                else:
+                    unchanged += 1  # it finished while we were at it
+        if canceled:
+            self.message_user(
+                request,
+                ngettext(
+                    "Canceled %(count)d request; its push was withdrawn.",
+                    "Canceled %(count)d requests; their pushes were withdrawn.",
+                    canceled,
+                )
+                % {"count": canceled},
+                messages.SUCCESS,
+            )
+        if unchanged:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d request was already finished and was left as it is.",
+                    "%(count)d requests were already finished and were left as they are.",
+                    unchanged,
+                )
+                % {"count": unchanged},
+                messages.INFO,
+            )
+
+    def _report_error(self, request: HttpRequest, mfa_request: MFARequest, detail: str) -> None:
+        self.message_user(
+            request,
+            _("Request %(transaction_id)s could not be refreshed: %(error)s")
+            % {"transaction_id": mfa_request.transaction_id, "error": detail},
+            messages.ERROR,
+        )
+
+    def _report_skipped(self, request: HttpRequest, count: int) -> None:
+        if count:
+            self.message_user(
+                request,
+                ngettext(
+                    "HyperID is unavailable: %(count)d more request was not asked about.",
+                    "HyperID is unavailable: %(count)d more requests were not asked about.",
+                    count,
+                )
+                % {"count": count},
+                messages.WARNING,
+            )
+
+    def _report_refreshed(
+        self, request: HttpRequest, outcomes: Counter[str], finished: int, failed: int
+    ) -> None:
+        refreshed = sum(outcomes.values())
+        if refreshed:
+            summary = ", ".join(
+                f"{label}: {outcomes[state]}" for state, label in State.choices if outcomes[state]
+            )
+            self.message_user(
+                request,
+                ngettext(
+                    "Refreshed %(count)d request (%(summary)s).",
+                    "Refreshed %(count)d requests (%(summary)s).",
+                    refreshed,
+                )
+                % {"count": refreshed, "summary": summary},
+                messages.SUCCESS,
+            )
+        if finished:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d request was already finished; HyperID was not asked about it.",
+                    "%(count)d requests were already finished; HyperID was not asked about them.",
+                    finished,
+                )
+                % {"count": finished},
+                messages.INFO,
+            )
+        if not refreshed and not finished and not failed:
+            self.message_user(request, _("Nothing to refresh."), messages.INFO)
+
+
+@admin.register(HyperIDToken)
+class HyperIDTokenAdmin(ReadOnlyAdmin):
+    """Whose tokens are stored and until when. The tokens themselves are never shown.
+
+    Deleting a row signs the user out of HyperID MFA (``tokens.forget_tokens``): the
+    next gated action asks them to sign in again.
+    """
+
+    list_display = (
+        "user",
+        "access_expires_at",
+        "refresh_expires_at",
+        "refreshed_at",
+        "updated_at",
+    )
+    list_select_related = ("user",)
+    list_filter = ("updated_at",)
+    raw_id_fields = ("user",)
+    # An explicit list, so that the encrypted columns are never rendered, even as ciphertext.
+    fields = readonly_fields = (
+        "user",
+        "has_refresh_token",
+        "access_expires_at",
+        "refresh_expires_at",
+        "refreshed_at",
+        "created_at",
+        "updated_at",
+    )
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log(
+            f"admin delete of the HyperID tokens by {_user_label(request)}", user_id=obj.user_id
+        )
+
+    @admin.display(boolean=True, description=_("refresh token stored"))
+    def has_refresh_token(self, obj: HyperIDToken) -> bool:
+        return obj.has_refresh_token
+
+
+# --- approval windows ------------------------------------------------------------------------
+# Kept in one block: the list of windows, its filter and its one action, "Revoke".
+
+
+class WindowStateFilter(admin.SimpleListFilter):
+    """Active, expired or ended, by the database's clock."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in WindowState.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        condition = WINDOW_STATE_FILTERS.get(self.value() or "")
+        return queryset if condition is None else queryset.filter(condition)
+
+
+_WINDOW_FIELDS = (
+    "id",
+    "user",
+    "scope",
+    "state_label",
+    "opened_by",
+    "opened_at",
+    "expires_at",
+    "runs",
+    "last_run_at",
+    "ended_at",
+    "end_reason",
+)
+
+
+@admin.register(ApprovalWindow)
+class ApprovalWindowAdmin(ReadOnlyAdmin):
+    """Who may run which scope's actions without a push, in which session, until when.
+
+    Read-only; "Revoke" ends the selected windows at once (staff with the model's
+    *change* permission). The HMACs a window is matched by are not shown.
+    """
+
+    list_display = (
+        "user",
+        "scope",
+        "state_label",
+        "opened_by_action",
+        "opened_at",
+        "expires_at",
+        "runs",
+        "last_run_at",
+        "end_reason",
+    )
+    list_filter = (WindowStateFilter, "scope", "end_reason", "opened_at")
+    search_fields = ("scope",)
+    date_hierarchy = "opened_at"
+    raw_id_fields = ("user", "opened_by")
+    list_select_related = ("user", "opened_by")
+    actions = ("revoke",)
+    fields = readonly_fields = _WINDOW_FIELDS
+
+    @admin.display(description=_("state"))
+    def state_label(self, obj: ApprovalWindow) -> str:
+        return str(WindowState(obj.state).label)
+
+    @admin.display(description=_("opened by"), ordering="opened_by__action")
+    def opened_by_action(self, obj: ApprovalWindow) -> str:
+        return obj.opened_by.action
+
+    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
+        audit.log_window(f"window deleted by {_user_label(request)}", obj)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description=_("Revoke"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        selected = queryset.count()
+        with audit.request_context(request):
+            windows = cast(ApprovalWindowQuerySet, queryset)
+            revoked = services.revoke_windows(windows, by=_user_label(request))
+        if revoked:
+            self.message_user(
+                request,
+                ngettext(
+                    "Revoked %(count)d window: its actions need a new approval.",
+                    "Revoked %(count)d windows: their actions need a new approval.",
+                    revoked,
+                )
+                % {"count": revoked},
+                messages.SUCCESS,
+            )
+        if selected > revoked:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d window had already ended and was left as it is.",
+                    "%(count)d windows had already ended and were left as they are.",
+                    selected - revoked,
+                )
+                % {"count": selected - revoked},
+                messages.INFO,
+            )
