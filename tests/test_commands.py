@@ -19,6 +19,7 @@ from django.utils import timezone
 from hyperid_mfa import services
 from hyperid_mfa.exceptions import ProtocolError, ServiceUnavailable
 from hyperid_mfa.models import MFARequest, State
+from hyperid_mfa.services import retention
 from tests.celery_workers import ChildGroup, child_environment, serve_fake, wait_for
 from tests.conftest import link
 from tests.factories import make_request
@@ -322,7 +323,7 @@ def test_purge_dry_run_counts_and_deletes_nothing(user):
     ("age", "seconds"), [("45s", 45), ("90m", 5400), ("12h", 43200), ("30d", 2592000)]
 )
 def test_purge_reads_seconds_minutes_hours_and_days(age, seconds):
-    assert services.parse_duration(age) == timedelta(seconds=seconds)
+    assert retention.parse_duration(age) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("age", ["30", "30w", "-1d", "0d", "d", "thirty days", ""])

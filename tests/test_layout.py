@@ -161,3 +161,39 @@ def test_the_docs_name_the_public_paths_of_the_restructure():
     ):
         assert public in names
         assert resolve(public) is not None
+
+
+# --- one list of public names -------------------------------------------------------------
+
+REFERENCE = ROOT / "docs" / "reference.md"
+#: Public by their own paths only: optional extras (the facade must import without
+#: them) and whole modules.
+OWN_PATHS = ("hyperid_mfa.contrib.", "hyperid_mfa.testing.", "hyperid_mfa.api.")
+
+
+def referenced() -> dict[str, str]:
+    """The names docs/reference.md documents, by name -> dotted path."""
+    paths = re.findall(r"^::: (\S+)$", REFERENCE.read_text(), re.MULTILINE)
+    names = {}
+    for path in paths:
+        if path.startswith(OWN_PATHS) or isinstance(resolve(path), type(hyperid_mfa)):
+            continue
+        names[path.rpartition(".")[2]] = path
+    return names
+
+
+def test_the_facade_exports_exactly_the_names_of_the_api_reference():
+    facade = set(hyperid_mfa.__all__) - {"__version__"}
+    assert sorted(facade - set(referenced())) == [], "in the facade, not in docs/reference.md"
+    assert sorted(set(referenced()) - facade) == [], "in docs/reference.md, not in the facade"
+
+
+def test_each_public_name_is_the_same_object_from_the_facade_and_its_documented_module():
+    for name, path in referenced().items():
+        assert getattr(hyperid_mfa, name) is resolve(path), name
+
+
+def test_the_design_doc_names_every_public_name():
+    design = DESIGN.read_text()
+    missing = [name for name in hyperid_mfa.__all__[1:] if f"{name}" not in design]
+    assert missing == []

@@ -22,6 +22,7 @@ from hyperid_mfa.exceptions import (
     TokenUnavailable,
 )
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
+from hyperid_mfa.services import pushes
 from hyperid_mfa.tokens.store import decrypt
 from tests.conftest import link
 from tests.factories import make_request
@@ -106,10 +107,10 @@ def test_start_refuses_a_meaningless_action(hyperid_user, action):
 def test_codes_come_from_secrets_and_cover_00_to_99(monkeypatch):
     asked = []
     monkeypatch.setattr("secrets.randbelow", lambda n: asked.append(n) or 7)
-    assert services.new_code() == "07"
+    assert pushes.new_code() == "07"
     assert asked == [100]
     monkeypatch.undo()
-    seen = Counter(services.new_code() for _ in range(5000))
+    seen = Counter(pushes.new_code() for _ in range(5000))
     assert set(seen) == {f"{n:02d}" for n in range(100)}
 
 

@@ -32,6 +32,7 @@ from hyperid_mfa.models import (
     WindowState,
     database_now,
 )
+from hyperid_mfa.services import windows
 from tests import gate_views, window_views
 from tests.conftest import approve_pending, link, race
 from tests.factories import make_request
@@ -236,13 +237,13 @@ def test_another_user_with_the_openers_session_key_finds_no_window(
 ):
     open_window(browser, fake_hyperid)
     session_key = browser.session.session_key
-    assert services.use_window(
-        services.window_key(hyperid_user, session_key, "payouts", 300), "payouts.send"
+    assert windows.use_window(
+        windows.window_key(hyperid_user, session_key, "payouts", 300), "payouts.send"
     )
 
-    key = services.window_key(other_user, session_key, "payouts", 300)
+    key = windows.window_key(other_user, session_key, "payouts", 300)
 
-    assert services.use_window(key, "payouts.send") is None
+    assert windows.use_window(key, "payouts.send") is None
 
 
 def keep_signed_in(client, user):
@@ -664,9 +665,9 @@ def test_concurrent_first_uses_that_learn_the_approval_from_hyperid_open_one_win
 @pytest.mark.django_db(transaction=True)
 def test_one_approval_opens_one_window_however_many_try_at_once(user):
     approval = make_request(user, "consumed")
-    key = services.window_key(user, "the-session-key", "payouts", 300)
+    key = windows.window_key(user, "the-session-key", "payouts", 300)
 
-    opened = race([lambda: services.open_window(approval, key)] * 8)
+    opened = race([lambda: windows.open_window(approval, key)] * 8)
 
     assert sum(isinstance(o, ApprovalWindow) for o in opened) == 1
     assert opened.count(None) == 7  # every other caller was told it did not open one

@@ -36,7 +36,7 @@ from ..exceptions import DependencyUnavailable, HyperIDError
 from ..gate import rendering
 from ..gate.decide import Decision
 from ..models import MFARequest, MFARequestQuerySet, RequestStatus, State
-from ..services import dependencies
+from ..services import dependencies, pushes
 from . import polling, schema
 from .parsers import AnyBodyParser, FormFieldsParser, NonJSONBody, StrictJSONParser
 from .serializers import (
@@ -142,7 +142,7 @@ def _next_push_wait(request: Request, mfa_request: MFARequest) -> int | None:
     sent a new push (the page counts them down before it offers to ask again)."""
     if mfa_request.state not in ENDED_UNAPPROVED:
         return None
-    return services.next_push_wait(request.user)
+    return pushes.next_push_wait(request.user)
 
 
 def _refreshed(request: Request, mfa_request: MFARequest) -> tuple[MFARequest, HyperIDError | None]:

@@ -1,22 +1,14 @@
-"""What a valid ``HYPERID_MFA`` is, and the system checks (``python manage.py check``).
+"""What a valid ``HYPERID_MFA`` is, and the system checks of the setting.
 
-This module is the only validator of the setting. It holds the table of keys with
-their defaults and the rules each value must follow; ``conf`` builds ``mfa_settings``
-only from a value these rules accept and refuses any other at run time with the
-same messages (:func:`value_errors`). The system checks add what depends on the
-deployment rather than on the value (plain ``http://``, missing credentials,
-Celery, keys derived from ``SECRET_KEY``, a base URL with a path). The checks that
-look at the project around the setting (its URLconf, templates, cache and
-``INSTALLED_APPS``) live in ``deployment_checks``; gated views inside
-``ATOMIC_REQUESTS`` in ``atomicity``. Every id is listed here, once, and in
+The only validator of the setting: the table of keys with their defaults, the rules
+each value must follow (``conf`` builds ``mfa_settings`` only from a value they
+accept, and refuses any other at run time with the same messages:
+:func:`value_errors`), and the checks that depend on the deployment rather than on
+the value (plain ``http://``, missing credentials, keys derived from ``SECRET_KEY``,
+a base URL with a path). ``conf`` imports this module, so it imports nothing that
+reads settings. The project around the setting is checked in ``checks.deployment``,
+gated views inside ``ATOMIC_REQUESTS`` in ``gate.atomicity``; every id is listed in
 docs/checks.md.
-
-``conf`` imports this module, so it imports nothing that reads settings: the
-gated-view check finds the gate's classes among the modules already imported
-(see :func:`_loaded`) instead of importing them.
-
-Registered from ``HyperIDMFAConfig.ready()``. Each problem has an id
-(``hyperid_mfa.E001``...) and a hint saying how to fix it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ For one request to a gated view, :meth:`Gate.check` decides, in this order:
 view, with the values the view validated (``values=``) bound instead of the body.
 
 A gate with ``window=`` first looks for an approval window of its scope that this
-user opened in this session (:mod:`hyperid_mfa.windows`): one lets the view run
+user opened in this session (:mod:`hyperid_mfa.services.windows`): one lets the view run
 without an approval; and an approval it spends opens one.
 
 Everything else is a refusal that carries its own meaning (see
@@ -53,7 +53,7 @@ from ..exceptions import (
     SiteMisconfigured,
 )
 from ..models import ApprovalWindow, MFARequest
-from ..services import dependencies
+from ..services import dependencies, windows
 from . import atomicity, fingerprint, origins, questions
 from .fingerprint import Binder, django_request
 from .values import BoundValues
@@ -209,7 +209,7 @@ class Gate:
                 if (
                     window_key is not None
                     and not origins.is_direct_navigation(request)
-                    and services.use_window(window_key, self.action)
+                    and windows.use_window(window_key, self.action)
                 ):
                     return ALLOWED
                 return self._decide(request, user, fp, args, kwargs, window_key)
@@ -218,7 +218,7 @@ class Gate:
 
     def _bind(
         self, request: Any, user: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> tuple[str, services.WindowKey | None]:
+    ) -> tuple[str, windows.WindowKey | None]:
         """The request's fingerprint and, for a gate with ``window=``, the key of the
         windows it may use or open (None without a session: no window)."""
         values = None if self.values is None else self.values.canonical
@@ -234,7 +234,7 @@ class Gate:
             binding = ""
         session = getattr(django_request(request), "session", None)
         session_key = getattr(session, "session_key", None)
-        return fp, services.window_key(user, session_key, self.scope, self.window, binding)
+        return fp, windows.window_key(user, session_key, self.scope, self.window, binding)
 
     def _refuse_inside_a_transaction(self) -> None:
         alias = atomicity.in_callers_transaction()
@@ -258,7 +258,7 @@ class Gate:
         fp: str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
-        window_key: services.WindowKey | None = None,
+        window_key: windows.WindowKey | None = None,
     ) -> Decision:
         try:
             mfa_request, spent = services.settle(user, self.action, fp, self.max_age)
@@ -267,7 +267,7 @@ class Gate:
             return self._refused(err, services.pending_request(user, self.action, fp))
         if spent:
             if window_key is not None and mfa_request is not None:
-                services.open_window(mfa_request, window_key)
+                windows.open_window(mfa_request, window_key)
             return ALLOWED
         if mfa_request is not None and mfa_request.is_pending:
             return Decision.pending(mfa_request)

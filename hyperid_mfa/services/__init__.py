@@ -19,43 +19,17 @@ from .lifecycle import (
     refresh_request,
     settle,
 )
-from .poller import POLL_BATCH_SIZE, refresh_pending
-from .pushes import (
-    MAX_ACTION_LENGTH,
-    MAX_QUESTION_LENGTH,
-    default_question,
-    new_code,
-    next_push_wait,
-    start_request,
-)
-from .retention import PURGE_BATCH_SIZE, finished_before, parse_duration, purge_finished
+from .poller import refresh_pending
+from .pushes import start_request
+from .retention import purge_finished
 from .spending import consume_approval
-from .windows import (
-    WindowKey,
-    end_session_windows,
-    end_windows_after_password_change,
-    open_window,
-    revoke_windows,
-    use_window,
-    window_key,
-)
+from .windows import revoke_windows
 
+# The documented service functions (docs/design.md, "Services"), and only those: the
+# rest of each module is the app's own.
 __all__ = [
-    "MAX_ACTION_LENGTH",
-    "MAX_QUESTION_LENGTH",
-    "POLL_BATCH_SIZE",
-    "PURGE_BATCH_SIZE",
-    "WindowKey",
     "cancel_request",
     "consume_approval",
-    "default_question",
-    "end_session_windows",
-    "end_windows_after_password_change",
-    "finished_before",
-    "new_code",
-    "next_push_wait",
-    "open_window",
-    "parse_duration",
     "pending_request",
     "purge_finished",
     "refresh_by_id",
@@ -64,6 +38,4 @@ __all__ = [
     "revoke_windows",
     "settle",
     "start_request",
-    "use_window",
-    "window_key",
 ]

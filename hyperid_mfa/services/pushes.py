@@ -86,7 +86,7 @@ def _fitting(question: str) -> str:
 
 
 def _check_cooldown(user: UserModel, now: datetime) -> None:
-    """Raise :class:`RateLimited` if the user denied a push less than
+    """Raise :class:`DenialCooldown` if the user denied a push less than
     ``DENIAL_COOLDOWN`` seconds ago (``now`` is the database's clock)."""
     wait = _cooldown_wait(user, now)
     if wait is not None:

@@ -27,7 +27,8 @@ from django.db.models.signals import post_save
 from ..conf import mfa_settings
 from ..models import MFARequest
 from ..signals import mfa_request_started
-from . import dependencies, end_session_windows, end_windows_after_password_change
+from . import dependencies
+from .windows import end_session_windows, end_windows_after_password_change
 
 logger = logging.getLogger("hyperid_mfa")
 

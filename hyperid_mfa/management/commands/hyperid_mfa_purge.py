@@ -8,6 +8,7 @@ from django.core.management.base import CommandParser
 
 from hyperid_mfa import services
 from hyperid_mfa.management.base import Duration, HyperIDMFACommand
+from hyperid_mfa.services import retention
 
 
 class Command(HyperIDMFACommand):
@@ -31,7 +32,7 @@ class Command(HyperIDMFACommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        age = services.parse_duration(options["older_than"])
+        age = retention.parse_duration(options["older_than"])
         count = services.purge_finished(age, dry_run=options["dry_run"])
         if options["verbosity"] >= 1:
             verb = "Would delete" if options["dry_run"] else "Deleted"
