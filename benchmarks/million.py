@@ -10,7 +10,7 @@ requests of its own users first), in this process through Django's test client:
    each call (case 2's way: the approval written outside the timed region).
 2. ``--rows`` requests of 5,000 users written by ``INSERT ... SELECT
    generate_series``, ``--pending`` of them pending (created in the last five
-   minutes), the others finished over the last 90 days (78% approved, most spent;
+   minutes), the others finished over the last 90 days (78% approved, most consumed;
    denied, expired, canceled, failed), then ``VACUUM ANALYZE``.
 3. The gate's median again (the same user now owns 200 requests among them); goal:
    within 1.5x of the empty table's.
@@ -140,7 +140,7 @@ def plans(client: Any, admin: Any, user: Any) -> dict[str, list[tuple[str, str]]
         return call
 
     paths = {
-        "gate (a gated call that spends its approval)": gated,
+        "gate (a gated call that consumes its approval)": gated,
         "poller's claim of a batch": claim,
         "API list": get(client, "/mfa/requests/"),
         "API list ?state=pending": get(client, "/mfa/requests/?state=pending"),
@@ -149,7 +149,7 @@ def plans(client: Any, admin: Any, user: Any) -> dict[str, list[tuple[str, str]]
             admin, "/admin/hyperid_mfa/mfarequest/?status__exact=0"
         ),
     }
-    _approve(client, user, data)  # outside the capture: the approval the call spends
+    _approve(client, user, data)  # outside the capture: the approval the call consumes
     found: dict[str, list[tuple[str, str]]] = {}
     for name, call in paths.items():
         found[name] = [(sql, explain(sql)) for sql in captured(call)]

@@ -244,7 +244,7 @@ class Soak:
                 self.tally.ran[order] += 1
                 self.tally.flows += 1
             else:
-                # A new push: the approval was not there to spend.
+                # A new push: the approval was not there to consume.
                 self.tally.unexpected.append(f"order {order}: approved, yet a new push")
 
     def _until(

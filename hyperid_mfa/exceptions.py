@@ -195,7 +195,7 @@ class ProtocolError(TransientError):
 
 class DependencyUnavailable(MFARefusal):
     """A service the app needs besides HyperID failed: the cache that counts pushes,
-    the database, the Celery broker. Nothing was sent or spent that could not be
+    the database, the Celery broker. Nothing was sent or consumed that could not be
     recorded; the same request may work once the service is back.
 
     ``dependency`` names the service, ``hint`` says what to check (both logged, in one
@@ -491,7 +491,7 @@ class CrossSiteRequest(MFARefusal):
     """Not a request the user made on this site's pages: another site's page sent it
     in the user's browser, or a link opened from outside the browser (a mail or chat
     app), or the browser prefetched it. Whoever chose the values, it was not the
-    site: no push is sent and nothing is spent. The user may start over from here."""
+    site: no push is sent and nothing is consumed. The user may start over from here."""
 
     code = CROSS_SITE
     status_code = 403
@@ -540,7 +540,7 @@ class MissingExtra(ImproperlyConfigured, ImportError):
 class MiddlewareMissing(ImproperlyConfigured):
     """``require_approval`` was called in a plain Django view of a site without
     ``MFAApprovalMiddleware``: nothing would answer its :class:`MFAApprovalRequired`
-    with the approval page, so nothing is sent or spent. Django answers 500."""
+    with the approval page, so nothing is sent or consumed. Django answers 500."""
 
     code = MISCONFIGURED
     status_code = 500

@@ -7,7 +7,7 @@ view to mount for a project that exposes nothing yet (staff or a bearer token on
 
 They are kept by receivers of the app's signals, connected by
 ``HyperIDMFAConfig.ready()``: pushes sent and not sent, decisions, approvals
-spent, and every HTTP exchange with HyperID (``hyperid_call_finished``). Without
+consumed, and every HTTP exchange with HyperID (``hyperid_call_finished``). Without
 prometheus-client, nothing is connected, nothing is collected, and the view
 answers 501 saying what to install.
 
@@ -87,7 +87,7 @@ class _Metrics:
         )
         self.consumed = client.Counter(
             "hyperid_mfa_approvals_consumed",
-            "Approvals spent: a gated action ran once on each.",
+            "Approvals consumed: a gated action ran once on each.",
             ["action"],
         )
         self.calls = client.Counter(

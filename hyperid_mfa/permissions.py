@@ -45,7 +45,7 @@ class MFAApproved(BasePermission):
         if request.method != real_method:
             # DRF asks "could this user POST?" on a copy of a GET or OPTIONS request
             # (the browsable API deciding whether to show its forms, OPTIONS listing
-            # the actions). Nothing is being submitted: no push, no approval spent.
+            # the actions). Nothing is being submitted: no push, no approval consumed.
             # The form's own submission comes through the gate as itself.
             return real_method in SAFE_METHODS
         if not is_gated_method(view, request):

@@ -158,8 +158,8 @@ def _squash(text: str) -> str:
 
 @dataclass(frozen=True)
 class Mutant:
-    name: str  # mutmut's: hyperid_mfa.services.spending.x_consume_approval__mutmut_3
-    path: str  # hyperid_mfa/services/spending.py
+    name: str  # mutmut's: hyperid_mfa.services.consuming.x_consume_approval__mutmut_3
+    path: str  # hyperid_mfa/services/consuming.py
     status: str
     before: str  # the original line(s), stripped
     after: str  # the mutated line(s), stripped
@@ -441,7 +441,7 @@ def run_until(
                     shown = last
         finally:
             if process.poll() is None:
-                log("the time budget is spent: stopping mutmut and the mutants it is testing")
+                log("the time budget is consumed: stopping mutmut and the mutants it is testing")
                 _kill_group(process)
     if process.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
         print(log_path.read_text()[-4000:])
@@ -646,7 +646,7 @@ def hash_order(mutants: Iterable[Mutant]) -> list[Mutant]:
 
 
 def full(max_children: int, *, resume: bool = False, again: bool = False) -> int:
-    """Every mutant, module by module in scripts/mutate.toml's order (the spend and
+    """Every mutant, module by module in scripts/mutate.toml's order (the consumption and
     the binding first): a run stopped early has tested what matters most. ``resume``
     goes on with the mutants a stopped run left untested. A module
     tests/mutants_full_run.toml records at its current code is skipped unless

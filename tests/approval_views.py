@@ -135,7 +135,7 @@ def withdraw_inside_atomic(request):
     form = WithdrawForm(request.POST or None)
     if not form.is_valid():
         return invalid(form)
-    with transaction.atomic():  # wrong: the approval would be spent inside it
+    with transaction.atomic():  # wrong: the approval would be consumed inside it
         require_approval(request, ACTION, values=form.cleaned_data)
         return JsonResponse(act("inside-atomic", form.cleaned_data))
 

@@ -143,13 +143,13 @@ def _urlconf_built_per_test_under_mutation():
 
 
 @pytest.fixture(autouse=True)
-def _spend_compiled_per_test():
-    """Each test compiles the spend afresh (it is compiled once per process and
+def _consume_compiled_per_test():
+    """Each test compiles the consumption afresh (it is compiled once per process and
     database): no test relies on another having compiled it, and mutation testing
     sees every test that reaches the compiling code."""
-    from hyperid_mfa.services import spending
+    from hyperid_mfa.services import consuming
 
-    spending._statements.clear()
+    consuming._statements.clear()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -163,7 +163,7 @@ def test_changing_any_cleaned_value_asks_again(fake_hyperid, browser, kind, chan
     assert changed.status_code == 403
     assert changed.json()["code"] == "mfa_pending"
     assert runs(kind) == []
-    assert ran(submit(browser, kind))  # the approval was not spent on the other values
+    assert ran(submit(browser, kind))  # the approval was not consumed on the other values
     assert runs(kind) == [("500.00", "Bob")]
 
 
@@ -287,7 +287,7 @@ CROSS_SITE = {"HTTP_SEC_FETCH_SITE": "cross-site"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_cross_site_request_sends_no_push_and_spends_nothing(fake_hyperid, browser, kind):
+def test_a_cross_site_request_sends_no_push_and_consumes_nothing(fake_hyperid, browser, kind):
     submit(browser, kind)
     approve_pending(fake_hyperid)
 
@@ -619,8 +619,8 @@ class TestAtomicRequests:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="each require_approval() call spends or asks on its own: the first call of a "
-    "request spends the approval, the second sends a new push, and the view never runs",
+    reason="each require_approval() call consumes or asks on its own: the first call of a "
+    "request consumes the approval, the second sends a new push, and the view never runs",
 )
 def test_a_view_that_asks_twice_for_the_same_values_runs_once_after_one_approval(
     fake_hyperid, browser
@@ -633,7 +633,7 @@ def test_a_view_that_asks_twice_for_the_same_values_runs_once_after_one_approval
     assert fake_hyperid.call_count("start") == 1
 
 
-def test_a_view_that_asks_twice_never_runs_on_a_spent_approval(fake_hyperid, browser):
+def test_a_view_that_asks_twice_never_runs_on_a_consumed_approval(fake_hyperid, browser):
     # What holds today: the second call refuses, so the view does not act unapproved.
     submit(browser, "twice")
     for _ in range(3):

@@ -1,7 +1,7 @@
 """Validate first, then ask, in a real browser (Debian's Chromium, Playwright): a form
 with invalid input comes back with its errors and no push; valid input shows the
 approval page, whose script sends the form again once the phone approves, so the view
-validates again and ``require_approval`` spends the approval."""
+validates again and ``require_approval`` consumes the approval."""
 
 from __future__ import annotations
 

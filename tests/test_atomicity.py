@@ -1,7 +1,7 @@
 """One approval runs a view at most once, whatever transaction the view runs in.
 
 With ``ATOMIC_REQUESTS``, a view that fails rolls its transaction back. Were the
-approval spent inside it, it would come back unspent and run the view again: a
+approval consumed inside it, it would come back unconsumed and run the view again: a
 payment made through an external API before the failure would go out once per
 attempt. These tests commit for real (``transaction=True``), as a site does.
 """

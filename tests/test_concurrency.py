@@ -1,6 +1,6 @@
 """Races that matter, with real concurrent connections.
 
-Each thread has its own database connection, as separate processes would. The spend
+Each thread has its own database connection, as separate processes would. The consumption
 races run on SQLite (the test database is a file, so threads wait on its lock as a
 site's would) and on PostgreSQL; the others need PostgreSQL's concurrent writers and
 skip on SQLite, which serialises writers and cannot show those races either way.
@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from hyperid_mfa import services
 from hyperid_mfa.models import MFARequest, State
 from hyperid_mfa.models.requests import MFARequestQuerySet
-from hyperid_mfa.services import spending
+from hyperid_mfa.services import consuming
 from tests.conftest import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +41,7 @@ def no_rate_limit(settings):
 
 @pytest.fixture
 def approval(fake_hyperid, hyperid_user):
-    """An approval of (ACTION, "fp"), learnt and not yet spent."""
+    """An approval of (ACTION, "fp"), learnt and not yet consumed."""
     request = services.start_request(hyperid_user, ACTION, fingerprint="fp")
     fake_hyperid.approve(request.transaction_id)
     assert services.refresh_request(request).is_approved
@@ -49,13 +49,13 @@ def approval(fake_hyperid, hyperid_user):
 
 
 @pytest.fixture(params=["update-returning", "find-then-update"])
-def spend_path(request, monkeypatch, approval):
-    """The spend as the database allows: one ``UPDATE ... RETURNING`` (PostgreSQL,
-    SQLite), or find the approval then spend it with a conditional ``UPDATE``
+def consume_path(request, monkeypatch, approval):
+    """The consumption as the database allows: one ``UPDATE ... RETURNING`` (PostgreSQL,
+    SQLite), or find the approval then consume it with a conditional ``UPDATE``
     (databases without RETURNING). On the second path every consumer has found the
-    approval before any of them spends it: the UPDATE's own condition must decide."""
+    approval before any of them consumes it: the UPDATE's own condition must decide."""
     if request.param == "find-then-update":
-        monkeypatch.setattr(spending, "_statement", lambda using: None)
+        monkeypatch.setattr(consuming, "_statement", lambda using: None)
         all_found = threading.Barrier(CONSUMERS)
         update = MFARequestQuerySet.update
 
@@ -68,7 +68,7 @@ def spend_path(request, monkeypatch, approval):
 
 
 def test_sixteen_concurrent_consumers_of_one_approval_exactly_one_wins(
-    hyperid_user, approval, spend_path
+    hyperid_user, approval, consume_path
 ):
     results = race_n(CONSUMERS, lambda: services.consume_approval(hyperid_user, ACTION, "fp"))
 
@@ -79,18 +79,18 @@ def test_sixteen_concurrent_consumers_of_one_approval_exactly_one_wins(
     assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
 
 
-def test_the_spend_requires_the_row_unspent_in_its_own_condition(hyperid_user, approval):
-    """The one-statement spend picks the approval in a subquery and spends it only if
-    it is still unspent. PostgreSQL, when two spends meet on the row, re-reads only
+def test_the_consume_requires_the_row_unconsumed_in_its_own_condition(hyperid_user, approval):
+    """The one-statement consumption picks the approval in a subquery and consumes it only if
+    it is still unconsumed. PostgreSQL, when two consumptions meet on the row, re-reads only
     the UPDATE's own condition for the one that waited (not the subquery's), so that
-    condition must say "unspent" for the second spender to find nothing (the race
+    condition must say "unconsumed" for the second spender to find nothing (the race
     above shows it on PostgreSQL; SQLite's writers never meet, so it is read here)."""
     with CaptureQueriesContext(connection) as captured:
         assert services.consume_approval(hyperid_user, ACTION, "fp") is not None
 
-    [spend] = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
-    outside = _without_subqueries(spend.split(" WHERE ", 1)[1].split(" RETURNING ")[0])
-    assert re.search(r'"consumed_at" IS NULL', outside), spend
+    [consume] = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    outside = _without_subqueries(consume.split(" WHERE ", 1)[1].split(" RETURNING ")[0])
+    assert re.search(r'"consumed_at" IS NULL', outside), consume
 
 
 def _without_subqueries(sql: str) -> str:

@@ -466,7 +466,7 @@ def admin_in_the_browser(demo: Demo, browser: Any) -> None:
 
 def form_attack_in_the_bank(demo: Demo, context: Any) -> None:
     """Over real HTTP with CSRF checks on, in the example bank: a spelled-differently
-    Content-Type cannot spend an approval on other values."""
+    Content-Type cannot consume an approval on other values."""
     token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
     url = f"{demo.web}/transfer/?amount=250&payee=Bob"
 

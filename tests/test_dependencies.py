@@ -4,12 +4,12 @@ For each service a gated request or the API needs (the cache that counts pushes,
 the database, HyperID's MFA calls and its token endpoint, the Celery broker), a
 fault answers ``503 mfa_unavailable`` with ``Retry-After`` (JSON, the HTML page, the
 DRF permission, the admin, the API), logs one ERROR line that names the service and
-what to check (no traceback), sends no push it did not count, spends no approval it
+what to check (no traceback), sends no push it did not count, consumes no approval it
 could not record, and the next request once the service is back proceeds.
 
 Each test shows those four: :func:`assert_unavailable`, :func:`the_error_line`,
 :func:`assert_nothing_lost` (every push on the phone holds a slot of the push limit
-and, unless withdrawn, has its row; every run of the view has its spent approval),
+and, unless withdrawn, has its row; every run of the view has its consumed approval),
 and a last request that goes through. The faults are real where they can be: a
 Redis behind a port that refuses, hangs or forwards (:class:`tests.faults.TCPProxy`),
 ``pg_terminate_backend`` pinned to one statement, a lock held by another
@@ -143,17 +143,17 @@ def runs() -> int:
 
 
 def assert_nothing_lost(fake: FakeHyperID, user) -> None:
-    """Nothing pushed that was not counted, nothing spent that was not recorded."""
+    """Nothing pushed that was not counted, nothing consumed that was not recorded."""
     pushes = fake.transactions(user.hyperid_subject)
     assert len(pushes) <= slots_taken(user)
     recorded = set(MFARequest.objects.filter(user=user).values_list("transaction_id", flat=True))
     assert {p.transaction_id for p in pushes if p.state != "canceled"} <= recorded
-    spent = MFARequest.objects.filter(user=user, consumed_at__isnull=False).count()
-    assert runs() == spent
+    consumed = MFARequest.objects.filter(user=user, consumed_at__isnull=False).count()
+    assert runs() == consumed
 
 
 def approval_learnt(client: Client, fake: FakeHyperID) -> MFARequest:
-    """A push approved on the phone and learnt here: the next gated request spends it."""
+    """A push approved on the phone and learnt here: the next gated request consumes it."""
     response = gated(client)
     assert response.status_code == 403
     approve_pending(fake)
@@ -239,7 +239,7 @@ def test_with_the_cache_down_an_approval_already_given_still_runs_once(
     approval_learnt(browser, fake_hyperid)
     redis_proxy.down()
 
-    assert gated(browser).status_code == 200  # spending needs no cache
+    assert gated(browser).status_code == 200  # consuming needs no cache
     assert_unavailable(gated(browser))  # a new push does
     the_error_line(caplog)
 
@@ -376,14 +376,14 @@ def push_flow(client: Client, fake: FakeHyperID) -> int:
     return 403
 
 
-def spend_flow(client: Client, fake: FakeHyperID) -> int:
+def consume_flow(client: Client, fake: FakeHyperID) -> int:
     """A gated request with its approval learnt: the view runs. Answers 200."""
     approval_learnt(client, fake)
     return 200
 
 
 def refresh_flow(client: Client, fake: FakeHyperID) -> int:
-    """A gated request whose push the phone approved: asked, learnt, spent. 200."""
+    """A gated request whose push the phone approved: asked, learnt, consumed. 200."""
     assert gated(client).status_code == 403
     approve_pending(fake)
     return 200
@@ -393,8 +393,8 @@ TABLE = f'"{MFARequest._meta.db_table}"'
 #: A statement each flow must have had failed, to be sure the sweep reached it.
 KEY_STATEMENTS = {
     push_flow: ("INSERT INTO", TABLE, ""),  # the push record
-    spend_flow: ("UPDATE", TABLE, '"consumed_at" ='),  # the spend
-    refresh_flow: ("UPDATE", TABLE, '"status" ='),  # learnt and spent at once
+    consume_flow: ("UPDATE", TABLE, '"consumed_at" ='),  # the consumption
+    refresh_flow: ("UPDATE", TABLE, '"status" ='),  # learnt and consumed at once
 }
 
 
@@ -409,7 +409,7 @@ def is_key_statement(sql: str, flow) -> bool:
 def test_a_database_failure_at_any_statement_of_a_gated_request_is_a_503_and_loses_nothing(
     fake_hyperid, django_user_model, caplog, flow
 ):
-    """Every statement of the request in turn fails (the session's, the spend, the
+    """Every statement of the request in turn fails (the session's, the consumption, the
     claim, the token's, the push record...): each time the answer is the 503, and the
     same request once the database answers again goes through."""
     failed: list[str] = []
@@ -459,7 +459,7 @@ def test_with_the_database_down_the_page_the_json_answer_and_the_api_are_503(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_lock_wait_that_times_out_spends_nothing_and_the_next_request_runs_the_view_once(
+def test_a_lock_wait_that_times_out_consumes_nothing_and_the_next_request_runs_the_view_once(
     fake_hyperid,
     hyperid_user,
     browser,
@@ -551,13 +551,13 @@ def killed_waiting(browser: Client, monkeypatch, lock, *, after_call: str | None
 
 
 @kills_connections
-def test_a_connection_killed_at_the_spend_runs_nothing_and_the_next_request_runs_the_view_once(
+def test_a_connection_killed_at_the_consume_runs_nothing_and_the_next_request_runs_the_view_once(
     fake_hyperid, hyperid_user, browser, caplog, monkeypatch
 ):
     approval = approval_learnt(browser, fake_hyperid)
     rows = MFARequest.objects.filter(pk=approval.pk)
 
-    # The spend waits for the row, and is killed there.
+    # The consumption waits for the row, and is killed there.
     response = killed_waiting(browser, monkeypatch, lambda: list(rows.select_for_update()))
 
     assert_unavailable(response)
@@ -599,7 +599,7 @@ def test_a_connection_killed_at_the_refresh_leaves_the_request_pending(
     approve_pending(fake_hyperid)
     rows = MFARequest.objects.all()
 
-    # HyperID has said "approved": the UPDATE that records and spends it waits.
+    # HyperID has said "approved": the UPDATE that records and consumes it waits.
     response = killed_waiting(
         browser,
         monkeypatch,

@@ -241,7 +241,7 @@ def test_approval_for_one_action_does_not_unlock_another(fake_hyperid, browser):
     assert MFARequest.objects.filter(action="reports.export").exists()
 
 
-def test_another_users_approval_is_not_theirs_to_spend(fake_hyperid, browser, other_user):
+def test_another_users_approval_is_not_theirs_to_consume(fake_hyperid, browser, other_user):
     link(fake_hyperid, other_user)
     submit(browser, "function")
     approve_pending(fake_hyperid)
@@ -263,7 +263,7 @@ def test_sessionless_users_sending_identical_requests_never_touch_each_others(
     fake_hyperid, hyperid_user, other_user, bob_asks
 ):
     """Without a session nothing but the user tells two identical API calls apart:
-    Bob's never claims, refreshes, fails or spends the request Alice is approving."""
+    Bob's never claims, refreshes, fails or consumes the request Alice is approving."""
     link(fake_hyperid, other_user)
     alice, bob = Client(), Client()
 
@@ -294,7 +294,7 @@ def test_sessionless_users_sending_identical_requests_never_touch_each_others(
     assert runs("drf-permission") == ["500"]
 
 
-def test_approval_won_in_one_browser_cannot_be_spent_from_another(
+def test_approval_won_in_one_browser_cannot_be_consumed_from_another(
     fake_hyperid, browser, hyperid_user
 ):
     submit(browser, "function")
@@ -655,10 +655,10 @@ def test_a_result_code_too_large_for_the_column_is_recorded_not_a_500(fake_hyper
 @pytest.fixture
 def no_update_returning(monkeypatch):
     """As on a database without UPDATE ... RETURNING: the two-step paths."""
-    from hyperid_mfa.services import lifecycle, spending
+    from hyperid_mfa.services import consuming, lifecycle
 
     monkeypatch.setattr(lifecycle, "can_update_returning", lambda using: False)
-    monkeypatch.setattr(spending, "_statement", lambda using: None)
+    monkeypatch.setattr(consuming, "_statement", lambda using: None)
 
 
 @pytest.mark.parametrize("kind", ["function", "drf-permission"])

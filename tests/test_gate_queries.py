@@ -4,11 +4,11 @@ Query counts do not depend on the machine, so they are asserted exactly where th
 benchmarks (case 2) can only report timings. Two paths end in the view running:
 
 - the approval is already known here (the poller, the status endpoint or an earlier
-  call learnt it): the gate finds and spends it in one statement, exactly 1 query
+  call learnt it): the gate finds and consumes it in one statement, exactly 1 query
   more than the bare view (the goal allows 2);
 - the gate itself asks HyperID about the pending request, learns that it was
-  approved and spends it: exactly 4 queries more (the failed spend, the claim of the
-  status-get, the user's token, the UPDATE that completes and spends the approval).
+  approved and consumes it: exactly 4 queries more (the failed consume, the claim of the
+  status-get, the user's token, the UPDATE that completes and consumes the approval).
 
 Both against ``plain_view``: the same ``login_required`` work without the gate,
 which loads the session and the user as any view for signed-in users does.
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 #: Queries a gated pass adds to the bare view's when the approval is known here (the
 #: benchmarks' goal allows 2; a change that costs more must say so here).
 KNOWN_APPROVAL = 1
-#: ... and when the gate asks HyperID itself, then spends the approval (goal: 4).
+#: ... and when the gate asks HyperID itself, then consumes the approval (goal: 4).
 INLINE_REFRESH = 4
 
 DATA = {"amount": "500", "payee": "Bob"}
@@ -99,9 +99,9 @@ def test_an_approval_the_gate_reads_from_hyperid_costs_exactly_four_queries_more
     assert added == INLINE_REFRESH, listing
     assert fake_hyperid.call_count("status-get") == status_gets + 1, "the gate did not ask"
     assert gate_views.runs(kind) == ["500"]
-    # Spent by that pass: the same request again asks for a new approval.
-    [spent] = MFARequest.objects.all()
-    assert spent.is_approved
-    assert spent.is_consumed
+    # Consumed by that pass: the same request again asks for a new approval.
+    [consumed] = MFARequest.objects.all()
+    assert consumed.is_approved
+    assert consumed.is_consumed
     assert post(browser, f"/gate/{kind}/").status_code == 403
     assert gate_views.runs(kind) == ["500"]

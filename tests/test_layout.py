@@ -79,7 +79,7 @@ def test_the_design_docs_module_map_is_the_tree():
 
 def test_the_map_reader_reads_modules_at_every_depth():
     """The reader of the map is not blind: it finds modules two and three folders deep."""
-    assert "services/spending.py" in mapped()
+    assert "services/consuming.py" in mapped()
     assert "gate/decide.py" in mapped()
     assert "testing/mock_transport.py" in mapped()
     assert not any(path.startswith("migrations/0") for path in mapped())

@@ -30,8 +30,8 @@ def mutate(tmp_path, monkeypatch):
 def mutants(mutate, statuses):
     return [
         mutate.Mutant(
-            f"hyperid_mfa.services.spending.x_f__mutmut_{n}",
-            "hyperid_mfa/services/spending.py",
+            f"hyperid_mfa.services.consuming.x_f__mutmut_{n}",
+            "hyperid_mfa/services/consuming.py",
             s,
             "a",
             "b",
@@ -43,20 +43,20 @@ def mutants(mutate, statuses):
 
 def test_a_module_whose_mutants_are_all_tested_is_recorded_with_its_figures_and_source(mutate):
     mutate.record_module(
-        "hyperid_mfa/services/spending.py",
+        "hyperid_mfa/services/consuming.py",
         mutants(mutate, ["killed", "survived", "timeout", "no tests"]),
     )
 
-    entry = mutate.read_record()["hyperid_mfa/services/spending.py"]
+    entry = mutate.read_record()["hyperid_mfa/services/consuming.py"]
     assert (entry["mutants"], entry["killed"], entry["not_killed"]) == (4, 2, 2)
-    assert entry["code"] == mutate.code_hash("hyperid_mfa/services/spending.py")
+    assert entry["code"] == mutate.code_hash("hyperid_mfa/services/consuming.py")
     assert len(entry["commit"]) == 40
     assert mutate.RECORD.read_text().startswith("# The full mutation run")
 
 
 def test_a_module_with_an_untested_mutant_is_not_recorded(mutate):
     mutate.record_module(
-        "hyperid_mfa/services/spending.py", mutants(mutate, ["killed", "not checked"])
+        "hyperid_mfa/services/consuming.py", mutants(mutate, ["killed", "not checked"])
     )
 
     assert mutate.read_record() == {}
@@ -64,13 +64,16 @@ def test_a_module_with_an_untested_mutant_is_not_recorded(mutate):
 
 def test_recording_one_module_keeps_the_others_in_the_settings_order(mutate):
     mutate.record_module("hyperid_mfa/services/ratelimit.py", mutants(mutate, ["killed"]))
-    mutate.record_module("hyperid_mfa/services/spending.py", mutants(mutate, ["survived"]))
+    mutate.record_module("hyperid_mfa/services/consuming.py", mutants(mutate, ["survived"]))
     mutate.record_module("hyperid_mfa/services/ratelimit.py", mutants(mutate, ["killed", "killed"]))
 
     record = mutate.read_record()
-    assert list(record) == ["hyperid_mfa/services/spending.py", "hyperid_mfa/services/ratelimit.py"]
+    assert list(record) == [
+        "hyperid_mfa/services/consuming.py",
+        "hyperid_mfa/services/ratelimit.py",
+    ]
     assert record["hyperid_mfa/services/ratelimit.py"]["mutants"] == 2
-    assert record["hyperid_mfa/services/spending.py"]["not_killed"] == 1
+    assert record["hyperid_mfa/services/consuming.py"]["not_killed"] == 1
 
 
 def test_the_code_hash_ignores_imports_comments_and_blank_lines_but_not_code(
@@ -116,7 +119,7 @@ def test_a_module_moved_since_the_base_has_changed_only_where_its_move_edited_it
 
     body = "".join(f"def f{n}(x):\n    return x + {n}\n\n\n" for n in range(30))
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "spending.py").write_text("from . import models\n\n\n" + body)
+    (tmp_path / "pkg" / "consuming.py").write_text("from . import models\n\n\n" + body)
     git("init", "-q")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "0")
     git("add", "-A")
@@ -129,12 +132,12 @@ def test_a_module_moved_since_the_base_has_changed_only_where_its_move_edited_it
         check=True,
     ).stdout.strip()
     (tmp_path / "pkg" / "services").mkdir()
-    git("mv", "pkg/spending.py", "pkg/services/spending.py")
-    moved = tmp_path / "pkg" / "services" / "spending.py"
+    git("mv", "pkg/consuming.py", "pkg/services/consuming.py")
+    moved = tmp_path / "pkg" / "services" / "consuming.py"
     moved.write_text("from .. import models\n\n\n" + body.replace("x + 7\n", "x + 70\n"))
     monkeypatch.setattr(mutate, "ROOT", tmp_path)
 
-    changed = mutate.changed_lines(base, ["pkg/services/spending.py"])
+    changed = mutate.changed_lines(base, ["pkg/services/consuming.py"])
 
     seventh = 4 + 7 * 4 + 1  # the line of f7's return
-    assert changed == {"pkg/services/spending.py": {1, seventh}}
+    assert changed == {"pkg/services/consuming.py": {1, seventh}}

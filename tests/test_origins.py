@@ -2,7 +2,7 @@
 (``hyperid_mfa.gate.origins``), tried as an attacker would (issue 17, attacks 2 and 3).
 
 - A page on another site that makes the victim's browser send a gated request
-  (a link, a form, a script) gets no push onto the victim's phone and spends no
+  (a link, a form, a script) gets no push onto the victim's phone and consumes no
   approval and no window, whatever the method; the victim gets a page whose button
   starts over from this site.
 - Every URL the approval page holds (the form that sends the request again, the
@@ -63,7 +63,7 @@ def pushes(fake) -> int:
     return fake.call_count("start")
 
 
-# --- cross-site requests: no push, nothing spent -------------------------------------------
+# --- cross-site requests: no push, nothing consumed -------------------------------------------
 
 
 def test_a_link_on_another_site_sends_no_push_and_offers_to_start_over(fake_hyperid, browser):
@@ -105,7 +105,9 @@ def test_a_cross_site_form_post_offers_to_send_the_same_form_from_this_site(fake
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-def test_a_cross_site_request_spends_no_approval_whatever_its_method(fake_hyperid, browser, method):
+def test_a_cross_site_request_consumes_no_approval_whatever_its_method(
+    fake_hyperid, browser, method
+):
     def send(**extra):
         return browser.generic(method, "/gate/default/?amount=5", **JSON, **extra)
 
@@ -246,7 +248,7 @@ def test_inside_an_open_window_a_link_from_outside_the_browser_asks_the_phone(
         {"HTTP_X_SEC_PURPOSE": "prefetch"},
     ],
 )
-def test_a_prefetch_sends_no_push_and_spends_no_approval(fake_hyperid, browser, purpose):
+def test_a_prefetch_sends_no_push_and_consumes_no_approval(fake_hyperid, browser, purpose):
     def get(**extra):
         return browser.get("/gate/export/?month=5", **JSON, **SAME_ORIGIN, **extra)
 

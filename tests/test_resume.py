@@ -450,7 +450,7 @@ def test_an_odd_resume_key_is_a_404_not_a_500(fake_hyperid, first_use, key):
     assert 'id="hyperid-mfa-resume"' not in answer.content.decode()
 
 
-def test_a_resumed_form_still_needs_its_own_approval_and_spends_it_once(
+def test_a_resumed_form_still_needs_its_own_approval_and_consumes_it_once(
     fake_hyperid, first_use, hyperid_user
 ):
     RUNS.clear()

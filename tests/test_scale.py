@@ -132,7 +132,7 @@ def test_one_approval_runs_one_action_across_servers(cluster):
             break
         time.sleep(INTERVAL)  # the wave met a refresh still within its interval
     assert codes.count("ran") == 1, codes
-    # The others found the approval spent: a new push, or the push limit reached.
+    # The others found the approval consumed: a new push, or the push limit reached.
     assert set(codes) <= {"ran", "mfa_pending", "mfa_rate_limited"}, codes
     assert cluster.actions()[order] == 1
 

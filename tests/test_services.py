@@ -463,10 +463,10 @@ def test_an_approval_is_used_once(hyperid_user, approval, events):
 
 
 def test_the_consumed_signal_reaches_receivers_connected_for_mfa_requests(hyperid_user, approval):
-    spent = []
+    consumed = []
 
     def receiver(sender, mfa_request, **kwargs):
-        spent.append(mfa_request.pk)
+        consumed.append(mfa_request.pk)
 
     # As a project connects it: for MFARequest only.
     signals.mfa_request_consumed.connect(receiver, sender=MFARequest)
@@ -474,11 +474,11 @@ def test_the_consumed_signal_reaches_receivers_connected_for_mfa_requests(hyperi
         services.consume_approval(hyperid_user, "payments.withdraw", "fp-500")
     finally:
         signals.mfa_request_consumed.disconnect(receiver, sender=MFARequest)
-    assert spent == [approval.pk]
+    assert consumed == [approval.pk]
 
 
 def test_two_approvals_of_the_same_request_are_two_runs(fake_hyperid, hyperid_user, approval):
-    """Each spend takes exactly one approval: the newest; the other waits for the next."""
+    """Each consumption takes exactly one approval: the newest; the other waits for the next."""
     MFARequest.objects.filter(pk=approval.pk).update(
         completed_at=timezone.now() - timedelta(seconds=10)
     )
@@ -513,43 +513,43 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
 
 
-def test_the_find_then_update_spend_keeps_to_max_age_too(
+def test_the_find_then_update_consume_keeps_to_max_age_too(
     hyperid_user, approval, monkeypatch, events
 ):
-    from hyperid_mfa.services import spending
+    from hyperid_mfa.services import consuming
 
     # As on a database without UPDATE ... RETURNING.
-    monkeypatch.setattr(spending, "_statement", lambda using: None)
+    monkeypatch.setattr(consuming, "_statement", lambda using: None)
     MFARequest.objects.filter(pk=approval.pk).update(
         completed_at=timezone.now() - timedelta(seconds=61)
     )
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 60) is None
     with override_settings(HYPERID_MFA={"APPROVAL_MAX_AGE": 60}):
         assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500") is None
-    spent = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
-    assert spent is not None
-    assert spent.pk == approval.pk
-    assert spent.state == State.CONSUMED  # the copy the gate goes on with says so too
+    consumed = services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
+    assert consumed is not None
+    assert consumed.pk == approval.pk
+    assert consumed.state == State.CONSUMED  # the copy the gate goes on with says so too
     assert MFARequest.objects.get(pk=approval.pk).state == State.CONSUMED
     assert [e for e in events if e[0] == "consumed"] == [("consumed", approval.pk, None)]
 
 
-def test_a_change_of_databases_or_routers_compiles_the_spend_again(hyperid_user, approval):
+def test_a_change_of_databases_or_routers_compiles_the_consume_again(hyperid_user, approval):
     from django.test import override_settings as override
 
-    from hyperid_mfa.services import spending
+    from hyperid_mfa.services import consuming
 
     services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
-    assert spending._statements
+    assert consuming._statements
     with override(LANGUAGE_CODE="de"):
-        assert spending._statements  # any other setting keeps it
+        assert consuming._statements  # any other setting keeps it
     with override(DATABASE_ROUTERS=[]):
-        assert not spending._statements
+        assert not consuming._statements
     services.consume_approval(hyperid_user, "payments.withdraw", "fp-none")
     # The receiver, as Django calls it when a test changes DATABASES (changing them
     # for real here would warn, as Django does).
-    spending._forget(setting="DATABASES", value=settings.DATABASES, enter=True)
-    assert not spending._statements
+    consuming._forget(setting="DATABASES", value=settings.DATABASES, enter=True)
+    assert not consuming._statements
 
 
 @pytest.mark.parametrize(
@@ -671,8 +671,8 @@ def test_cancel_says_in_the_audit_log_that_it_was_not_the_phone(fake_hyperid, hy
     assert "canceled here, not on the phone" in caplog.text
 
 
-def test_the_compiled_spend_binds_each_calls_values(fake_hyperid, hyperid_user, other_user):
-    """The statement is compiled once: every call must still spend only its own approval."""
+def test_the_compiled_consume_binds_each_calls_values(fake_hyperid, hyperid_user, other_user):
+    """The statement is compiled once: every call must still consume only its own approval."""
     link(fake_hyperid, other_user)
     odd = "pay 'O''Brien'; -- \\x00? %s %%s é"
     mine = services.start_request(hyperid_user, odd, fingerprint="fp-1")
@@ -746,15 +746,15 @@ def test_refresh_by_id_of_a_request_that_is_gone_is_none(fake_hyperid, hyperid_u
     [models.BigAutoField(), models.IntegerField(), models.UUIDField(), models.CharField()],
     ids=["big-auto", "integer", "uuid", "char"],
 )
-def test_the_compiled_spend_has_a_placeholder_for_every_kind_of_user_key(field):
-    """Projects whose users have integer, UUID or text keys get the compiled spend: the
+def test_the_compiled_consume_has_a_placeholder_for_every_kind_of_user_key(field):
+    """Projects whose users have integer, UUID or text keys get the compiled consumption: the
     stand-in for the user's key is a valid value of that kind, which the database
     layer prepares like any other (one the tests' integer-keyed users never reach)."""
     from django.db import connection
 
-    from hyperid_mfa.services import spending
+    from hyperid_mfa.services import consuming
 
-    sentinel = spending._sentinel_for(field)
+    sentinel = consuming._sentinel_for(field)
 
     assert sentinel is not None
     field.to_python(sentinel)

@@ -595,7 +595,7 @@ def test_a_code_is_bound_to_its_redirect_uri(rp: RelyingParty) -> None:
     ],
     ids=["mismatch", "missing", "malformed"],
 )
-def test_a_pkce_verifier_that_does_not_match_is_invalid_grant_and_spends_the_code(
+def test_a_pkce_verifier_that_does_not_match_is_invalid_grant_and_consumes_the_code(
     rp: RelyingParty, verifier: str | None, description: str
 ) -> None:
     code = rp.code()

@@ -94,6 +94,6 @@ def test_a_lock_wait_that_times_out_is_the_database_busy(fake_hyperid, user, sho
     with write_lock_held_elsewhere(user), pytest.raises(DatabaseBusy, match="database"):
         StoredTokenProvider().get_access_token(user)
     assert fake_hyperid.call_count("token") == 0
-    # Once the lock is free, the same request succeeds: nothing was spent or lost.
+    # Once the lock is free, the same request succeeds: nothing was consumed or lost.
     assert fake_hyperid.subject_of(StoredTokenProvider().get_access_token(user))
     assert fake_hyperid.call_count("token") == 1

@@ -107,7 +107,7 @@ def test_one_approval_runs_the_scopes_actions_without_another_push(fake_hyperid,
     assert runs("limit") == ["50"]
 
 
-def test_the_opening_approval_is_spent_as_any_other(fake_hyperid, browser):
+def test_the_opening_approval_is_consumed_as_any_other(fake_hyperid, browser):
     window = open_window(browser, fake_hyperid)
 
     assert window.opened_by.is_consumed
@@ -508,7 +508,7 @@ def test_the_call_that_opens_a_window_costs_four_queries_more_than_the_bare_view
     bare = queries_of(browser, "/gate/plain/", amount="500")
     gated = queries_of(browser, "/windows/send/", amount="500")
 
-    # The window looked for, the approval spent (as without a window: 1), the
+    # The window looked for, the approval consumed (as without a window: 1), the
     # database's clock read and the window written.
     assert len(gated) - len(bare) == 4, "\n".join(gated)
     assert ApprovalWindow.objects.count() == 1
@@ -638,7 +638,7 @@ def assert_one_window_and_every_run_accounted_for(statuses, approval):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_first_uses_of_a_known_approval_spend_it_once_and_open_one_window(
+def test_concurrent_first_uses_of_a_known_approval_consume_it_once_and_open_one_window(
     fake_hyperid, browser, no_rate_limit
 ):
     approval = approved_push(browser, fake_hyperid)

@@ -3,7 +3,7 @@
 1,000,000 requests of 5,000 users, every one of them created in the last seven days
 (the worst case for the 7-day view: a table that holds months has fewer rows in the
 week), written by ``INSERT ... SELECT generate_series``: 78% approved (most of them
-spent), 7% denied, 12% expired, 3% canceled, a few failed, and the requests of the
+consumed), 7% denied, 12% expired, 3% canceled, a few failed, and the requests of the
 last five minutes still pending; each decided request took 1 to 120 s. Also 20,000
 hourly counts of pushes not sent and 500 of failed HyperID calls. Then ``VACUUM
 ANALYZE``, as autovacuum would have done on a table that size.

@@ -3,11 +3,11 @@ what its peer, django-otp's single-use check, adds to the same view.
 
 Three twins of a trivial ``login_required`` view: bare; behind the gate with its
 default binding (method, path, query and form data, and the session); and behind
-django-otp's check, where the user's static device spends a token posted with the
+django-otp's check, where the user's static device consumes a token posted with the
 request (``StaticDevice.verify_token``, which deletes it). Before each call of the
 three, a fresh approval of exactly the gated request is written to the gate's
 table and a fresh static token to django-otp's, outside the timed region, so that
-each check finds what it spends: the path every approved action takes. The three
+each check finds what it consumes: the path every approved action takes. The three
 are timed one after the other, their order rotating from call to call, in the same
 rounds; all go through Django's whole request cycle in this process (the test
 client: middleware, session, authentication), against the run's database.
@@ -19,7 +19,7 @@ SQL statements are counted on one call of each view, and on the path where the g
 asks HyperID itself: a push is sent (a gated call answered "pending"), approved at a
 FakeHyperID served on loopback in a process of its own, and then the gated call
 claims the request, reads the user's token, asks HyperID, learns of the approval
-and spends it.
+and consumes it.
 
 For scale, the same pair of a view that acts (it writes one row) is timed alongside:
 the goals are for the trivial view, the other ratio is nearer what a gated view pays.
@@ -70,7 +70,7 @@ GOAL_RATIO = 1.5
 GOAL_SHARE = 0.5
 #: SQL statements the gate adds when the approval is already known here...
 GOAL_QUERIES = 2
-#: ... and when it asks HyperID itself, then spends the approval it learns of.
+#: ... and when it asks HyperID itself, then consumes the approval it learns of.
 GOAL_QUERIES_INLINE = 4
 #: The apps the django-otp view needs (benchmarks/project/settings.py installs them).
 OTP_APPS = ("django_otp", "django_otp.plugins.otp_static")
@@ -134,7 +134,7 @@ def _otp_device(user: Any) -> Any:
 
 
 def _otp_token(device: Any) -> str:
-    """A fresh static token of ``device``: the one the next django-otp call spends."""
+    """A fresh static token of ``device``: the one the next django-otp call consumes."""
     from django_otp.plugins.otp_static.models import StaticToken
 
     return str(device.token_set.create(token=StaticToken.random_token()).token)
@@ -184,7 +184,7 @@ def _inline_refresh(
     fake: FakeHyperIDProcess, client: Client, user: Any, data: dict[str, str]
 ) -> tuple[list[str], list[str]]:
     """The statements of the bare view, then of the gated call that asks HyperID about
-    the pending request of ``data``, learns it was approved and spends it."""
+    the pending request of ``data``, learns it was approved and consumes it."""
     _post(client, GATED.path, data, status=403)  # the push: answered "pending"
     pushed = MFARequest.objects.get(user=user, status=RequestStatus.PENDING)
     fake.approve(pushed.transaction_id)
@@ -193,7 +193,9 @@ def _inline_refresh(
     gated = _captured(client, GATED.path, data)
     pushed.refresh_from_db()
     if not pushed.is_consumed or fake.calls("status-get") != asked + 1:
-        raise BenchmarkError("the gated call did not learn the approval from HyperID and spend it")
+        raise BenchmarkError(
+            "the gated call did not learn the approval from HyperID and consume it"
+        )
     return plain, gated
 
 
@@ -251,7 +253,7 @@ def run(options: Options) -> CaseResult:
         if MFARequest.objects.filter(user=user, consumed_at__isnull=True).exists():
             raise BenchmarkError("an approval was left unconsumed: the gate did not use it")
         if device.token_set.exists():
-            raise BenchmarkError("a static token was left unspent: django-otp did not use it")
+            raise BenchmarkError("a static token was left unconsumed: django-otp did not use it")
         link_hyperid(fake, user)
         inline_plain, inline = _inline_refresh(fake, client, user, fresh())
         reset_database()

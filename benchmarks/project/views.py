@@ -52,7 +52,7 @@ def gated_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def otp_view(request: HttpRequest) -> HttpResponse:
     """The same trivial view behind django-otp's single-use check, the gate's peer: the
-    user's static device spends the token posted as ``otp_token`` (``verify_token``
+    user's static device consumes the token posted as ``otp_token`` (``verify_token``
     deletes it), as django-otp's verification form does with the device it is given."""
     # Imported here: the harness's smoke tests import this module on the test suite's
     # settings, where django-otp is installed only for case 2's test.

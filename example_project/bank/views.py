@@ -45,7 +45,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@transaction.non_atomic_requests  # the approval is spent outside the transaction below
+@transaction.non_atomic_requests  # the approval is consumed outside the transaction below
 def transfer(request: HttpRequest) -> HttpResponse:
     """The transfer form: validated first, then approved on the phone, then made.
 

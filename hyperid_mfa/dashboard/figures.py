@@ -6,7 +6,7 @@ included, so that the charts' bars and the totals count the same rows.
 - **Pushes per hour, by outcome**: *sent* is the requests created in the hour;
   *limited*, *cooldown* and *failed* come from the hourly counts of pushes not
   sent (:class:`~hyperid_mfa.models.UnsentPush`).
-- **Outcomes**: what became of the pushes sent in the period (approved, spent or
+- **Outcomes**: what became of the pushes sent in the period (approved, consumed or
   not; denied; expired; canceled; failed; still pending), and the approval, denial
   and expiry rates among them.
 - **Time to decide**: from the push to the approval or denial learnt, median and
@@ -331,7 +331,7 @@ _OUTCOME_OF_STATUS: dict[int, str] = {
 
 
 def _outcome(status: int, complete_result: int | None) -> str:
-    """A request's outcome as the dashboard counts it: its state, spent or not."""
+    """A request's outcome as the dashboard counts it: its state, consumed or not."""
     if status == RequestStatus.COMPLETED:
         return State.DENIED if complete_result == CompleteResultChoices.DENIED else State.APPROVED
     return _OUTCOME_OF_STATUS.get(status, State.FAILED)

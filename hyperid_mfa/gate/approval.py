@@ -15,13 +15,13 @@
 
 Invalid input is answered by the form (or the serializer) and never sends a push.
 Valid input reaches ``require_approval``, which returns only when the user approved
-exactly this action with exactly these values (spending that approval: it runs the
+exactly this action with exactly these values (consuming that approval: it runs the
 view once), and otherwise raises :class:`~hyperid_mfa.exceptions.MFAApprovalRequired`
 carrying the gate's decision. DRF answers it as it answers the permission
 ``MFAApproved``; ``MFAApprovalMiddleware`` answers it in plain Django views as
 ``@require_mfa_approval`` would, with the approval page that sends the form again
 once approved, so that the view validates again and calls ``require_approval``
-again, which then spends the approval.
+again, which then consumes the approval.
 
 It is the same gate (:class:`~hyperid_mfa.gate.Gate`) as the decorator's, with the
 view's cleaned ``values`` bound instead of the body (:mod:`hyperid_mfa.values`).
@@ -61,7 +61,7 @@ def require_approval(
     window: int | None = None,
     scope: str | None = None,
 ) -> None:
-    """Return once the user approved ``action`` with these very values, spending the
+    """Return once the user approved ``action`` with these very values, consuming the
     approval; otherwise raise :class:`~hyperid_mfa.exceptions.MFAApprovalRequired`.
 
     Call it after validating the input, outside any ``transaction.atomic()``, and act
@@ -90,7 +90,7 @@ def require_approval(
         action, question=question, values=bound, max_age=max_age, window=window, scope=scope
     )
     if not is_drf_request(request) and not middleware.answers(request):
-        # No push whose code nobody would see, no approval spent: the site's mistake.
+        # No push whose code nobody would see, no approval consumed: the site's mistake.
         logger.error("MFA gate %s: require_approval() cannot answer. %s", action, MIDDLEWARE_HINT)
         raise MiddlewareMissing(
             f"require_approval({action!r}) was called in a view without "

@@ -1,9 +1,9 @@
 """Single use under transactions: the gate never works inside the view's transaction.
 
-What the gate records (a push sent, an approval learnt, an approval spent) must be
+What the gate records (a push sent, an approval learnt, an approval consumed) must be
 committed before the view runs and stay committed whatever the view's transaction
 does: with ``ATOMIC_REQUESTS``, a view that raised after calling a payment API would
-otherwise roll its approval back to unspent, and the next attempt would run it again.
+otherwise roll its approval back to unconsumed, and the next attempt would run it again.
 
 So:
 
@@ -223,7 +223,7 @@ def _code_names(code: CodeType) -> set[str]:
 def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E009: a gated view that Django would run inside ``ATOMIC_REQUESTS``.
 
-    Its approval would be spent inside the view's transaction and come back unspent
+    Its approval would be consumed inside the view's transaction and come back unconsumed
     when the view fails; the gate refuses such requests (500 ``mfa_misconfigured``).
     """
     from asgiref.sync import iscoroutinefunction
@@ -247,8 +247,8 @@ def check_atomic_requests(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         messages.append(
             Error(
                 f"The gated view {name} (URL {route!r}) runs inside ATOMIC_REQUESTS on "
-                f"{', '.join(map(repr, atomic_on))}: an approval spent inside the view's "
-                "transaction would come back unspent when the view fails, so the gate "
+                f"{', '.join(map(repr, atomic_on))}: an approval consumed inside the view's "
+                "transaction would come back unconsumed when the view fails, so the gate "
                 "refuses every request to it.",
                 hint=INLINE_HINT if inline else GATE_HINT,
                 id=E009,

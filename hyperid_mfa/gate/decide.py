@@ -3,7 +3,7 @@
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
 0. the request was sent on behalf of another site, or is a prefetch
-   (:mod:`hyperid_mfa.origins`): refuse it, before anything is read, spent or sent
+   (:mod:`hyperid_mfa.origins`): refuse it, before anything is read, consumed or sent
    (the other site chose its values; a prefetch is no click);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
@@ -17,7 +17,7 @@ view, with the values the view validated (``values=``) bound instead of the body
 
 A gate with ``window=`` first looks for an approval window of its scope that this
 user opened in this session (:mod:`hyperid_mfa.services.windows`): one lets the view run
-without an approval; and an approval it spends opens one.
+without an approval; and an approval it consumes opens one.
 
 Everything else is a refusal that carries its own meaning (see
 :mod:`hyperid_mfa.exceptions`): HyperID unreachable, an unusable token, too many
@@ -178,7 +178,7 @@ class Gate:
 
         A service the gate needs that fails (the database, the cache) is a refusal
         like any other, whatever step it failed in: the view does not run, and
-        nothing was sent or spent that is not recorded (``dependencies.py``).
+        nothing was sent or consumed that is not recorded (``dependencies.py``).
         """
         try:
             return self._check(request, args, kwargs or {})
@@ -195,7 +195,7 @@ class Gate:
         unasked = _unasked(request)
         if unasked is not None:
             # Another site chose these values, or the browser guessed at a click: no
-            # push, no approval or window spent.
+            # push, no approval or window consumed.
             with audit.request_context(django_request(request)):
                 audit.log(f"refused: {unasked} ({self.action})", user_id=user.pk)
             return self._refused(CrossSiteRequest())
@@ -239,7 +239,7 @@ class Gate:
     def _refuse_inside_a_transaction(self) -> None:
         alias = atomicity.in_callers_transaction()
         if alias is not None:
-            # Spent inside the view's transaction, an approval would come back unspent
+            # Consumed inside the view's transaction, an approval would come back unconsumed
             # whenever the view fails: refuse rather than risk a second run.
             raise SiteMisconfigured(
                 f"the gated view runs inside a transaction on database {alias!r} "
@@ -261,11 +261,11 @@ class Gate:
         window_key: windows.WindowKey | None = None,
     ) -> Decision:
         try:
-            mfa_request, spent = services.settle(user, self.action, fp, self.max_age)
+            mfa_request, consumed = services.settle(user, self.action, fp, self.max_age)
         except HyperIDError as err:
             # HyperID failed while asked about the pending request: it stays pending.
             return self._refused(err, services.pending_request(user, self.action, fp))
-        if spent:
+        if consumed:
             if window_key is not None and mfa_request is not None:
                 windows.open_window(mfa_request, window_key)
             return ALLOWED

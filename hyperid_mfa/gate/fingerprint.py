@@ -7,7 +7,7 @@ form of the request. What it covers:
 - always: the method, the path, the URL arguments (those of the URL pattern that
   routed the request), the whole query string,
   and, where the request has a session, the session key (an approval won in one
-  browser cannot be spent from another);
+  browser cannot be consumed from another);
 - the body, as the view will read it:
 
   - a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``, in any

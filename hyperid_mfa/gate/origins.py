@@ -3,7 +3,7 @@ site, and whether a URL the app renders stays on this one.
 
 **Cross-site requests.** A gated request the browser sent on behalf of another site
 (a link, a form or a script there, opened in the victim's session) must send no
-push and spend no approval or window: the other site chose its values. The browser
+push and consume no approval or window: the other site chose its values. The browser
 says where a request comes from, and a page cannot forge what it says:
 
 1. ``Sec-Fetch-Site`` (every current browser): ``same-origin`` and ``same-site``
@@ -13,7 +13,7 @@ says where a request comes from, and a page cannot forge what it says:
    site's, unless the request's ``Origin`` (or, without one, its ``Referer``) is
    one of ``CSRF_TRUSTED_ORIGINS``, whose requests the site accepts as its own.
    A direct navigation (``none``) may ask for a push, which names every value, and
-   spend the approval of exactly those values; an attacker writes such a link as
+   consume the approval of exactly those values; an attacker writes such a link as
    freely as one on their own site, so it never runs inside an approval window
    (:func:`is_direct_navigation`);
 2. without it, ``Origin``, and without that, ``Referer``: this site's when it is
@@ -27,7 +27,7 @@ says where a request comes from, and a page cannot forge what it says:
 **Speculative requests.** A prefetch or prerender (``Sec-Purpose``, and the older
 ``Purpose``, ``X-Purpose``, ``X-Moz``, and ``X-Sec-Purpose`` of prefetching scripts)
 is the browser's guess at a click that may never come: it carries the session as a
-click does, so it must not push, spend or run either (:func:`is_speculative`).
+click does, so it must not push, consume or run either (:func:`is_speculative`).
 
 **On-site URLs.** A path taken from the request is written so that a browser
 reads it as a path of this site (:func:`on_site_path`), and every URL the app

@@ -1,7 +1,7 @@
 """The service layer: the only place that combines the client, tokens, models and signals.
 
 Owns a request's life: a push sent within the push limit (``pushes``, ``ratelimit``),
-one request followed, canceled, its approval consumed (``lifecycle``, ``spending``),
+one request followed, canceled, its approval consumed (``lifecycle``, ``consuming``),
 every pending request followed in workers (``poller``), old finished requests
 deleted (``retention``), approval windows opened, used and ended (``windows``), a
 failing database, cache or broker told from a bug (``dependencies``), and what the
@@ -12,6 +12,7 @@ commands and tasks call the functions exported here.
 
 from __future__ import annotations
 
+from .consuming import consume_approval
 from .lifecycle import (
     cancel_request,
     pending_request,
@@ -22,7 +23,6 @@ from .lifecycle import (
 from .poller import refresh_pending
 from .pushes import start_request
 from .retention import purge_finished
-from .spending import consume_approval
 from .windows import revoke_windows
 
 # The documented service functions (docs/design.md, "Services"), and only those: the

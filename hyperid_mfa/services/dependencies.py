@@ -17,7 +17,7 @@ The errors it recognises:
   cache calls also ``OSError`` (sockets, the file cache) and the database errors
   (the database cache);
 - the broker: kombu's ``OperationalError``, which Celery raises once its publish
-  retries are spent.
+  retries are consumed.
 
 Each refusal is logged once, by whoever answers it (:func:`describe` is the line):
 an ERROR naming the service, the driver's error (its class and first line, never a

@@ -1,4 +1,4 @@
-"""The life of one MFA request: started, followed, canceled, its approval spent.
+"""The life of one MFA request: started, followed, canceled, its approval consumed.
 
 Every state change is one conditional UPDATE, so it happens once however many
 threads or processes race for it, and its signals are sent once, by the winner.
@@ -46,7 +46,7 @@ from ..models import (
     storable_result,
 )
 from ..sensitive import Secret
-from .spending import consume_approval, spent
+from .consuming import announce_consumption, consume_approval
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -169,11 +169,11 @@ def _claim(mfa_request: MFARequest, *, force: bool, gap: float) -> bool:
 
 
 def ask_hyperid(
-    mfa_request: MFARequest, tokens: TokenSource | None = None, *, spend: bool = False
+    mfa_request: MFARequest, tokens: TokenSource | None = None, *, consume: bool = False
 ) -> MFARequest:
     """The status-get of a claimed request, and the transition it implies.
 
-    With ``spend``, an approval learnt now is also spent, in the same UPDATE (the
+    With ``consume``, an approval learnt now is also consumed, in the same UPDATE (the
     gate, which asked in order to run the view).
     """
     client = get_client()
@@ -202,7 +202,7 @@ def ask_hyperid(
             result=Result.SUCCESS,
             # An approval learnt after expires_at does not count, by the database's clock.
             only_if=Q(expires_at__gt=Now()) if approved else None,
-            spend=spend and approved,
+            consume=consume and approved,
         )
         if not completed and mfa_request.is_pending:
             expire_locally(mfa_request)
@@ -238,11 +238,11 @@ def _transition(
     result: int | None = None,
     error: str = "",
     only_if: Q | None = None,
-    spend: bool = False,
+    consume: bool = False,
 ) -> bool:
     """Move a pending request to a final status, once; send its signals if we did it.
 
-    ``only_if`` adds a condition the row must meet; ``spend`` also spends the
+    ``only_if`` adds a condition the row must meet; ``consume`` also consumes the
     approval. ``completed_at`` is the database's time. Returns whether this call made
     the change; either way the copy shows the outcome afterwards.
     """
@@ -254,7 +254,7 @@ def _transition(
         "last_result": storable_result(result),
         "last_error": error,
     }
-    if spend:
+    if consume:
         values["consumed_at"] = Now()
     rows = MFARequest.objects.filter(pk=mfa_request.pk, status=RequestStatus.PENDING)
     if only_if is not None:
@@ -266,9 +266,9 @@ def _transition(
         setattr(mfa_request, name, value)
     # The row holds the database's time; the copy, read by signal receivers, the local.
     mfa_request.completed_at = timezone.now()
-    if spend:
+    if consume:
         mfa_request.consumed_at = mfa_request.completed_at
-    new_state = State.APPROVED if spend else mfa_request.state
+    new_state = State.APPROVED if consume else mfa_request.state
     audit.log(f"{old_state} -> {new_state}", mfa_request=mfa_request)
     signals.mfa_request_status_changed.send(
         sender=MFARequest, mfa_request=mfa_request, old_state=old_state, new_state=new_state
@@ -277,8 +277,8 @@ def _transition(
         signals.mfa_request_approved.send(sender=MFARequest, mfa_request=mfa_request)
     elif new_state == State.DENIED:
         signals.mfa_request_denied.send(sender=MFARequest, mfa_request=mfa_request)
-    if spend:
-        spent(mfa_request)
+    if consume:
+        announce_consumption(mfa_request)
     return True
 
 
@@ -355,17 +355,17 @@ def cancel_request(mfa_request: MFARequest) -> MFARequest:
 def settle(
     user: UserModel, action: str, fingerprint: str = "", max_age: float | None = None
 ) -> tuple[MFARequest | None, bool]:
-    """For the gate: spend a usable approval of (user, action, fingerprint), or bring
-    its pending request up to date and spend the approval HyperID reports now.
+    """For the gate: consume a usable approval of (user, action, fingerprint), or bring
+    its pending request up to date and consume the approval HyperID reports now.
 
-    Returns ``(request, True)`` when an approval was spent, ``(request, False)`` with
+    Returns ``(request, True)`` when an approval was consumed, ``(request, False)`` with
     the newest pending (or just finished) request otherwise, ``(None, False)`` when
     there is none. Costs one query when an approval is waiting; four when HyperID is
-    asked and approves (claim, token, the UPDATE that completes and spends it).
+    asked and approves (claim, token, the UPDATE that completes and consumes it).
     """
-    spent = consume_approval(user, action, fingerprint, max_age)
-    if spent is not None:
-        return spent, True
+    approval = consume_approval(user, action, fingerprint, max_age)
+    if approval is not None:
+        return approval, True
     claimed = _claim_newest_pending(user, action, fingerprint)
     if claimed is None:
         pending = pending_request(user, action, fingerprint)
@@ -376,7 +376,7 @@ def settle(
             expire_locally(pending)
         return pending, False
     claimed.user = user  # the caller's: no query to read it again
-    ask_hyperid(claimed, spend=True)
+    ask_hyperid(claimed, consume=True)
     return claimed, claimed.is_consumed
 
 

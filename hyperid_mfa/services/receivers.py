@@ -5,7 +5,7 @@ new push schedules the ``hyperid_mfa.refresh_request`` Celery task that many
 seconds later, so that an approval is learnt soon even when nobody is polling that
 request. The task is sent when the transaction that created the request commits:
 a worker must find the row. A broker that cannot take the task (kombu's
-``OperationalError``, once Celery's publish retries are spent) is logged as one
+``OperationalError``, once Celery's publish retries are consumed) is logged as one
 ERROR line; the push stands. Any other error is a bug, and raised.
 
 ``end_windows_on_logout`` and ``end_windows_on_password_change``: approval windows

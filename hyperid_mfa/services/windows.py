@@ -1,6 +1,6 @@
 """Approval windows: one approval lets a run of gated actions go without a push.
 
-A gate with ``window=`` and ``scope=`` opens a window when its approval is spent:
+A gate with ``window=`` and ``scope=`` opens a window when its approval is consumed:
 for ``window`` seconds (by the database's clock) the gated actions of that scope
 run without a push, for that user, in that browser session, while the user's
 password stays what it was, until they sign out or staff revoke the window. An
@@ -139,7 +139,7 @@ def _count_run(key: WindowKey) -> ApprovalWindow | None:
 
 
 def open_window(mfa_request: MFARequest, key: WindowKey) -> ApprovalWindow | None:
-    """Open the window of the approval ``mfa_request``, just spent; None if it could
+    """Open the window of the approval ``mfa_request``, just consumed; None if it could
     not be opened (the action still runs on its approval, without a window)."""
     using = router.db_for_write(ApprovalWindow)
     try:
@@ -156,7 +156,7 @@ def open_window(mfa_request: MFARequest, key: WindowKey) -> ApprovalWindow | Non
             expires_at=now + timedelta(seconds=key.seconds),
         )
     except IntegrityError:
-        # The approval's spend decides who opens, once; the unique opened_by holds it.
+        # The approval's consumption decides who opens, once; the unique opened_by holds it.
         logger.warning("Approval %s has opened its window already", mfa_request.pk)
         return None
     except DatabaseError as err:

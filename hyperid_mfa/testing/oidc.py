@@ -132,7 +132,7 @@ def _authorization_code(
         return _refused_code(
             headers, record, "authorization code already used; its tokens are revoked"
         )
-    # Spent by any attempt, failed ones included, as HyperID's server does it.
+    # Consumed by any attempt, failed ones included, as HyperID's server does it.
     record.used = True
     problem = _code_problem(state, record, params)
     if problem is not None:

@@ -316,7 +316,7 @@ class StoredTokenProvider:
         using = router.db_for_write(HyperIDToken)
         with dependencies.using_database(), transaction.atomic(using=using):
             # One refresh at a time per user: HyperID rotates refresh tokens, so a second
-            # concurrent refresh would send a spent one and be refused. The transaction
+            # concurrent refresh would send a consumed one and be refused. The transaction
             # starts with a write because that takes the row lock on PostgreSQL and the
             # database write lock on SQLite, where select_for_update() locks nothing. A
             # read first would not do on SQLite: two deferred transactions holding read

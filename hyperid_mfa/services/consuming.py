@@ -1,7 +1,7 @@
-"""Spending an approval: the gate's hot path, one statement.
+"""Consuming an approval: the gate's hot path, one statement.
 
 One conditional ``UPDATE ... RETURNING`` finds the newest usable approval of (user,
-action, fingerprint) and marks it spent; its own condition (not yet spent) decides a
+action, fingerprint) and marks it consumed; its own condition (not yet consumed) decides a
 race, so of N concurrent callers exactly one gets it. The statement is the ORM's,
 compiled once per database and bound to each call's values: building and compiling
 the query took longer than running it. Databases without ``RETURNING`` take two
@@ -33,8 +33,8 @@ _SENTINEL_FINGERPRINT = "\x00hyperid-mfa:fingerprint\x00"
 _SENTINEL_AGE = timedelta(seconds=987_654_321, microseconds=123_457)
 
 
-def spent(mfa_request: MFARequest) -> None:
-    """What follows a spend, whoever made it: the audit line and the signal."""
+def announce_consumption(mfa_request: MFARequest) -> None:
+    """What follows a consumption, whoever made it: the audit line and the signal."""
     audit.log("consumed", mfa_request=mfa_request)
     signals.mfa_request_consumed.send(sender=MFARequest, mfa_request=mfa_request)
 
@@ -49,7 +49,7 @@ def consume_approval(
 
     An approval is usable for ``max_age`` seconds (default ``APPROVAL_MAX_AGE``)
     after it was learnt, by the database's clock. One conditional UPDATE finds and
-    spends it: of N concurrent callers exactly one gets it.
+    consumes it: of N concurrent callers exactly one gets it.
     """
     age = mfa_settings.APPROVAL_MAX_AGE if max_age is None else max_age
     using = router.db_for_write(MFARequest)
@@ -58,23 +58,23 @@ def consume_approval(
         rows = statement.run(user.pk, action, fingerprint, timedelta(seconds=age))
         if not rows:
             return None
-        spent(rows[0])
+        announce_consumption(rows[0])
         return rows[0]
     usable = MFARequest.objects.bound_to(user, action, fingerprint).consumable(max_age=age)
     for candidate in usable.order_by("-completed_at")[:3]:
         if usable.filter(pk=candidate.pk).update(consumed_at=Now()):
             candidate.consumed_at = timezone.now()  # the row holds the database's time
-            spent(candidate)
+            announce_consumption(candidate)
             return candidate
     return None
 
 
-def _spend_query(user_pk: Any, action: str, fingerprint: str, age: timedelta) -> Any:
+def _consume_query(user_pk: Any, action: str, fingerprint: str, age: timedelta) -> Any:
     usable = MFARequest.objects.filter(
         user_id=user_pk, action=action, fingerprint=fingerprint
     ).consumable(max_age=age)
     newest = usable.order_by("-completed_at")
-    # The UPDATE's own condition (not yet spent) decides the race; the subquery only
+    # The UPDATE's own condition (not yet consumed) decides the race; the subquery only
     # points at the row.
     return MFARequest.objects.filter(
         pk__in=Subquery(newest.values("pk")[:1]), consumed_at__isnull=True
@@ -83,7 +83,7 @@ def _spend_query(user_pk: Any, action: str, fingerprint: str, age: timedelta) ->
 
 @dataclass(frozen=True)
 class _Statement:
-    """The compiled spend, and where each call's values go among its parameters."""
+    """The compiled consumption, and where each call's values go among its parameters."""
 
     update: ReturningUpdate
     slots: tuple[tuple[int, str], ...]  # (position, which value)
@@ -103,7 +103,7 @@ _statements_lock = threading.Lock()
 
 
 def _statement(using: str) -> _Statement | None:
-    """The spend compiled for ``using``; None where it cannot be (no RETURNING, a user
+    """The consumption compiled for ``using``; None where it cannot be (no RETURNING, a user
     key of a kind without a sentinel, parameters not found once each)."""
     if using not in _statements:
         with _statements_lock:
@@ -132,7 +132,7 @@ def _compile(using: str) -> _Statement | None:
         "fingerprint": _SENTINEL_FINGERPRINT,
         "age": _SENTINEL_AGE,
     }
-    query = _spend_query(user_sentinel, _SENTINEL_ACTION, _SENTINEL_FINGERPRINT, _SENTINEL_AGE)
+    query = _consume_query(user_sentinel, _SENTINEL_ACTION, _SENTINEL_FINGERPRINT, _SENTINEL_AGE)
     update = query.using(using).compile_update_returning(consumed_at=Now())
     slots = []
     for name, sentinel in sentinels.items():
@@ -160,4 +160,4 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
         _statements.clear()
 
 
-setting_changed.connect(_forget, dispatch_uid="hyperid_mfa.spending.forget")
+setting_changed.connect(_forget, dispatch_uid="hyperid_mfa.consuming.forget")
