@@ -157,7 +157,7 @@ def open_page(http: requests.Session, authorize_url: str) -> requests.Response:
 
 
 def submit(http: requests.Session, page: requests.Response, subject: str) -> requests.Response:
-    """Sign in on HyperID's page as ``subject``; HyperID's answer (a redirect to the site)."""
+    """Sign in on HyperID's page as ``subject``; HyperID's response (a redirect to the site)."""
     assert page.status_code == 200, page.text
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match is not None, page.text

@@ -1,7 +1,7 @@
 """A start whose answer comes after its deadline: the push it names is withdrawn.
 
 The caller (the gate) has its timeout at the deadline, as before; the exchange goes
-on in the background, and when HyperID's answer turns up it names a push that
+on in the background, and when HyperID's response turns up it names a push that
 nothing here will ever follow, which the client withdraws. Against FakeHyperID over
 real HTTP, its ``delay`` fault holding the answer past the deadline.
 """

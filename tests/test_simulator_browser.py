@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 
 #: The app's deadline for each HyperID call is their sum: 1.5 s.
 TIMEOUT = (0.5, 1.0)
-#: Seconds a slow fault holds HyperID's answer: well past the deadline.
+#: Seconds a slow fault holds HyperID's response: well past the deadline.
 SLOW = 4
 
 # What each page's heading says, in gist (the approval page's own texts).

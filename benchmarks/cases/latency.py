@@ -67,12 +67,12 @@ WATCHED_REFRESH_INTERVAL = 0.5
 #: The budget while someone waits.
 GOAL_UPSTREAM_PER_SECOND = 2.0
 GOAL_POLLS_PER_SECOND = 2.0
-#: HyperID's answer time in the fake (loopback adds well under a millisecond).
+#: HyperID's response time in the fake (loopback adds well under a millisecond).
 LATENCY = float(os.environ.get("HYPERID_MFA_BENCH_LATENCY_CASE7", "0.02"))
 CHROMIUM = os.environ.get("HYPERID_MFA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAITING_PAGES = 50
-#: How the fifty pages wait: (HyperID's answer time, threads per gunicorn worker, 1
+#: How the fifty pages wait: (HyperID's response time, threads per gunicorn worker, 1
 #: for sync workers): sync workers with HyperID answering at once and LATENCY away,
 #: then threaded workers (gthread, 4 threads) with HyperID LATENCY away.
 CROWDS = ((0.0, 1), (LATENCY, 1), (LATENCY, 4))

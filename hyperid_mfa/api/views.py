@@ -292,7 +292,7 @@ def _answer_row(mfa_request: MFARequest) -> Response:
 class StatusGetView(MFAAPIView):
     """HyperID's status-get for the signed-in user's own transactions.
 
-    HTTP 200 with HyperID's answer and result codes, so a front end written against
+    HTTP 200 with HyperID's response and result codes, so a front end written against
     HyperID's documentation works unchanged; the user's HyperID token stays here.
     """
 

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from .. import export
 
 if TYPE_CHECKING:
-    from .answers import StatusResponse, TokenResponse
     from .calls import HyperIDClient, get_client
+    from .responses import StatusResponse, TokenResponse
 
 _PUBLIC = {
     "HyperIDClient": ".calls",
     "get_client": ".calls",
-    "StatusResponse": ".answers",
-    "TokenResponse": ".answers",
+    "StatusResponse": ".responses",
+    "TokenResponse": ".responses",
 }
 
 __all__ = ["HyperIDClient", "StatusResponse", "TokenResponse", "get_client"]

@@ -69,7 +69,8 @@ from ..exceptions import (
     results_of,
 )
 from ..sensitive import Secret
-from .answers import (
+from .deadline import DeadlineAdapter, mount_if_stock
+from .responses import (
     StatusResponse,
     TokenResponse,
     int_field,
@@ -78,7 +79,6 @@ from .answers import (
     parse_token_answer,
     validate_transaction_id,
 )
-from .deadline import DeadlineAdapter, mount_if_stock
 from .transport import (
     Answer,
     BearerAuth,
@@ -276,7 +276,7 @@ class HyperIDClient:
         cut by its deadline is not (the push may have been sent): it raises
         :class:`ServiceUnavailable` with ``no_effect`` false at the deadline, and its
         exchange goes on in the background for up to ``LATE_ANSWER_SECONDS``. If
-        HyperID's answer then names a push, the push is withdrawn (cancel, with the
+        HyperID's response then names a push, the push is withdrawn (cancel, with the
         same token) and ``on_late_push(transaction_id, withdrawn)`` is called, in
         that background thread.
         """

@@ -363,7 +363,7 @@ def unexpected_failure(
 
     Reported as ServiceUnavailable, like any failure to complete the exchange: the
     answer was not wrong, there was none, and the caller's answer to "try again
-    later" is the safe one. ProtocolError would blame HyperID's answer. Never retried
+    later" is the safe one. ProtocolError would blame HyperID's response. Never retried
     here, unless the deadline caused it: a bug would only fail again, and the
     request may have been sent. Logged by class and place only; the message, like the
     frames' variables, may hold the request's headers.

@@ -1,6 +1,6 @@
 """Reading what crosses the wire, strictly. Django-free.
 
-One strict JSON reader for HyperID's answers and for the request bodies the gate
+One strict JSON reader for HyperID's responses and for the request bodies the gate
 binds: UTF-8 only, no repeated keys (parsers disagree on which one wins), no
 ``NaN`` or ``Infinity`` (not JSON, though Python's parser takes them).
 

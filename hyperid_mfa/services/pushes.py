@@ -305,7 +305,7 @@ def _start_outcome_unknown(user: UserModel, action: str, err: HyperIDError) -> N
     slot in the push limit; where the answer still named a transaction, the push
     is withdrawn, since nothing here will ever follow it."""
     logger.warning(
-        "HyperID's answer to a start for user %s was lost (%s): a push may have reached "
+        "HyperID's response to a start for user %s was lost (%s): a push may have reached "
         "the phone; it counts against START_RATE_LIMIT",
         user.pk,
         err,

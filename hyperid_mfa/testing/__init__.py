@@ -55,12 +55,12 @@ play the user's phone (the demo's simulator, ``manage.py hyperid_mfa_simulator``
 
 from __future__ import annotations
 
-from .answers import FakeResponse
 from .authenticator import Authenticator
 from .calls import CALLS, RecordedCall
 from .fake import FakeHyperID
 from .faults import FAULTS
 from .http_server import FakeHyperIDServer
+from .responses import FakeResponse
 from .tokens import TokenPair
 from .transactions import FakeTransaction
 

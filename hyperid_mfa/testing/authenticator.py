@@ -43,8 +43,8 @@ import secrets
 from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from .answers import FakeResponse
 from .fake import FakeHyperID
+from .responses import FakeResponse
 from .transactions import FakeTransaction
 
 __all__ = ["AUTHENTICATOR_PATH", "Authenticator"]

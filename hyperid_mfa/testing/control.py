@@ -30,9 +30,9 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ..constants import MFA_SCOPE
-from .answers import FakeResponse, json_response
 from .calls import CALLS
 from .encoding import json_object, number
+from .responses import FakeResponse, json_response
 from .tokens import TokenPair
 from .transactions import FakeTransaction
 

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..constants import PRODUCTION_API_BASE_URL, TOKEN_ENDPOINT_PATH, CompleteResult, Status
-from .answers import FakeResponse, Handler
 from .calls import CALLS, CallLog, RecordedCall
 from .faults import FAULTS, Fault, FaultQueue
 
@@ -36,6 +35,7 @@ from .http_server import MAX_BODY_BYTES as MAX_BODY_BYTES
 from .http_server import FakeHyperIDServer
 from .mock_transport import intercept_requests
 from .provider import DISCOVERY_PATH
+from .responses import FakeResponse, Handler
 from .routing import Router
 from .state import REALM_PATH, HyperIDState, normalize_url
 from .tokens import TokenPair

@@ -19,9 +19,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .answers import Answer, FakeResponse, html_response, json_response
 from .calls import CALL_AVAILABILITY, CALL_CANCEL, CALL_START, CALL_STATUS_GET, CALL_TOKEN, CALLS
 from .encoding import b64url_decode, canonical_json, is_int
+from .responses import Answer, FakeResponse, html_response, json_response
 from .signing import SigningKey
 
 __all__ = ["FAULTS", "MFA_CALLS", "Fault", "FaultDraw", "FaultQueue", "parse_fault"]

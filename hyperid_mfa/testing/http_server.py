@@ -23,7 +23,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from .answers import FakeResponse, Handler
+from .responses import FakeResponse, Handler
 
 __all__ = ["MAX_BODY_BYTES", "FakeHyperIDServer", "Handler"]
 

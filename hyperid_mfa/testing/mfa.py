@@ -19,9 +19,9 @@ from ..constants import (
     Result,
     Status,
 )
-from .answers import Answer
 from .calls import CALL_AVAILABILITY, CALL_CANCEL, CALL_START, CALL_STATUS_GET
 from .encoding import is_int, json_object, loads
+from .responses import Answer
 from .state import HyperIDState
 from .transactions import valid_transaction_id
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .answers import Handler
+from .responses import Handler
 
 if TYPE_CHECKING:
     import responses

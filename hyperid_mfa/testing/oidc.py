@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..constants import MFA_SCOPE
-from .answers import Answer
 from .clients import client_error
 from .encoding import b64url_encode, number
 from .grants import AuthorizationCode
+from .responses import Answer
 from .state import HyperIDState
 
 __all__ = [

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..constants import TOKEN_ENDPOINT_PATH
-from .answers import FakeResponse, json_response
 from .oidc import SCOPES_SUPPORTED, user_claims
+from .responses import FakeResponse, json_response
 from .signin import authorize, end_session
 from .state import HyperIDState
 

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 from ..constants import TOKEN_ENDPOINT_PATH
 from . import mfa, oidc, provider
-from .answers import Answer, FakeResponse, json_response
 from .calls import CALL_TOKEN, CallLog
 from .control import CONTROL_PREFIX, ControlledFake, control
 from .encoding import is_int
 from .faults import FaultQueue
+from .responses import Answer, FakeResponse, json_response
 from .state import HyperIDState
 
 __all__ = ["Router"]

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .answers import FakeResponse
 from .clients import checked_redirect_uri, is_loopback_uri, origin_of
 from .grants import AuthorizationRequest
 from .oidc import AUTHORIZATION_CODE_TTL, SCOPES_SUPPORTED
+from .responses import FakeResponse
 from .signin_page import CSRF_FIELD, message_page, sign_in_page
 from .state import HyperIDState
 

@@ -14,7 +14,7 @@ import hashlib
 import html
 from collections.abc import Iterable
 
-from .answers import FakeResponse
+from .responses import FakeResponse
 
 __all__ = ["CSRF_FIELD", "SCOPE_DESCRIPTIONS", "message_page", "sign_in_page"]
 

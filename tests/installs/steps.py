@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.testing import Authenticator
-from hyperid_mfa.tokens import decrypt
+from hyperid_mfa.tokens.store import decrypt
 
 from wallet.models import Transfer
 

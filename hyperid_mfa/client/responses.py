@@ -1,4 +1,4 @@
-"""HyperID's answers, read strictly: the shapes the client returns and the checks that
+"""HyperID's responses, read strictly: the shapes the client returns and the checks that
 turn anything the protocol does not allow into :class:`ProtocolError`.
 
 Used by :mod:`hyperid_mfa.client`; Django-free apart from ``sensitive_variables``.

@@ -49,7 +49,7 @@ Handler = Callable[[str, str, Mapping[str, str], bytes], FakeResponse]
 
 @dataclasses.dataclass
 class Answer:
-    """HyperID's answer to one call, before any injected fault bends it.
+    """HyperID's response to one call, before any injected fault bends it.
 
     ``subject`` and ``transaction_id`` are what the call was about, for the call log.
     """
