@@ -38,8 +38,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 
+from hyperid_mfa.exceptions import UnreadableBody
 from hyperid_mfa.gate import fingerprint
-from hyperid_mfa.gate.fingerprint import UnreadableRequest
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -132,7 +132,7 @@ def fp(shape: dict[str, Any], bind: Any = None) -> str | None:
     """The fingerprint, or None where the gate answers 400 (or DRF 415): no view runs."""
     try:
         return fingerprint.compute(build(shape), bind=bind)
-    except (UnreadableRequest, APIException):
+    except (UnreadableBody, APIException):
         return None
 
 
@@ -396,7 +396,7 @@ def test_numbers_are_bound_as_written():
     ids=["repeated-key", "nan", "infinity", "not-utf-8", "truncated", "too-deep"],
 )
 def test_json_the_gate_will_not_guess_at_is_unreadable(body):
-    with pytest.raises(UnreadableRequest):
+    with pytest.raises(UnreadableBody):
         fingerprint.compute(build(shape(content_type="application/json", body=body)))
 
 

@@ -13,12 +13,16 @@ from django.views.debug import ExceptionReporter
 
 from hyperid_mfa import services
 from hyperid_mfa.crypto import derive_key, legacy_derive_key
-from hyperid_mfa.exceptions import HyperIDConfigurationError, ServiceUnavailable, TokenUnavailable
+from hyperid_mfa.exceptions import (
+    HyperIDConfigurationError,
+    ServiceUnavailable,
+    TokenUnavailable,
+    UndecryptableTokens,
+)
 from hyperid_mfa.models import HyperIDToken
 from hyperid_mfa.tokens.store import (
     StoredTokenProvider,
     TokenProvider,
-    UndecryptableTokens,
     decrypt,
     encrypt,
     forget_tokens,

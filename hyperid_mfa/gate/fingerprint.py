@@ -35,7 +35,7 @@ string and session stay bound.
 Canonical means: keys sorted, repeated keys kept with their values in the order
 sent, JSON objects with sorted keys. A faithful re-submission gives the same
 fingerprint; a change to anything bound gives another. A body that cannot be read
-raises :class:`UnreadableRequest` (the gate answers 400): the gate never guesses.
+raises :class:`UnreadableBody` (the gate answers 400): the gate never guesses.
 
 Inside an approval window the fingerprint does not apply; what an explicit
 ``bind=`` binds does (:func:`compute_for_window`).
@@ -62,7 +62,7 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 
 from ..client import wire
-from ..exceptions import RequestUnreadable
+from ..exceptions import RequestUnreadable, UnreadableBody
 
 logger = logging.getLogger("hyperid_mfa")
 
@@ -91,13 +91,6 @@ _DJANGO_BODY_ERRORS = (
     UnreadablePostError,
     UnicodeDecodeError,
 )
-
-
-class UnreadableRequest(RequestUnreadable):
-    """The request body cannot be read for binding (malformed JSON, say)."""
-
-    def user_text(self) -> str:
-        return _("The request could not be read: %s") % self
 
 
 def django_request(request: Any) -> HttpRequest:
@@ -162,7 +155,7 @@ def _looks_like_json(raw: bytes) -> bool:
 def read_body(request: Any) -> Body:
     """The body of ``request`` as the view will read it (see the module docstring).
 
-    Raises :class:`UnreadableRequest` for a body that cannot be read.
+    Raises :class:`UnreadableBody` for a body that cannot be read.
     """
     if is_drf_request(request):
         return _read_drf_body(request)
@@ -180,7 +173,7 @@ def read_body(request: Any) -> Body:
             return _form_body(form, files, media_type, as_bytes)
         raw = plain.body
     except _DJANGO_BODY_ERRORS as err:
-        raise UnreadableRequest("the request body cannot be read") from err
+        raise UnreadableBody("the request body cannot be read") from err
     if not raw:
         return Body("none", media_type)
     if is_json_media_type(media_type):
@@ -216,9 +209,9 @@ def _read_drf_body(request: Any) -> Body:
         data = request.data
         files = request.FILES
     except ParseError as err:
-        raise UnreadableRequest(str(err.detail)) from err
+        raise UnreadableBody(str(err.detail)) from err
     except _DJANGO_BODY_ERRORS as err:
-        raise UnreadableRequest("the request body cannot be read") from err
+        raise UnreadableBody("the request body cannot be read") from err
     if isinstance(data, QueryDict):
         # DRF merges uploaded files into request.data; they are bound from FILES.
         form = QueryDict(mutable=True)
@@ -238,7 +231,7 @@ def _charset(plain: HttpRequest) -> str | None:
 
 def _require_utf8(charset: str | None) -> None:
     if charset is not None and charset.strip().lower() not in _UTF8_NAMES:
-        raise UnreadableRequest(f"the body must be UTF-8, not {charset[:40]!r}")
+        raise UnreadableBody(f"the body must be UTF-8, not {charset[:40]!r}")
 
 
 # --- strict JSON --------------------------------------------------------------------------
@@ -246,11 +239,11 @@ def _require_utf8(charset: str | None) -> None:
 
 def strict_json(raw: bytes) -> Any:
     """Parse a JSON body strictly (:func:`hyperid_mfa.wire.strict_json`), numbers as
-    sent; raise :class:`UnreadableRequest` otherwise."""
+    sent; raise :class:`UnreadableBody` otherwise."""
     try:
         return wire.strict_json(raw, numbers_as_text=True)
     except wire.StrictJSONError as err:
-        raise UnreadableRequest(f"the request body is not strict JSON: {err}") from err
+        raise UnreadableBody(f"the request body is not strict JSON: {err}") from err
 
 
 def canonical_json(value: Any) -> str:
@@ -261,7 +254,7 @@ def canonical_json(value: Any) -> str:
     try:
         return _canonical(value)
     except RecursionError as err:
-        raise UnreadableRequest("the request body is nested too deeply") from err
+        raise UnreadableBody("the request body is nested too deeply") from err
 
 
 def _canonical(value: Any) -> str:
@@ -428,7 +421,7 @@ def compute(
     """The fingerprint of ``request`` (hex), bound to its session if it has one.
     ``values``: the canonical values bound instead of the body (``require_approval``).
 
-    Raises :class:`UnreadableRequest` when the body cannot be read.
+    Raises :class:`UnreadableBody` when the body cannot be read.
     """
     return _sign(request, bound_values(request, bind, args, kwargs or {}, values))
 

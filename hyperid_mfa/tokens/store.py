@@ -42,7 +42,11 @@ from ..adapter import TokenProvider, get_adapter
 from ..conf import key_ring
 from ..constants import MFA_SCOPE
 from ..crypto import InvalidToken, KeyRing
-from ..exceptions import HyperIDConfigurationError, NoHyperIDToken, TokenUnavailable
+from ..exceptions import (
+    NoHyperIDToken,
+    TokenUnavailable,
+    UndecryptableTokens,
+)
 from ..models import HyperIDToken, UserModel
 from ..services import dependencies
 
@@ -83,19 +87,6 @@ def decrypt(value: str) -> str:
         raise TokenUnavailable(
             "a stored HyperID token cannot be decrypted with the configured keys"
         ) from err
-
-
-class UndecryptableTokens(HyperIDConfigurationError):
-    """Stored token rows that no configured key decrypts (``pks``), found by
-    :func:`rotate_encryption`, which rewrote ``rewritten`` other rows."""
-
-    def __init__(self, pks: list[Any], rewritten: int = 0) -> None:
-        self.pks = pks
-        self.rewritten = rewritten
-        super().__init__(
-            f"{len(pks)} stored HyperID token row(s) cannot be decrypted with any "
-            f"configured key; {rewritten or 'no'} other row(s) were re-encrypted"
-        )
 
 
 #: Token rows read, then rewritten, per transaction by :func:`rotate_encryption`.

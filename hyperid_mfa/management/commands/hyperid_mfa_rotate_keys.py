@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from hyperid_mfa.exceptions import UndecryptableTokens
 from hyperid_mfa.management.base import HyperIDMFACommand, WholeNumber
 from hyperid_mfa.tokens import store as tokens
 
@@ -42,7 +43,7 @@ class Command(HyperIDMFACommand):
         dry_run = options["dry_run"]
         try:
             count = tokens.rotate_encryption(options["batch_size"], dry_run=dry_run)
-        except tokens.UndecryptableTokens as err:
+        except UndecryptableTokens as err:
             raise CommandError(
                 f"{err}. Put the key they were encrypted with back in "
                 "HYPERID_MFA['TOKEN_ENCRYPTION_KEYS'] (after the first key; for keys "
