@@ -48,6 +48,18 @@ def test_every_refusal_says_what_it_means_consistently(cls):
         assert not cls.retryable
 
 
+@pytest.mark.parametrize("cls", all_refusal_classes(), ids=lambda cls: cls.__name__)
+def test_the_gate_logs_an_error_exactly_for_an_outage_or_what_only_the_site_can_fix(cls):
+    """``log_level`` is the class's own account of who must act: ERROR for a service
+    that is down (unavailable, worth retrying) and for what only the site's
+    maintainers can fix (misconfigured, or a refusal that carries a hint for them);
+    nothing for what the user or HyperID decided."""
+    outage = cls.code == exceptions.UNAVAILABLE and cls.retryable
+    site_must_act = cls.code == MISCONFIGURED or cls.__name__ == "QuestionNotShowable"
+    expected = logging.ERROR if outage or site_must_act else None
+    assert cls.log_level == expected
+
+
 def test_each_call_accepts_exactly_the_results_hyperid_documents():
     assert results_of(STATUS_GET) == frozenset(range(-6, 1))
     assert results_of(START) == frozenset({0, -1, -2, -3, -4, -5, -7, -8})

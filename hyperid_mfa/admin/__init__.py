@@ -43,7 +43,7 @@ from django.utils.translation import ngettext
 
 from .. import audit, services
 from ..dashboard.views import dashboard_view
-from ..exceptions import TRANSIENT, HyperIDError
+from ..exceptions import HyperIDError
 from ..models import (
     STATE_FILTERS,
     WINDOW_STATE_FILTERS,
@@ -329,7 +329,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
                     failed += 1
                     # HyperIDError texts never hold a token (see hyperid_mfa.exceptions).
                     self._report_error(request, mfa_request, str(err))
-                    if err.kind == TRANSIENT:
+                    if err.retryable:
                         # HyperID is down: the rest would fail the same way, each after
                         # its own timeouts, while the page waits.
                         self._report_skipped(request, len(pending) - index - 1)

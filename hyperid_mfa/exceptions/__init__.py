@@ -121,3 +121,11 @@ __all__ = [
     "error_for",
     "results_of",
 ]
+
+# Tracebacks, reprs and pickles name each failure by its public path, as before the
+# failures were split into modules: hyperid_mfa.exceptions.MissingExtra.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type):
+        _value.__module__ = __name__
+del _name, _value

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
@@ -39,6 +40,10 @@ class MFARefusal(Exception):
     retry_after: float | None = None
     #: For a refusal only the site's maintainers can fix: what to fix (logged).
     hint: ClassVar[str] = ""
+    #: The level the gate logs the refusal at, in one line (None: not logged): ERROR
+    #: where a service is down (the line names it and what to check) or where only the
+    #: site's maintainers can act (the line says what to fix).
+    log_level: ClassVar[int | None] = logging.ERROR
 
     def user_text(self) -> str:
         """What the user is told (some messages take the failure's details)."""

@@ -4,6 +4,8 @@ app's own policy refusals; and the lookup of a (call, result) pair."""
 from __future__ import annotations
 
 import functools
+import logging
+from typing import ClassVar
 
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -52,6 +54,7 @@ class PermanentError(HyperIDError):
     kind = PERMANENT
     retryable = False
     status_code = 502
+    log_level: ClassVar[int | None] = None
     user_message = _("HyperID refused this request.")
     user_title = _("Approval is not possible")
     default_no_effect = True
@@ -71,6 +74,7 @@ class _Misconfigured(PermanentError):
 
     code = MISCONFIGURED
     status_code = 500
+    log_level = logging.ERROR
     user_message = _("This action cannot be approved: the site is not set up correctly.")
 
 
@@ -197,6 +201,9 @@ class PolicyRefusal(HyperIDError):
     """Refused by a local policy before anything was sent to HyperID."""
 
     kind = POLICY
+    code = RATE_LIMITED
+    status_code = 429
+    log_level: ClassVar[int | None] = None
     default_no_effect = True
 
 

@@ -3,6 +3,7 @@ cannot take, the site's configuration, and the answer raised from inside a view.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -95,6 +96,7 @@ class RequestUnreadable(MFARefusal, ValueError):
     code = BAD_REQUEST
     status_code = 400
     retryable = False
+    log_level: ClassVar[int | None] = None
     user_message = _("The request could not be read.")
     user_title = _("Approval is not possible")
 
@@ -120,6 +122,8 @@ class QuestionNotShowable(RequestUnreadable):
         "so it cannot be approved as it is."
     )
 
+    log_level = logging.ERROR  # with the hint: what the site's developers should do
+
     def __init__(self, message: str, *, hint: str) -> None:
         super().__init__(message)
         self.hint = hint  # type: ignore[misc]
@@ -137,6 +141,7 @@ class CrossSiteRequest(MFARefusal):
     code = CROSS_SITE
     status_code = 403
     retryable = False
+    log_level: ClassVar[int | None] = None
     user_title = _("Did you mean to do this?")
     user_message = _(
         "This action was requested by another site, or loaded ahead by the browser, so "

@@ -40,10 +40,8 @@ from django.utils.translation import gettext as _
 from .. import audit, services
 from ..adapter import get_adapter
 from ..exceptions import (
-    MISCONFIGURED,
     NOT_AUTHENTICATED,
     PENDING,
-    UNAVAILABLE,
     CrossSiteRequest,
     HyperIDConfigurationError,
     HyperIDError,
@@ -325,14 +323,15 @@ class Gate:
             ) from err
 
     def _refused(self, refusal: MFARefusal, mfa_request: MFARequest | None = None) -> Decision:
-        if refusal.code == UNAVAILABLE and refusal.retryable:
-            # A service is down (HyperID, the database, the cache): one line that
-            # names it and what to check.
-            logger.error("MFA gate %s: %s", self.action, dependencies.describe(refusal))
-        elif refusal.code == MISCONFIGURED or refusal.hint:
-            # Only the site's developers can fix it: say what to fix.
-            hint = f" {refusal.hint}" if refusal.hint else ""
-            logger.error("MFA gate %s: %s%s", self.action, refusal, hint)
+        if refusal.log_level is not None:
+            if refusal.retryable:
+                # A service is down (HyperID, the database, the cache): name it and
+                # what to check.
+                said = dependencies.describe(refusal)
+            else:
+                # Only the site's developers can act: say what to fix.
+                said = f"{refusal} {refusal.hint}" if refusal.hint else str(refusal)
+            logger.log(refusal.log_level, "MFA gate %s: %s", self.action, said)
         return Decision.refused(refusal, mfa_request)
 
 
