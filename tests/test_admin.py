@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from hyperid_mfa import admin as mfa_admin
 from hyperid_mfa import services
+from hyperid_mfa.admin import base as admin_base
 from hyperid_mfa.constants import Status
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
 from hyperid_mfa.tokens.store import decrypt
@@ -178,10 +179,10 @@ def test_search_uses_the_user_models_own_username_and_email_fields(monkeypatch):
     custom_user = SimpleNamespace(
         USERNAME_FIELD="login", get_email_field_name=lambda: "email", _meta=Meta
     )
-    monkeypatch.setattr(mfa_admin, "get_user_model", lambda: custom_user)
-    assert mfa_admin._user_search_fields() == ["user__login"]
+    monkeypatch.setattr(admin_base, "get_user_model", lambda: custom_user)
+    assert admin_base.user_search_fields() == ["user__login"]
     custom_user.get_email_field_name = lambda: "login"
-    assert mfa_admin._user_search_fields() == ["user__login"]
+    assert admin_base.user_search_fields() == ["user__login"]
 
 
 # --- nothing is written through the admin --------------------------------------------------------

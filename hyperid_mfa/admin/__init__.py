@@ -1,24 +1,14 @@
-"""The Django admin for MFA requests and stored HyperID tokens: look, refresh, cancel.
+"""The Django admin of the app: MFA requests, stored tokens, approval windows; and the
+step-up for the project's own admins.
 
-Nothing here can turn a request into an approval. Every field is read-only for
-everybody, superusers included, and the change view refuses a POST outright rather
-than re-saving the row: a save would write back the status read when the page was
-rendered, over whatever the poller learnt meanwhile. Outcomes change only through
-``hyperid_mfa.services``, which the two actions call.
-
-The model's *change* permission is what lets staff run the actions.
-
-The subpackage also owns the step-up for the project's own admins:
-``MFAProtectedAdminMixin`` (``step_up``, imported from here), what a protected
-operation changes, bound and worded (``changes``), a protected field as stored and
-as a save writes it (``values``), and the protected actions (``actions``). It calls
-the services and the gate.
-
-Approval windows are listed in their own block at the end of this module: the
-active ones, and the ended ones, with a "Revoke" action.
-
-The requests' dashboard (``hyperid_mfa.dashboard``) hangs off their list:
-``MFARequestAdmin.get_urls`` mounts it.
+Owns the admins of requests and tokens (here: look, refresh, cancel; every field
+read-only, for superusers too, and a POST to a change view refused: outcomes change
+only through ``hyperid_mfa.services``, which the actions call), what they share
+(``base``), the approval windows' admin and its "Revoke" (``windows``), and the
+step-up: ``MFAProtectedAdminMixin`` (``step_up``, exported here), what a protected
+operation changes (``changes``), a protected field as stored and as a save writes
+it (``values``), the protected actions (``actions``). It calls the services and the
+gate; the requests' list mounts the dashboard (``hyperid_mfa.dashboard``).
 """
 
 from __future__ import annotations
@@ -31,8 +21,7 @@ from functools import cached_property, partial
 from typing import Any, cast
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename, get_user_model
-from django.core.exceptions import FieldDoesNotExist
+from django.contrib.auth import get_permission_codename
 from django.core.paginator import Paginator
 from django.db import connections, router
 from django.db.models import Model, QuerySet
@@ -46,15 +35,13 @@ from ..dashboard.views import dashboard_view
 from ..exceptions import HyperIDError
 from ..models import (
     STATE_FILTERS,
-    WINDOW_STATE_FILTERS,
-    ApprovalWindow,
-    ApprovalWindowQuerySet,
     HyperIDToken,
     MFARequest,
     MFARequestQuerySet,
     State,
-    WindowState,
 )
+from . import windows as windows  # registers ApprovalWindowAdmin
+from .base import ReadOnlyAdmin, user_label
 from .changes import ProtectedChange as ProtectedChange  # public: the hook's type
 from .step_up import MFAProtectedAdminMixin as MFAProtectedAdminMixin  # public
 
@@ -65,27 +52,6 @@ logger = logging.getLogger("hyperid_mfa")
 ADMIN_REFRESH_LIMIT = 100
 
 _BIGINT_MAX = 2**63 - 1
-
-
-def _user_search_fields() -> list[str]:
-    """``user__<username field>`` and ``user__<email field>`` of the project's user model."""
-    user_model = get_user_model()
-    names = [user_model.USERNAME_FIELD]
-    email = user_model.get_email_field_name()
-    try:
-        user_model._meta.get_field(email)
-    except FieldDoesNotExist:
-        pass  # a custom user model without an email column
-    else:
-        if email not in names:
-            names.append(email)
-    return [f"user__{name}" for name in names]
-
-
-def _user_label(request: HttpRequest) -> str:
-    """Who acted, for the audit line: the staff member, not the request's owner."""
-    staff = request.user
-    return f"staff user {staff.pk} ({staff.get_username()})"
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -181,36 +147,6 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset if value is None else queryset.filter(action=value)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shows rows, never writes them: no add, no edit, whoever asks."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        # False (rather than read-only fields) also makes Django refuse a POST to the
-        # change view with 403 before any form is built or any row saved.
-        return False
-
-    def get_search_fields(self, request: HttpRequest) -> list[str]:
-        return [*super().get_search_fields(request), *_user_search_fields()]
-
-    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
-        """Write the audit line of a row the admin deletes (inside the request's context)."""
-        raise NotImplementedError
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        with audit.request_context(request):
-            self.audit_deletion(request, obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        with audit.request_context(request):
-            for obj in queryset:
-                self.audit_deletion(request, obj)
-        super().delete_queryset(request, queryset)
-
-
 _SUMMARY_FIELDS = ("id", "user", "action", "question", "code", "state_label")
 _OUTCOME_FIELDS = (
     "status",
@@ -296,7 +232,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
         return super().has_delete_permission(request, obj)
 
     def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
-        audit.log(f"admin delete by {_user_label(request)}", mfa_request=obj)
+        audit.log(f"admin delete by {user_label(request)}", mfa_request=obj)
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """May run the actions, which change a request only through the services."""
@@ -322,7 +258,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
         failed = 0
         with audit.request_context(request):
             for index, mfa_request in enumerate(pending):
-                audit.log(f"admin refresh by {_user_label(request)}", mfa_request=mfa_request)
+                audit.log(f"admin refresh by {user_label(request)}", mfa_request=mfa_request)
                 try:
                     services.refresh_request(mfa_request, force=True)
                 except HyperIDError as err:
@@ -352,7 +288,7 @@ class MFARequestAdmin(ReadOnlyAdmin):
                 if not mfa_request.is_pending:
                     unchanged += 1
                     continue
-                audit.log(f"admin cancel by {_user_label(request)}", mfa_request=mfa_request)
+                audit.log(f"admin cancel by {user_label(request)}", mfa_request=mfa_request)
                 services.cancel_request(mfa_request)
                 if mfa_request.state == State.CANCELED:
                     canceled += 1
@@ -466,114 +402,9 @@ class HyperIDTokenAdmin(ReadOnlyAdmin):
 
     def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
         audit.log(
-            f"admin delete of the HyperID tokens by {_user_label(request)}", user_id=obj.user_id
+            f"admin delete of the HyperID tokens by {user_label(request)}", user_id=obj.user_id
         )
 
     @admin.display(boolean=True, description=_("refresh token stored"))
     def has_refresh_token(self, obj: HyperIDToken) -> bool:
         return obj.has_refresh_token
-
-
-# --- approval windows ------------------------------------------------------------------------
-# Kept in one block: the list of windows, its filter and its one action, "Revoke".
-
-
-class WindowStateFilter(admin.SimpleListFilter):
-    """Active, expired or ended, by the database's clock."""
-
-    title = _("state")
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(value), str(label)) for value, label in WindowState.choices]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        condition = WINDOW_STATE_FILTERS.get(self.value() or "")
-        return queryset if condition is None else queryset.filter(condition)
-
-
-_WINDOW_FIELDS = (
-    "id",
-    "user",
-    "scope",
-    "state_label",
-    "opened_by",
-    "opened_at",
-    "expires_at",
-    "runs",
-    "last_run_at",
-    "ended_at",
-    "end_reason",
-)
-
-
-@admin.register(ApprovalWindow)
-class ApprovalWindowAdmin(ReadOnlyAdmin):
-    """Who may run which scope's actions without a push, in which session, until when.
-
-    Read-only; "Revoke" ends the selected windows at once (staff with the model's
-    *change* permission). The HMACs a window is matched by are not shown.
-    """
-
-    list_display = (
-        "user",
-        "scope",
-        "state_label",
-        "opened_by_action",
-        "opened_at",
-        "expires_at",
-        "runs",
-        "last_run_at",
-        "end_reason",
-    )
-    list_filter = (WindowStateFilter, "scope", "end_reason", "opened_at")
-    search_fields = ("scope",)
-    date_hierarchy = "opened_at"
-    raw_id_fields = ("user", "opened_by")
-    list_select_related = ("user", "opened_by")
-    actions = ("revoke",)
-    fields = readonly_fields = _WINDOW_FIELDS
-
-    @admin.display(description=_("state"))
-    def state_label(self, obj: ApprovalWindow) -> str:
-        return str(WindowState(obj.state).label)
-
-    @admin.display(description=_("opened by"), ordering="opened_by__action")
-    def opened_by_action(self, obj: ApprovalWindow) -> str:
-        return obj.opened_by.action
-
-    def audit_deletion(self, request: HttpRequest, obj: Any) -> None:
-        audit.log_window(f"window deleted by {_user_label(request)}", obj)
-
-    def has_revoke_permission(self, request: HttpRequest) -> bool:
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
-
-    @admin.action(description=_("Revoke"), permissions=["revoke"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        selected = queryset.count()
-        with audit.request_context(request):
-            windows = cast(ApprovalWindowQuerySet, queryset)
-            revoked = services.revoke_windows(windows, by=_user_label(request))
-        if revoked:
-            self.message_user(
-                request,
-                ngettext(
-                    "Revoked %(count)d window: its actions need a new approval.",
-                    "Revoked %(count)d windows: their actions need a new approval.",
-                    revoked,
-                )
-                % {"count": revoked},
-                messages.SUCCESS,
-            )
-        if selected > revoked:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d window had already ended and was left as it is.",
-                    "%(count)d windows had already ended and were left as they are.",
-                    selected - revoked,
-                )
-                % {"count": selected - revoked},
-                messages.INFO,
-            )
