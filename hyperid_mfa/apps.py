@@ -12,7 +12,7 @@ class HyperIDMFAConfig(AppConfig):
 
         from . import metrics
         from .checks import deployment as deployment_checks
-        from .checks.settings import register_checks
+        from .checks.system import register_checks
         from .contrib import checks as sign_in_checks
         from .dashboard import tallies
         from .gate.atomicity import check_atomic_requests

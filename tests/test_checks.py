@@ -12,7 +12,8 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from hyperid_mfa.checks import settings as checks
-from hyperid_mfa.checks.settings import check_settings, value_errors
+from hyperid_mfa.checks.settings import value_errors
+from hyperid_mfa.checks.system import check_settings
 
 ROOT = Path(__file__).parents[1]
 

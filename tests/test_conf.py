@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from hyperid_mfa import crypto
 from hyperid_mfa.checks import settings as checks
+from hyperid_mfa.checks import system
 from hyperid_mfa.conf import (
     DEFAULTS,
     MFASettings,
@@ -274,7 +275,7 @@ def test_a_wrong_value_is_refused_at_the_first_read_with_the_checks_message(
     settings, key, value, check_id
 ):
     settings.HYPERID_MFA = {**settings.HYPERID_MFA, key: value}
-    [message] = checks.check_settings()
+    [message] = system.check_settings()
     assert message.id == check_id
     with pytest.raises(HyperIDConfigurationError, match=key) as info:
         _ = mfa_settings.APPROVAL_MAX_AGE  # any read, not only the wrong key's
@@ -303,7 +304,7 @@ def test_what_depends_on_the_deployment_is_only_a_system_check(settings):
     # app still runs (docs/design.md: nothing refuses plain http:// at run time).
     settings.HYPERID_MFA = {"API_BASE_URL": "http://hyperid.internal"}
     assert mfa_settings.API_BASE_URL == "http://hyperid.internal"
-    assert {m.id for m in checks.check_settings()} == {checks.E004, checks.W007, checks.W010}
+    assert {m.id for m in system.check_settings()} == {checks.E004, checks.W007, checks.W010}
 
 
 def test_an_incomplete_token_provider_is_refused_when_read(settings):

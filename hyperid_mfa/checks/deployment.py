@@ -49,9 +49,9 @@ from .settings import (
     W017,
     W021,
     W031,
-    local_or_plain_http,
     usable_values,
 )
+from .system import local_or_plain_http
 
 #: The URLs the approval page's script calls (rendering.approval_page).
 PAGE_URLS = ("hyperid_mfa:request-detail", "hyperid_mfa:request-cancel")
