@@ -416,3 +416,69 @@ def test_a_gated_helper_called_with_objects_binds_the_url_not_the_objects():
     assert fingerprint.compute(first, args=(object(),)) == fingerprint.compute(
         second, args=(object(),)
     )
+
+
+# --- an unreadable body says why ---------------------------------------------------------
+
+
+def unreadable(call) -> UnreadableBody:
+    with pytest.raises(UnreadableBody) as info:
+        call()
+    return info.value
+
+
+def test_a_body_larger_than_django_reads_is_refused_saying_it_cannot_be_read(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    request = RequestFactory().post("/x/", b'{"amount": "250000"}', content_type="text/plain")
+
+    refusal = unreadable(lambda: fingerprint.read_body(request))
+
+    assert str(refusal) == "the request body cannot be read"
+    assert refusal.user_text() == "The request could not be read: the request body cannot be read"
+
+
+def test_drf_bodies_it_cannot_parse_or_read_are_refused_saying_why(settings):
+    malformed = Request(
+        RequestFactory().post("/x/", b"{", content_type="application/json"),
+        parsers=[JSONParser()],
+    )
+    assert str(unreadable(lambda: fingerprint.read_body(malformed))).startswith("JSON parse error")
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    too_big = Request(
+        RequestFactory().post("/x/", b'{"amount": "250000"}', content_type="application/json"),
+        parsers=[JSONParser()],
+    )
+    assert str(unreadable(lambda: fingerprint.read_body(too_big))) == (
+        "the request body cannot be read"
+    )
+
+
+def test_a_json_body_in_another_charset_is_refused_naming_the_charset_cut_to_40():
+    charset = "x" * 39 + "yz"
+    request = RequestFactory().generic(
+        "POST", "/x/", b"{}", CONTENT_TYPE=f"application/json; charset={charset}"
+    )
+
+    refusal = unreadable(lambda: fingerprint.read_body(request))
+
+    assert str(refusal) == f"the body must be UTF-8, not {charset[:40]!r}"
+    assert "z" not in str(refusal)
+
+
+def test_json_that_is_not_strict_is_refused_saying_what_is_wrong():
+    refusal = unreadable(lambda: fingerprint.strict_json(b'{"amount": 1, "amount": 2}'))
+
+    prefix = "the request body is not strict JSON: "
+    assert str(refusal).startswith(prefix)
+    assert len(str(refusal)) > len(prefix)
+
+
+def test_a_value_nested_deeper_than_python_recurses_is_refused_saying_so():
+    value: Any = []
+    for _ in range(100_000):
+        value = [value]
+
+    refusal = unreadable(lambda: fingerprint.canonical_json(value))
+
+    assert str(refusal) == "the request body is nested too deeply"

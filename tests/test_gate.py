@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -849,3 +850,12 @@ def test_every_way_of_waiting_on_one_request_together_asks_hyperid_once_per_watc
         everyone_polls()
     assert fake_hyperid.call_count("status-get") == before + 3
     assert runs("function") == []
+
+
+def test_the_error_line_of_an_outage_names_the_gated_action(fake_hyperid, browser, caplog):
+    """Operators read which action failed from the one ERROR line."""
+    fake_hyperid.inject("http_503", call="start")
+    with caplog.at_level(logging.ERROR, logger="hyperid_mfa"):
+        assert submit(browser, "function").status_code == 503
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MFA gate ")]
+    assert line.startswith(f"MFA gate {gate_views.ACTION}: ")

@@ -513,6 +513,21 @@ def test_approval_older_than_max_age_cannot_be_used(hyperid_user, approval):
     assert services.consume_approval(hyperid_user, "payments.withdraw", "fp-500", 120)
 
 
+def test_the_gates_settle_keeps_to_its_max_age_not_the_settings(hyperid_user, approval):
+    """A gated view's own max_age: an approval a minute old is too old for max_age=60,
+    although APPROVAL_MAX_AGE (300) would take it."""
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=61)
+    )
+
+    found, consumed = services.settle(hyperid_user, "payments.withdraw", "fp-500", 60)
+
+    assert not consumed
+    assert found is None
+    assert MFARequest.objects.get(pk=approval.pk).state == State.APPROVED
+    assert services.settle(hyperid_user, "payments.withdraw", "fp-500", 120)[1]
+
+
 def test_the_find_then_update_consume_keeps_to_max_age_too(
     hyperid_user, approval, monkeypatch, events
 ):
