@@ -9,13 +9,18 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from hyperid_mfa import services
+from hyperid_mfa import services, signals
+from hyperid_mfa.decorators import require_mfa_approval
+from hyperid_mfa.exceptions import QuestionNotShowable, SiteMisconfigured
+from hyperid_mfa.gate import Gate
 from hyperid_mfa.models import HyperIDToken, MFARequest, State
 from tests import gate_views
 from tests.conftest import approve_pending, link
@@ -859,3 +864,86 @@ def test_the_error_line_of_an_outage_names_the_gated_action(fake_hyperid, browse
         assert submit(browser, "function").status_code == 503
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MFA gate ")]
     assert line.startswith(f"MFA gate {gate_views.ACTION}: ")
+
+
+def test_the_error_line_of_what_only_the_site_can_fix_is_the_refusal_and_its_hint(caplog):
+    gate = Gate(gate_views.ACTION)
+    with caplog.at_level(logging.ERROR, logger="hyperid_mfa"):
+        gate._refused(SiteMisconfigured("the gate runs inside a transaction"))
+        gate._refused(QuestionNotShowable("too long", hint="Shorten the question."))
+
+    assert [r.getMessage() for r in caplog.records] == [
+        f"MFA gate {gate_views.ACTION}: the gate runs inside a transaction",
+        f"MFA gate {gate_views.ACTION}: too long Shorten the question.",
+    ]
+
+
+def test_a_views_own_max_age_refuses_an_approval_the_default_would_take(
+    fake_hyperid, hyperid_user, rf
+):
+    """``max_age=60`` on the view: an approval learnt 61 s ago is too old there, though
+    APPROVAL_MAX_AGE (300) would take it; one learnt 30 s ago runs the view."""
+    ran = []
+
+    @require_mfa_approval(gate_views.ACTION, bind=("amount",), max_age=60)
+    def view(request):
+        ran.append(request.POST["amount"])
+        return HttpResponse("done")
+
+    session = SessionStore()
+    session.create()
+
+    def call():
+        request = rf.post("/short/", {"amount": "5"}, HTTP_ACCEPT="application/json")
+        request.user = hyperid_user
+        request.session = session
+        return view(request)
+
+    assert call().status_code == 403
+    approve_pending(fake_hyperid)
+    services.refresh_pending(concurrency=1)
+    approval = MFARequest.objects.get()
+    MFARequest.objects.update(completed_at=timezone.now() - timedelta(seconds=61))
+
+    assert call().status_code == 403
+    assert ran == []
+    MFARequest.objects.filter(pk=approval.pk).update(
+        completed_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert call().status_code == 200
+    assert ran == ["5"]
+
+
+def test_an_approval_the_gated_request_learns_itself_is_announced_approved_then_consumed(
+    fake_hyperid, browser
+):
+    """The gate learns the approval and consumes it in one UPDATE; receivers still see
+    the request become approved, then consumed, as when the poller learns it."""
+    seen = []
+
+    def changed(sender, mfa_request, old_state, new_state, **kwargs):
+        seen.append(("changed", old_state, new_state))
+
+    def approved(sender, mfa_request, **kwargs):
+        seen.append(("approved",))
+
+    def consumed(sender, mfa_request, **kwargs):
+        seen.append(("consumed",))
+
+    submit(browser, "function")
+    approve_pending(fake_hyperid)
+    connected = [
+        (signals.mfa_request_status_changed, changed),
+        (signals.mfa_request_approved, approved),
+        (signals.mfa_request_consumed, consumed),
+    ]
+    for signal, receiver in connected:
+        signal.connect(receiver)
+    try:
+        assert submit(browser, "function").status_code == 200
+    finally:
+        for signal, receiver in connected:
+            signal.disconnect(receiver)
+
+    assert seen == [("changed", "pending", "approved"), ("approved",), ("consumed",)]
+    assert runs("function") == ["500"]
