@@ -13,6 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# scripts/mutate runs on Python 3.11 or newer (tomllib), as docs/testing.md says.
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="scripts/_mutate.py needs Python 3.11 or newer"
+)
+
 
 @pytest.fixture
 def mutate(tmp_path, monkeypatch):
