@@ -63,7 +63,7 @@ class MFAAdapter:
         """The question on the phone when the gate was given none.
 
         ``values`` are every value the approval binds, by name, as text, in the order
-        :mod:`hyperid_mfa.questions` documents (URL arguments, query string, body),
+        :mod:`hyperid_mfa.gate.questions` documents (URL arguments, query string, body),
         so that the user sees what will run: "Approve payments.withdraw: amount 250,
         payee Bob?". Name them all: the user approves only what the phone shows.
         """

@@ -257,7 +257,7 @@ def timeout() -> tuple[float, float]:
 def parse_rate(value: str | None) -> Rate | None:
     """``"5/10m"`` (5 per 10 minutes), ``"3/h"``, ``"10/30s"``; None disables.
 
-    :func:`hyperid_mfa.wire.parse_rate`, raising HyperIDConfigurationError.
+    :func:`hyperid_mfa.client.wire.parse_rate`, raising HyperIDConfigurationError.
     """
     try:
         return wire.parse_rate(value)

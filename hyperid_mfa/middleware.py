@@ -8,7 +8,7 @@ When ``require_approval`` cannot let a view go on, it raises
 :class:`~hyperid_mfa.exceptions.MFAApprovalRequired`. DRF answers that exception
 itself, as it answers the permission ``MFAApproved``; a plain Django view needs this
 middleware, which answers it exactly as ``@require_mfa_approval`` would
-(:func:`hyperid_mfa.rendering.respond`): the approval page, whose script sends the
+(:func:`hyperid_mfa.gate.rendering.respond`): the approval page, whose script sends the
 form again once the user approves, or JSON for clients that ask for JSON.
 
 It also marks each request it sees, so that ``require_approval`` in a site without

@@ -89,7 +89,7 @@ class MFAApprovalRequiredMixin:
         # Django refuses ATOMIC_REQUESTS on async views; leave that refusal alone.
         if not getattr(cls, "view_is_async", False):
             # The gate must commit before the view's transaction opens: dispatch()
-            # opens it, after the gate (see hyperid_mfa.atomicity).
+            # opens it, after the gate (see hyperid_mfa.gate.atomicity).
             atomicity.exclude_from_atomic_requests(view, owner=cls)
         return view
 

@@ -2,7 +2,7 @@
 
 ``request-list``, ``request-detail`` and ``request-cancel`` (both take the request's
 UUID as ``pk``) and ``status-get``; see docs/api.md. ``resume`` (a key) sends a form
-kept across a sign-in with HyperID again (:mod:`hyperid_mfa.resume`).
+kept across a sign-in with HyperID again (:mod:`hyperid_mfa.gate.resume`).
 """
 
 from django.urls import path

@@ -1,10 +1,10 @@
 """What a protected admin operation changes, as its approval binds it and as the
 phone asks about it.
 
-For :mod:`hyperid_mfa.admin_step_up`: the protected fields whose stored value a save
+For :mod:`hyperid_mfa.admin.step_up`: the protected fields whose stored value a save
 replaces (with both values), inline rows added, changed or deleted, an action's rows
 (:class:`ProtectedChange`); in a canonical form for the binding
-(:mod:`hyperid_mfa.admin_values` compares and spells the values) and whole in the
+(:mod:`hyperid_mfa.admin.values` compares and spells the values) and whole in the
 question (:func:`default_question`).
 """
 

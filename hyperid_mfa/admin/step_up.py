@@ -26,7 +26,7 @@ and the inline formsets as Django's view will, works out what would change, runs
 gate, and calls Django's view only once the gate lets it. An invalid form goes
 straight to Django's view (its errors, no push). Actions are gated where Django calls
 them from the change list, outside any transaction, and before the view's transaction
-when Django 6.1 runs them from the change form (``hyperid_mfa.admin_actions``). Then,
+when Django 6.1 runs them from the change form (``hyperid_mfa.admin.actions``). Then,
 inside Django's transaction, ``save_model``, ``save_formset``, ``delete_model`` and
 ``delete_queryset`` refuse (403) a protected change that this request did not check:
 a row that changed in the meantime, or a custom view or action that saves through
@@ -188,7 +188,7 @@ class MFAProtectedAdminMixin(ProtectedActions):
         for url in urls:
             if url.name in gated:
                 # The gate must commit before any transaction opens: these views open
-                # the ones ATOMIC_REQUESTS would, after the gate (hyperid_mfa.atomicity).
+                # the ones ATOMIC_REQUESTS would, after the gate (hyperid_mfa.gate.atomicity).
                 atomicity.exclude_from_atomic_requests(url.callback, owner=self)
         return urls
 

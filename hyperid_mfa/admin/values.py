@@ -1,7 +1,7 @@
 """A protected field's value in the admin: as the database holds it, and as a save
 would write it.
 
-:class:`~hyperid_mfa.admin_step_up.MFAProtectedAdminMixin` decides what a save changes
+:class:`~hyperid_mfa.admin.step_up.MFAProtectedAdminMixin` decides what a save changes
 by comparing the two, field by field, and never by asking the form. A form's
 ``changed_data`` (and ``has_changed()``) compares the submitted value with the
 ``initial-<name>`` value that the browser sends back for every field with a callable

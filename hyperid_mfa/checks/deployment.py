@@ -218,7 +218,7 @@ def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Check
 def check_rate_limit_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W017 (``check --deploy``, outside ``DEBUG``): the push limit counts in a cache
     that each process keeps for itself, or whose ``add()`` is not atomic (the push
-    limit takes its slots with ``add()``: :mod:`hyperid_mfa.ratelimit`)."""
+    limit takes its slots with ``add()``: :mod:`hyperid_mfa.services.ratelimit`)."""
     found = _rate_limited_cache()
     if settings.DEBUG or found is None or isinstance(found[1], DummyCache):
         return []

@@ -459,7 +459,7 @@ class HyperIDClient:
         """POST ``payload`` and return the answer's JSON object when ``result`` is 0.
 
         ``late``, where given, receives what an attempt ended with after its deadline
-        (see :func:`~hyperid_mfa.transport.heeding_late_answer`).
+        (see :func:`~hyperid_mfa.client.transport.heeding_late_answer`).
         """
         if access_token is None:
             raise TokenInvalid("the access token is missing or malformed", call=call, result=None)

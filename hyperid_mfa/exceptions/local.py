@@ -23,7 +23,7 @@ class DependencyUnavailable(MFARefusal):
 
     ``dependency`` names the service, ``hint`` says what to check (both logged, in one
     ERROR line); the message names the driver's error, never a value it carried.
-    :mod:`hyperid_mfa.dependencies` turns a driver's error into one of these.
+    :mod:`hyperid_mfa.services.dependencies` turns a driver's error into one of these.
     """
 
     #: The service, as log lines name it.
@@ -216,7 +216,7 @@ class MFAApprovalRequired(APIException):
     body (``{"code", "detail", "mfa_request"...}``) and ``Retry-After`` from ``wait``.
     In a plain Django view, ``MFAApprovalMiddleware`` answers it as the decorator
     would, with the approval page or JSON, from ``decision``.
-    ``hyperid_mfa.rendering.approval_required(request, decision)`` makes one.
+    ``hyperid_mfa.gate.rendering.approval_required(request, decision)`` makes one.
     """
 
     status_code = 403

@@ -24,7 +24,7 @@ once approved, so that the view validates again and calls ``require_approval``
 again, which then consumes the approval.
 
 It is the same gate (:class:`~hyperid_mfa.gate.Gate`) as the decorator's, with the
-view's cleaned ``values`` bound instead of the body (:mod:`hyperid_mfa.values`).
+view's cleaned ``values`` bound instead of the body (:mod:`hyperid_mfa.gate.values`).
 """
 
 from __future__ import annotations

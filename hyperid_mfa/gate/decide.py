@@ -3,16 +3,16 @@
 For one request to a gated view, :meth:`Gate.check` decides, in this order:
 
 0. the request was sent on behalf of another site, or is a prefetch
-   (:mod:`hyperid_mfa.origins`): refuse it, before anything is read, consumed or sent
+   (:mod:`hyperid_mfa.gate.origins`): refuse it, before anything is read, consumed or sent
    (the other site chose its values; a prefetch is no click);
 1. a usable approval for (user, action, fingerprint) exists: consume it, let the view run;
 2. a request for the same triple is pending: refresh it (coalesced); if it is approved
    now, consume it and let the view run, else answer "pending";
 3. otherwise send a new push (unless the user is over the push limit) and answer
    "pending". Its question is ``question=``, or names every value the approval binds
-   (:mod:`hyperid_mfa.questions`).
+   (:mod:`hyperid_mfa.gate.questions`).
 
-``require_approval`` (:mod:`hyperid_mfa.approval`) asks the same gate from inside a
+``require_approval`` (:mod:`hyperid_mfa.gate.approval`) asks the same gate from inside a
 view, with the values the view validated (``values=``) bound instead of the body.
 
 A gate with ``window=`` first looks for an approval window of its scope that this
@@ -23,8 +23,8 @@ Everything else is a refusal that carries its own meaning (see
 :mod:`hyperid_mfa.exceptions`): HyperID unreachable, an unusable token, too many
 pushes, an unreadable request, a gate inside the view's transaction, and a service
 the gate needs failing at any step (the database, the cache:
-:mod:`hyperid_mfa.dependencies`).
-:mod:`hyperid_mfa.rendering` turns a :class:`Decision` into the HTTP answer of the
+:mod:`hyperid_mfa.services.dependencies`).
+:mod:`hyperid_mfa.gate.rendering` turns a :class:`Decision` into the HTTP answer of the
 decorator, the mixin or the DRF permission.
 """
 
@@ -298,7 +298,7 @@ class Gate:
 
     def _question(self, request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         """The question of a new push: ``question=``, else worded by the adapter from
-        every value the approval binds (:mod:`hyperid_mfa.questions`)."""
+        every value the approval binds (:mod:`hyperid_mfa.gate.questions`)."""
         try:
             if self.question is None and self.window is not None and self.scope is not None:
                 values = questions.window_question_values(request, self.bind, args, kwargs)
@@ -337,7 +337,7 @@ class Gate:
 
 def _unasked(request: Any) -> str | None:
     """Why the user did not ask for ``request`` on this site's pages (for the audit
-    line), or None where they did (:mod:`hyperid_mfa.origins`)."""
+    line), or None where they did (:mod:`hyperid_mfa.gate.origins`)."""
     if origins.is_cross_site(request):
         return "cross-site request"
     if origins.is_speculative(request):

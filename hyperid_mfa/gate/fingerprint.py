@@ -28,7 +28,7 @@ narrows the method, path, URL arguments or query string, and a raw body stays
 bound by its bytes whatever ``bind`` says.
 
 ``require_approval(..., values=...)`` binds, instead of the body, the values the view
-validated, in their canonical form (:mod:`hyperid_mfa.values`): the body is not
+validated, in their canonical form (:mod:`hyperid_mfa.gate.values`): the body is not
 read at all (the view has read it), and the method, path, URL arguments, query
 string and session stay bound.
 
@@ -238,7 +238,7 @@ def _require_utf8(charset: str | None) -> None:
 
 
 def strict_json(raw: bytes) -> Any:
-    """Parse a JSON body strictly (:func:`hyperid_mfa.wire.strict_json`), numbers as
+    """Parse a JSON body strictly (:func:`hyperid_mfa.client.wire.strict_json`), numbers as
     sent; raise :class:`UnreadableBody` otherwise."""
     try:
         return wire.strict_json(raw, numbers_as_text=True)

@@ -1,7 +1,7 @@
 """What the phone's default question names: every value the approval binds.
 
 The user approves what the phone shows, so a gate without ``question=`` shows every
-value its approval binds (:mod:`hyperid_mfa.fingerprint`), by name, in this order:
+value its approval binds (:mod:`hyperid_mfa.gate.fingerprint`), by name, in this order:
 
 1. the URL arguments, in the URL pattern's order (unnamed ones as ``#1``, ``#2``);
 2. the query string, its fields sorted by name;
@@ -32,7 +32,7 @@ they would make two values read alike. A name that comes twice
 (``amount`` in the query and in the body) is shown with where it comes from. A body
 that is not text cannot be shown: the gate refuses it (:class:`QuestionNotShowable`),
 and the developer words the question with ``question=``. Bidi and control
-characters are removed where every push starts (:func:`hyperid_mfa.pushes.clean_question`).
+characters are removed where every push starts (:func:`hyperid_mfa.services.pushes.clean_question`).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def question_values(
 def cleaned_question_values(request: Any, values: Mapping[str, Any]) -> dict[str, str]:
     """What ``require_approval``'s approval binds, by name, as the default question
     shows it: the URL arguments, the query string, then ``values`` (the values the
-    view acts on, as :class:`~hyperid_mfa.values.BoundValues` shows them) sorted by
+    view acts on, as :class:`~hyperid_mfa.gate.values.BoundValues` shows them) sorted by
     name. A query field shown exactly as the value of the same name is shown once."""
     shown = _Shown()
     _add_url_and_query(shown, request)

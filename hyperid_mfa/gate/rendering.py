@@ -253,7 +253,7 @@ def sign_in_method(url: str) -> str:
 
 def _sign_in(request: HttpRequest, resubmit: Mapping[str, Any]) -> dict[str, Any] | None:
     """The page's "Sign in with HyperID": its URL and method, and whether the refused
-    form is kept for after the sign-in (:mod:`hyperid_mfa.resume`)."""
+    form is kept for after the sign-in (:mod:`hyperid_mfa.gate.resume`)."""
     url = _sign_in_url()
     if url is None:
         return None
@@ -290,7 +290,7 @@ def resubmission(request: HttpRequest) -> dict[str, Any]:
     URL and hidden fields.
 
     The URL is the request's own path as routed, written so that the browser reads
-    it as a path of this site (:func:`~hyperid_mfa.origins.on_site_path`), never a
+    it as a path of this site (:func:`~hyperid_mfa.gate.origins.on_site_path`), never a
     redirect target taken from the request. ``url`` is None where a form cannot send
     the same request again (another method, a body that is not a form): the page
     then asks the user to send it again themselves.

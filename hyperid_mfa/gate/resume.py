@@ -21,7 +21,7 @@ What is kept, and how:
 - at most :data:`MAX_BYTES` of names and values, :data:`MAX_KEPT` forms per user
   (the oldest goes first), each for :data:`LIFETIME` seconds;
 - bound to the user who posted it, to the host it was posted to, and to the path it
-  was posted to, as this site routed it (:func:`~hyperid_mfa.origins.on_site_path`):
+  was posted to, as this site routed it (:func:`~hyperid_mfa.gate.origins.on_site_path`):
   the resume page posts there and nowhere else, whatever the request to it says, and
   a key opened on another host of the same project posts nothing;
 - never a form Django was told holds a secret (``sensitive_post_parameters``: a

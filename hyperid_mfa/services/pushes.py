@@ -1,7 +1,7 @@
 """Sending a push: the question, the code to match, the push limit, the outcome.
 
 A push is counted against ``START_RATE_LIMIT`` before it is sent (see
-:mod:`hyperid_mfa.ratelimit`), and given back only when HyperID certainly did not
+:mod:`hyperid_mfa.services.ratelimit`), and given back only when HyperID certainly did not
 send it. Reached through :mod:`hyperid_mfa.services`.
 """
 

@@ -19,7 +19,7 @@ Where it holds: across processes with a shared cache whose ``add`` is atomic
 ``add`` is atomic for a slot never taken, not for one whose key expired; the file
 cache's is a read then a write. A cache that keeps nothing (``DummyCache``) cannot
 hold a slot: pushes are refused as a misconfiguration rather than let through.
-A cache may also forget a slot to make room for other keys; :mod:`hyperid_mfa.pushes`
+A cache may also forget a slot to make room for other keys; :mod:`hyperid_mfa.services.pushes`
 counts the pushes the database recorded in the period as well.
 
 A cache that fails (its server down, restarting or not answering in time) fails
@@ -137,7 +137,7 @@ def _wait(values: Iterable[Any], now: float, lifetime: int) -> int:
 
 def reset(user_key: object) -> None:
     """Forget the cache's slots of the user's recent pushes (tests). The pushes the
-    database recorded in the period still count (:mod:`hyperid_mfa.pushes`)."""
+    database recorded in the period still count (:mod:`hyperid_mfa.services.pushes`)."""
     rate = start_rate()
     if rate is None:
         return
